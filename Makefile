@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# A real small sweep on the embedded defaults (local Ray, sqlite MLflow + ./mlartifacts,
+# sqlite Optuna), then promote the best generator to the Model Registry.
+demo: $(STAMP)
+	$(BIN)/gansweep launch search_spaces/ring8.yaml
+	$(BIN)/gansweep best ring8
+	$(BIN)/gansweep promote ring8 --model-name ring8-generator
+	@echo
+	@echo "Open the MLflow UI:  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000"
+	@echo "then browse http://127.0.0.1:5000 (experiment 'ring8')."
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check orchestrator trainers tests benchmarks
+
+clean:
+	rm -rf mlflow.db optuna.db mlartifacts checkpoints

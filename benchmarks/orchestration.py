@@ -1,0 +1,95 @@
+"""Orchestration overhead: 40 trials of a trainer that sleeps 0.1 s per step for 5 steps, on 2
+actors, with real MLflow logging (sqlite) and real Optuna storage (sqlite) in the loop.
+
+utilization = ideal / wall, ideal = total sleep / actors; overhead per trial = (wall - ideal) *
+actors / trials. The clock starts once the actors are up (their start-up is reported apart).
+
+    .venv/bin/python benchmarks/orchestration.py [--trials 40] [--actors 2] [--eval-every 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+
+from orchestrator.launch import Settings
+from orchestrator.scheduler import Scheduler
+from orchestrator.spec import SweepSpec
+from orchestrator.study import open_study
+from orchestrator.tracking import SweepTracker
+
+SPEC = """
+name: orchestration
+dataset: none
+trainer: synthetic
+objective: {{metric: eval/loss, direction: minimize}}
+budget: {{trials: {trials}, steps: {steps}, eval_every: {eval_every}, log_every: 1}}
+sampler: {{name: tpe, seed: 0}}
+resources: {{cpus_per_trial: 1}}
+fixed: {{sleep_s: {sleep}}}
+space:
+  x: {{type: float, low: -2.0, high: 2.0}}
+  y: {{type: float, low: -2.0, high: 2.0}}
+"""
+
+
+def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
+            workdir: Path) -> dict:
+    spec = SweepSpec.parse(SPEC.format(trials=trials, steps=steps, eval_every=eval_every,
+                                       sleep=sleep))
+    settings = Settings.resolve(f"sqlite:///{workdir}/optuna.db", f"sqlite:///{workdir}/mlflow.db",
+                                checkpoint_root=str(workdir / "checkpoints"))
+    tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
+    study = open_study(spec, settings.storage, actors)
+    tracker.open_sweep_run(spec.text, "spec.yaml")
+    t0 = time.perf_counter()
+    scheduler = Scheduler(spec, study, tracker, ray.put(None), settings.checkpoint_root, actors,
+                          {"num_cpus": 1, "num_gpus": 0})
+    ray.get([w.flush.remote() for w in scheduler.workers])  # actors up and imported
+    startup = time.perf_counter() - t0
+    cpu0, t1 = time.process_time(), time.perf_counter()
+    stats = scheduler.run()
+    wall, driver_cpu = time.perf_counter() - t1, time.process_time() - cpu0
+    tracker.close_sweep()
+    ideal = trials * steps * sleep / actors
+    return {"trials": trials, "actors": actors, "steps": steps, "eval_every": eval_every,
+            "sleep_per_step_s": sleep, "completed": stats.done, "ideal_s": round(ideal, 3),
+            "wall_s": round(wall, 3), "utilization": round(ideal / wall, 4),
+            "overhead_per_trial_ms": round((wall - ideal) * actors / trials * 1000, 1),
+            "driver_cpu_per_trial_ms": round(driver_cpu / trials * 1000, 1),
+            "actor_startup_s": round(startup, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--actors", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--sleep", type=float, default=0.1)
+    parser.add_argument("--eval-every", type=int, nargs="+", default=[5, 1],
+                        help="one measurement per value (5: one report per trial; 1: each step)")
+    args = parser.parse_args()
+    ray.init(num_cpus=args.actors, include_dashboard=False, logging_level="ERROR")
+    results = []
+    for eval_every in args.eval_every:
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(measure(args.trials, args.actors, args.steps, eval_every, args.sleep,
+                                   Path(tmp)))
+    ray.shutdown()
+    print(json.dumps(results, indent=2))
+    print(f"{'eval_every':>10} {'ideal_s':>8} {'wall_s':>8} {'util':>6} {'ovh/trial ms':>13} "
+          f"{'driver cpu/trial ms':>20}", file=sys.stderr)
+    for r in results:
+        print(f"{r['eval_every']:>10} {r['ideal_s']:>8} {r['wall_s']:>8} {r['utilization']:>6} "
+              f"{r['overhead_per_trial_ms']:>13} {r['driver_cpu_per_trial_ms']:>20}",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

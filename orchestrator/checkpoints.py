@@ -1,0 +1,81 @@
+"""Self-describing trial checkpoints written through pyarrow.fs (local folder, S3, GCS, HDFS).
+
+Layout: `<root>/<sweep>/trial-0007/step-00000250.pt`. Each file holds the trainer's state
+(models, optimizers, RNG states, step), the trial's params, seed and MLflow run id. A file is
+written under a temporary name and renamed, so a reader never sees half a checkpoint under its
+final name; only the newest `keep` files are kept.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+import torch
+
+STEP_RE = re.compile(r"step-(\d+)\.pt$")
+
+
+def resolve_root(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and a base path for a local path or any URI pyarrow opens."""
+    if "://" not in uri:
+        path = Path(uri).expanduser().resolve()
+        return pafs.LocalFileSystem(), str(path)
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs, path.rstrip("/")
+
+
+@dataclass(frozen=True)
+class TrialCheckpoints:
+    """Checkpoints of one trial under `root_uri/sweep/trial-NNNN`."""
+
+    root_uri: str
+    sweep: str
+    number: int
+    keep: int = 2
+
+    def _dir(self) -> tuple[pafs.FileSystem, str]:
+        fs, base = resolve_root(self.root_uri)
+        return fs, f"{base}/{self.sweep}/trial-{self.number:04d}"
+
+    def save(self, payload: dict[str, Any], step: int) -> str:
+        fs, folder = self._dir()
+        fs.create_dir(folder, recursive=True)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        final, tmp = f"{folder}/step-{step:08d}.pt", f"{folder}/.step-{step:08d}.pt.tmp"
+        with fs.open_output_stream(tmp) as out:
+            out.write(buf.getbuffer())
+        fs.move(tmp, final)
+        for old in self.steps()[:-self.keep]:
+            fs.delete_file(f"{folder}/step-{old:08d}.pt")
+        return final
+
+    def steps(self) -> list[int]:
+        fs, folder = self._dir()
+        infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        found = (STEP_RE.search(info.base_name) for info in infos)
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def load_latest(self) -> dict[str, Any] | None:
+        """The newest readable checkpoint; a corrupt newest one falls back to the one before."""
+        fs, folder = self._dir()
+        for step in reversed(self.steps()):
+            try:
+                with fs.open_input_file(f"{folder}/step-{step:08d}.pt") as src:
+                    return torch.load(io.BytesIO(src.read()), weights_only=True)
+            except Exception:  # truncated or corrupt: try the previous one
+                continue
+        return None
+
+    def latest_bytes(self) -> bytes | None:
+        fs, folder = self._dir()
+        steps = self.steps()
+        if not steps:
+            return None
+        with fs.open_input_file(f"{folder}/step-{steps[-1]:08d}.pt") as src:
+            return src.read()

@@ -1,0 +1,135 @@
+"""`gansweep`: launch, status, best, promote. Parsing only; the work lives in the modules."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from orchestrator.spec import SpecError
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"gansweep: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def friendly_errors(command):
+    """Bad input is one line on stderr and exit code 2, never a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SpecError as exc:
+            _fail(str(exc))
+    return wrapper
+
+
+def store_options(command):
+    """--storage and --tracking-uri, shared by every subcommand."""
+    command = click.option("--tracking-uri", default=None,
+                           help="MLflow tracking URI [default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]")(command)
+    return click.option("--storage", default=None,
+                        help="Optuna storage URL [default: sqlite:///optuna.db]")(command)
+
+
+@click.group()
+@click.version_option(package_name="gansweep")
+def main() -> None:
+    """Sweep GAN architectures and hyperparameters on Ray, with Optuna and MLflow."""
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--trials", type=int, default=None, help="Total trial budget (overrides the spec).")
+@click.option("--address", default=None, help="Ray cluster address [default: RAY_ADDRESS or a "
+              "local Ray].")
+@click.option("--checkpoint-root", default=None, help="Where trials write checkpoints "
+              "[default: ./checkpoints].")
+@store_options
+@friendly_errors
+def launch(spec_path, trials, address, checkpoint_root, storage, tracking_uri) -> None:
+    """Run the sweep in SPEC until its trial budget is met (continues an existing sweep)."""
+    from orchestrator.launch import Settings
+    from orchestrator.launch import launch as run_launch
+    from orchestrator.progress import SweepProgress
+    from orchestrator.spec import SweepSpec
+
+    spec = SweepSpec.load(spec_path).with_trials(trials)
+    settings = Settings.resolve(storage, tracking_uri, address, checkpoint_root)
+    with SweepProgress(spec) as progress:
+        stats = run_launch(spec, settings, on_update=progress.update, notice=progress.notice)
+    if stats is not None:
+        click.echo(progress.summary(stats))
+    click.echo(f"next: gansweep best {spec.name}   |   "
+               f"gansweep promote {spec.name} --model-name {spec.name}-generator")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@store_options
+@friendly_errors
+def status(name, as_json, storage, tracking_uri) -> None:
+    """Every trial of sweep NAME: state, objective, params, MLflow run."""
+    from orchestrator.progress import trials_table
+    from orchestrator.promote import trial_rows
+    from orchestrator.study import load_study, resolve_storage
+
+    study = load_study(name, resolve_storage(storage))
+    rows = trial_rows(study)
+    if as_json:
+        click.echo(json.dumps({"sweep": name, "direction": study.direction.name.lower(),
+                               "trials": rows}, default=str, indent=2))
+    else:
+        trials_table(name, rows)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@store_options
+@friendly_errors
+def best(name, as_json, storage, tracking_uri) -> None:
+    """The best trial of sweep NAME: value, params and MLflow run id."""
+    from orchestrator.promote import best_trial
+    from orchestrator.study import load_study, resolve_storage
+
+    found = best_trial(load_study(name, resolve_storage(storage)))
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    click.echo(f"best trial of {name}: #{found['number']}  value={found['value']:.6g} "
+               f"({found['direction']})")
+    click.echo(f"  mlflow run: {found['run_id']}   seed: {found['seed']}")
+    for key, value in sorted(found["params"].items()):
+        click.echo(f"  {key} = {value}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--model-name", required=True, help="Registered model to create or update.")
+@store_options
+@friendly_errors
+def promote(name, model_name, storage, tracking_uri) -> None:
+    """Register the best generator of sweep NAME and point alias `champion` at it."""
+    from orchestrator.launch import Settings
+    from orchestrator.promote import promote as do_promote
+    from orchestrator.study import load_study
+
+    settings = Settings.resolve(storage, tracking_uri)
+    done = do_promote(load_study(name, settings.storage), settings.tracking_uri, model_name)
+    what = "registered new" if done.created else "already registered:"
+    click.echo(f"{what} {done.model_name} version {done.version} from trial {done.trial} "
+               f"(run {done.run_id})")
+    click.echo(f"alias champion -> version {done.version}"
+               + ("" if done.alias_moved else " (unchanged)"))
+    click.echo(f"load it: mlflow.pytorch.load_model('models:/{done.model_name}@champion')")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Launching a sweep: resolve the embedded defaults, start Ray, open study and parent run, run.
+
+The CLI parses flags into `Settings` and calls `launch`; tests call it the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.study import (USER_ATTR_REASON, USER_ATTR_RUN, open_study, orphaned_trials,
+                                resolve_storage, trials_used)
+from orchestrator.tracking import SweepTracker, resolve_tracking_uri
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live: study storage, tracking server, Ray cluster, checkpoints."""
+
+    storage: str
+    tracking_uri: str
+    address: str | None = None
+    checkpoint_root: str = "checkpoints"
+
+    @classmethod
+    def resolve(cls, storage: str | None = None, tracking_uri: str | None = None,
+                address: str | None = None, checkpoint_root: str | None = None) -> Settings:
+        """Flags, else environment, else the embedded defaults; local paths made absolute
+        because Ray workers do not share the driver's working directory."""
+        return cls(storage=_absolute_sqlite(resolve_storage(storage)),
+                   tracking_uri=_absolute_sqlite(resolve_tracking_uri(tracking_uri)),
+                   address=address or os.environ.get("RAY_ADDRESS") or None,
+                   checkpoint_root=_absolute_path(checkpoint_root or "checkpoints"))
+
+
+def _absolute_sqlite(uri: str) -> str:
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def _absolute_path(uri: str) -> str:
+    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+
+
+def init_ray(address: str | None) -> bool:
+    """Connect to `address`, or start a local Ray; returns True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(address=address, include_dashboard=False, logging_level="ERROR",
+             configure_logging=True, log_to_driver=True)
+    return True
+
+
+def launch(spec: SweepSpec, settings: Settings,
+           on_update: Callable | None = None, notice: Callable[[str], None] = print):
+    """Run the sweep until its trial budget is met; returns the final `SweepStats`."""
+    import ray
+
+    from orchestrator.scheduler import Scheduler, pool_plan
+    from trainers import load_dataset
+
+    tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
+    started_ray = init_ray(settings.address)
+    try:
+        n_workers, actor_options = pool_plan(spec, ray.cluster_resources())
+        if n_workers < 1:
+            raise SpecError(f"{spec.path or spec.name}: resources.cpus_per_trial: the cluster "
+                            f"has {ray.cluster_resources().get('CPU', 0):g} CPUs, fewer than one "
+                            f"trial needs")
+        if actor_options["num_gpus"] == 0 and spec.resources.gpus_per_trial > 0:
+            notice("no GPU in the Ray cluster: trials run on CPU")
+        study = open_study(spec, settings.storage, n_workers)
+        tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
+        _fail_orphans(study, tracker, notice)
+        if trials_used(study) >= spec.budget.trials:
+            notice(f"{spec.name}: budget met ({spec.budget.trials} trials); "
+                   f"raise --trials to run more")
+            tracker.close_sweep()
+            return None
+        data_ref = ray.put(load_dataset(spec.dataset))  # read once, shared by every actor
+        scheduler = Scheduler(spec, study, tracker, data_ref, settings.checkpoint_root,
+                              n_workers, actor_options, on_update)
+        try:
+            stats = scheduler.run()
+        except BaseException:
+            tracker.close_sweep("KILLED")
+            raise
+        tracker.close_sweep(tags={"gansweep.best_trial": stats.best_trial})
+        return stats
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _fail_orphans(study, tracker: SweepTracker, notice: Callable[[str], None]) -> None:
+    """Trials left RUNNING by a driver that died are ended as FAIL, in Optuna and MLflow."""
+    from optuna.trial import TrialState
+
+    for trial in orphaned_trials(study):
+        reason = "driver lost"
+        study._storage.set_trial_user_attr(trial._trial_id, USER_ATTR_REASON, reason)
+        study.tell(trial.number, state=TrialState.FAIL)
+        run_id = trial.user_attrs.get(USER_ATTR_RUN)
+        if run_id:
+            tracker.end_trial_run(run_id, "FAIL", reason)
+        notice(f"trial {trial.number} was left running by a lost driver: marked FAIL")

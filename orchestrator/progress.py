@@ -1,0 +1,67 @@
+"""What the user sees in the terminal: the live progress line and the trial table (rich)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.scheduler import SweepStats
+from orchestrator.spec import SweepSpec
+
+
+class SweepProgress:
+    """A rich progress bar over the trial budget: done / running / pruned / failed, best so far."""
+
+    def __init__(self, spec: SweepSpec, console: Console | None = None):
+        self.spec = spec
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.description}"),
+                                 TimeElapsedColumn(), console=self.console, transient=False)
+        self.task = None
+
+    def __enter__(self) -> SweepProgress:
+        self.progress.start()
+        self.task = self.progress.add_task("starting", total=self.spec.budget.trials,
+                                           name=self.spec.name)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def update(self, stats: SweepStats) -> None:
+        finished = stats.done + stats.pruned + stats.failed
+        self.progress.update(self.task, completed=finished, description=self.describe(stats))
+
+    def describe(self, stats: SweepStats) -> str:
+        best = "-" if stats.best is None else f"{stats.best:.4g} (#{stats.best_trial})"
+        return (f"done {stats.done}  running {stats.running}  pruned {stats.pruned}  "
+                f"failed {stats.failed}  best {self.spec.objective.metric}={best}")
+
+    def notice(self, message: str) -> None:
+        self.progress.console.print(f"[yellow]{message}[/yellow]")
+
+    def summary(self, stats: SweepStats) -> str:
+        took = time.time() - stats.started_at
+        return f"{self.spec.name}: {self.describe(stats)}  in {took:.0f}s"
+
+
+def trials_table(name: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=f"sweep {name}")
+    for column in ("trial", "state", "value", "step", "params", "mlflow run"):
+        table.add_column(column)
+    for row in rows:
+        value = "" if row["value"] is None else f"{row['value']:.5g}"
+        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(row["params"].items()))
+        state = row["state"] + (f" ({row['reason']})" if row["reason"] else "")
+        table.add_row(str(row["number"]), state, value, str(row["last_step"] or ""), params,
+                      row["run_id"] or "")
+    Console().print(table)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,107 @@
+"""Reading a finished sweep back (status, best trial) and promoting its best generator.
+
+`promote` registers the best trial's logged generator in the MLflow Model Registry and points the
+alias `champion` at that version. It is idempotent: a second call finds the version already
+registered from that run and the alias already set, and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from orchestrator.spec import SpecError
+from orchestrator.study import USER_ATTR_REASON, USER_ATTR_RUN, USER_ATTR_SEED
+
+ALIAS = "champion"
+MODEL_NAME_IN_RUN = "generator"
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One plain dict per trial, for tables and `--json`."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start else None
+        rows.append({
+            "number": t.number, "state": t.state.name, "value": t.value,
+            "params": t.params, "seed": t.user_attrs.get(USER_ATTR_SEED),
+            "run_id": t.user_attrs.get(USER_ATTR_RUN),
+            "reason": t.user_attrs.get(USER_ATTR_REASON),
+            "last_step": max(t.intermediate_values, default=None),
+            "duration_s": duration})
+    return rows
+
+
+def best_trial(study: optuna.Study) -> dict[str, Any]:
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise SpecError(f"sweep {study.study_name!r} has no completed trial yet")
+    best = study.best_trial
+    return {"sweep": study.study_name, "number": best.number, "value": best.value,
+            "direction": study.direction.name.lower(), "params": best.params,
+            "seed": best.user_attrs.get(USER_ATTR_SEED),
+            "run_id": best.user_attrs.get(USER_ATTR_RUN)}
+
+
+@dataclass(frozen=True)
+class Promotion:
+    model_name: str
+    version: str
+    run_id: str
+    trial: int
+    created: bool
+    alias_moved: bool
+
+
+def promote(study: optuna.Study, tracking_uri: str, model_name: str) -> Promotion:
+    import mlflow
+
+    best = best_trial(study)
+    # the registry store resolves `models:/m-...` sources through the process-wide tracking URI
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    run_id = best["run_id"]
+    existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    if existing:
+        version, created = existing[0].version, False
+    else:
+        version, created = _register(client, run_id, model_name), True
+    current = _alias_version(client, model_name)
+    if current != str(version):
+        client.set_registered_model_alias(model_name, ALIAS, version)
+    return Promotion(model_name, str(version), run_id, best["number"], created,
+                     current != str(version))
+
+
+def _register(client: MlflowClient, run_id: str, model_name: str) -> str:
+    import mlflow
+
+    run = client.get_run(run_id)
+    models = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_NAME_IN_RUN}'")
+    if not models:
+        raise SpecError(f"run {run_id} has no logged {MODEL_NAME_IN_RUN} model to promote")
+    try:
+        client.get_registered_model(model_name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(model_name, tags={"gansweep.sweep": run.data.tags.get(
+            "gansweep.sweep", "")})
+    version = client.create_model_version(
+        model_name, source=models[0].model_uri, run_id=run_id, model_id=models[0].model_id,
+        tags={"gansweep.trial": run.data.tags.get("gansweep.trial", "")})
+    return str(version.version)
+
+
+def _alias_version(client: MlflowClient, model_name: str) -> str | None:
+    import mlflow
+
+    try:
+        return str(client.get_model_version_by_alias(model_name, ALIAS).version)
+    except mlflow.exceptions.MlflowException:
+        return None

@@ -1,0 +1,151 @@
+"""Search-space parameters: parsed from the spec, turned into Optuna suggestions on the driver.
+
+A parameter is float, int or categorical; float/int may be log-scaled or stepped; any parameter
+may carry `when: {other: value}` so that it exists only when `other` took that value (e.g. a
+gradient-penalty weight that only means something for `loss: wgan_gp`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("float", "int", "categorical")
+PARAM_FIELDS = {"type", "low", "high", "log", "step", "choices", "when"}
+
+
+class FieldError(ValueError):
+    """A spec problem at a dotted field path; spec.py prefixes the file name."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple = ()
+    when: dict[str, Any] = field(default_factory=dict)
+
+    def active(self, chosen: dict[str, Any]) -> bool:
+        """True when every `when` condition holds for the values chosen so far."""
+        return all(name in chosen and chosen[name] == value for name, value in self.when.items())
+
+    def suggest(self, trial) -> Any:
+        """Ask an Optuna trial for this parameter (driver only)."""
+        if self.kind == "float":
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, self.low, self.high, log=self.log,
+                                     step=self.step or 1)
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    @property
+    def finite(self) -> bool:
+        return self.kind != "float" or self.step is not None
+
+
+def suggest_all(params: tuple[Param, ...], trial) -> dict[str, Any]:
+    """Suggest every active parameter in spec order; conditions refer to earlier params."""
+    chosen: dict[str, Any] = {}
+    for param in params:
+        if param.active(chosen):
+            chosen[param.name] = param.suggest(trial)
+    return chosen
+
+
+def parse_space(raw: Any) -> tuple[Param, ...]:
+    if not isinstance(raw, dict) or not raw:
+        raise FieldError("space", "must be a non-empty mapping of parameter name to definition")
+    params: list[Param] = []
+    for name, body in raw.items():
+        params.append(_parse_param(str(name), body, {p.name: p for p in params}))
+    return tuple(params)
+
+
+def _parse_param(name: str, body: Any, earlier: dict[str, Param]) -> Param:
+    where = f"space.{name}"
+    if not isinstance(body, dict):
+        raise FieldError(where, "must be a mapping with at least `type`")
+    unknown = sorted(set(body) - PARAM_FIELDS)
+    if unknown:
+        raise FieldError(f"{where}.{unknown[0]}",
+                         f"unknown field (known: {', '.join(sorted(PARAM_FIELDS))})")
+    kind = body.get("type")
+    if kind not in KINDS:
+        raise FieldError(f"{where}.type", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    when = _parse_when(where, body.get("when"), earlier)
+    if kind == "categorical":
+        for key in ("low", "high", "log", "step"):
+            if key in body:
+                raise FieldError(f"{where}.{key}", "not allowed for a categorical parameter")
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise FieldError(f"{where}.choices", "must be a non-empty list")
+        if len({repr(c) for c in choices}) != len(choices):
+            raise FieldError(f"{where}.choices", "must not repeat a value")
+        if not all(c is None or isinstance(c, (str, int, float, bool)) for c in choices):
+            raise FieldError(f"{where}.choices", "values must be strings, numbers or booleans")
+        return Param(name, kind, choices=tuple(choices), when=when)
+    if "choices" in body:
+        raise FieldError(f"{where}.choices", f"not allowed for a {kind} parameter")
+    low, high = _number(where, "low", body, kind), _number(where, "high", body, kind)
+    log = body.get("log", False)
+    if not isinstance(log, bool):
+        raise FieldError(f"{where}.log", "must be true or false")
+    if high < low:
+        raise FieldError(f"{where}.high", f"must be >= low ({low})")
+    if log and low <= 0:
+        raise FieldError(f"{where}.low", "must be > 0 with log: true")
+    step = body.get("step")
+    if step is not None:
+        step = _number(where, "step", body, kind)
+        if step <= 0:
+            raise FieldError(f"{where}.step", "must be > 0")
+        if log and (kind == "float" or step != 1):
+            raise FieldError(f"{where}.step", "cannot be combined with log: true")
+    return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
+
+
+def _number(where: str, key: str, body: dict, kind: str) -> float | int:
+    if key not in body:
+        raise FieldError(f"{where}.{key}", f"required for a {kind} parameter")
+    value = body[key]
+    if isinstance(value, str):  # YAML 1.1 reads `1e-4` as a string; accept it as a number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise FieldError(f"{where}.{key}", f"must be a finite number, got {body[key]!r}")
+    if kind == "int":
+        if float(value) != int(value):
+            raise FieldError(f"{where}.{key}", f"must be an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _parse_when(where: str, raw: Any, earlier: dict[str, Param]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise FieldError(f"{where}.when", "must be a mapping {parameter: value}")
+    for name, value in raw.items():
+        parent = earlier.get(name)
+        if parent is None:
+            raise FieldError(f"{where}.when.{name}",
+                             "must name a categorical parameter defined above this one")
+        if parent.kind != "categorical":
+            raise FieldError(f"{where}.when.{name}", "must name a categorical parameter")
+        if value not in parent.choices:
+            raise FieldError(f"{where}.when.{name}",
+                             f"{value!r} is not one of space.{name}.choices")
+    return dict(raw)

@@ -1,0 +1,254 @@
+"""The sweep spec: a YAML file validated once into frozen dataclasses.
+
+Every problem is reported as one line naming the file and the field
+(`ring8.yaml: space.lr_g.low: must be > 0 with log: true`); after `SweepSpec.load` the rest of
+the code trusts the spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.space import FieldError, Param, parse_space
+
+TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "budget", "sampler",
+              "resources", "fixed", "space")
+SAMPLERS = ("tpe", "random")
+DIRECTIONS = {"minimize": "minimize", "min": "minimize", "maximize": "maximize", "max": "maximize"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class SpecError(ValueError):
+    """A bad spec or flag: one line, naming the file and the field."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str = "minimize"
+
+
+@dataclass(frozen=True)
+class Budget:
+    trials: int
+    steps: int
+    eval_every: int
+    log_every: int
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    name: str = "tpe"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Resources:
+    gpus_per_trial: float = 1.0
+    cpus_per_trial: float = 1.0
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    path: str
+    name: str
+    experiment: str
+    dataset: str
+    trainer: str
+    objective: Objective
+    budget: Budget
+    sampler: SamplerSpec
+    resources: Resources
+    fixed: dict[str, Any]
+    space: tuple[Param, ...]
+    text: str = field(repr=False, default="")
+
+    @classmethod
+    def load(cls, path: str | Path) -> SweepSpec:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise SpecError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+        return cls.parse(text, source=path.name, path=str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<spec>", path: str = "") -> SweepSpec:
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else "yaml"
+            raise SpecError(f"{source}: {where}: not valid YAML") from None
+        try:
+            return _build(raw, text, path)
+        except FieldError as exc:
+            raise SpecError(f"{source}: {exc}") from None
+
+    def with_trials(self, trials: int | None) -> SweepSpec:
+        """Apply `--trials` (the sweep's total trial budget)."""
+        if trials is None:
+            return self
+        if trials < 1:
+            raise SpecError(f"--trials: must be >= 1, got {trials}")
+        return dataclasses.replace(self, budget=dataclasses.replace(self.budget, trials=trials))
+
+
+def _build(raw: Any, text: str, path: str) -> SweepSpec:
+    if not isinstance(raw, dict):
+        raise FieldError("spec", "must be a YAML mapping")
+    unknown = sorted(set(raw) - set(TOP_FIELDS))
+    if unknown:
+        raise FieldError(unknown[0], f"unknown field (known: {', '.join(TOP_FIELDS)})")
+    name = _require(raw, "name", str)
+    if not NAME_RE.match(name):
+        raise FieldError("name", "use letters, digits, '.', '_' and '-' only")
+    trainer_name, dataset = _require(raw, "trainer", str), _require(raw, "dataset", str)
+    trainer_cls = _trainer_class(trainer_name, dataset)
+    space = parse_space(raw.get("space"))
+    fixed = _section(raw, "fixed")
+    _check_params(trainer_name, trainer_cls, fixed, space)
+    return SweepSpec(
+        path=path,
+        name=name,
+        experiment=str(raw.get("experiment") or name),
+        dataset=dataset,
+        trainer=trainer_name,
+        objective=_objective(_section(raw, "objective")),
+        budget=_budget(_section(raw, "budget")),
+        sampler=_sampler(_section(raw, "sampler")),
+        resources=_resources(_section(raw, "resources")),
+        fixed=dict(fixed),
+        space=space,
+        text=text,
+    )
+
+
+def _trainer_class(trainer_name: str, dataset: str):
+    from trainers import DATASETS, TRAINERS  # torch import: only once a spec is read
+
+    if trainer_name not in TRAINERS:
+        raise FieldError("trainer", f"unknown trainer {trainer_name!r} "
+                                    f"(known: {', '.join(sorted(TRAINERS))})")
+    if dataset not in DATASETS:
+        raise FieldError("dataset", f"unknown dataset {dataset!r} "
+                                    f"(known: {', '.join(sorted(DATASETS))})")
+    trainer_cls = TRAINERS[trainer_name]
+    if dataset not in trainer_cls.DATASETS:
+        raise FieldError("dataset", f"trainer {trainer_name} cannot train on {dataset!r} "
+                                    f"(it takes: {', '.join(trainer_cls.DATASETS)})")
+    return trainer_cls
+
+
+def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Param, ...]) -> None:
+    known = {f.name for f in dataclasses.fields(trainer_cls.Config)}
+    for param in space:
+        if param.name not in known:
+            raise FieldError(f"space.{param.name}", f"not a parameter of trainer {trainer_name} "
+                                                    f"(known: {', '.join(sorted(known))})")
+        if param.name in fixed:
+            raise FieldError(f"fixed.{param.name}", "is also in space: fix it or search it")
+    for name in fixed:
+        if name not in known:
+            raise FieldError(f"fixed.{name}", f"not a parameter of trainer {trainer_name} "
+                                              f"(known: {', '.join(sorted(known))})")
+    try:
+        trainer_cls.Config.from_params(dict(fixed))
+    except (TypeError, ValueError) as exc:
+        raise FieldError("fixed", str(exc)) from None
+    for param in space:  # categorical choices must be values the trainer accepts
+        for choice in param.choices:
+            try:
+                trainer_cls.Config.from_params({**fixed, param.name: choice})
+            except (TypeError, ValueError) as exc:
+                raise FieldError(f"space.{param.name}.choices", str(exc)) from None
+
+
+def _require(raw: dict, key: str, kind: type) -> Any:
+    if key not in raw or raw[key] in (None, ""):
+        raise FieldError(key, "required")
+    if not isinstance(raw[key], kind):
+        raise FieldError(key, f"must be a {kind.__name__}, got {raw[key]!r}")
+    return raw[key]
+
+
+def _section(raw: dict, key: str) -> dict:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise FieldError(key, "must be a mapping")
+    return value
+
+
+def _fields(section: str, raw: dict, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise FieldError(f"{section}.{unknown[0]}", f"unknown field (known: {', '.join(allowed)})")
+
+
+def _int(section: str, raw: dict, key: str, default: int | None, minimum: int) -> int:
+    value = raw.get(key, default)
+    if value is None:
+        raise FieldError(f"{section}.{key}", "required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(f"{section}.{key}", f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise FieldError(f"{section}.{key}", f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(section: str, raw: dict, key: str, default: float, minimum: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FieldError(f"{section}.{key}", f"must be a number, got {value!r}")
+    if value < minimum:
+        raise FieldError(f"{section}.{key}", f"must be >= {minimum}, got {value}")
+    return float(value)
+
+
+def _objective(raw: dict) -> Objective:
+    _fields("objective", raw, ("metric", "direction"))
+    metric = raw.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise FieldError("objective.metric", "required, e.g. eval/reverse_kl")
+    direction = DIRECTIONS.get(str(raw.get("direction", "minimize")).lower())
+    if direction is None:
+        raise FieldError("objective.direction", "must be minimize or maximize")
+    return Objective(metric, direction)
+
+
+def _budget(raw: dict) -> Budget:
+    _fields("budget", raw, ("trials", "steps", "eval_every", "log_every"))
+    trials = _int("budget", raw, "trials", None, 1)
+    steps = _int("budget", raw, "steps", None, 1)
+    eval_every = _int("budget", raw, "eval_every", steps, 1)
+    if eval_every > steps:
+        raise FieldError("budget.eval_every", f"must be <= budget.steps ({steps})")
+    log_every = _int("budget", raw, "log_every", min(50, eval_every), 1)
+    if eval_every % log_every:
+        raise FieldError("budget.log_every", f"must divide budget.eval_every ({eval_every})")
+    return Budget(trials, steps, eval_every, log_every)
+
+
+def _sampler(raw: dict) -> SamplerSpec:
+    _fields("sampler", raw, ("name", "seed"))
+    name = str(raw.get("name", "tpe")).lower()
+    if name not in SAMPLERS:
+        raise FieldError("sampler.name", f"must be one of {', '.join(SAMPLERS)}, got {name!r}")
+    return SamplerSpec(name, _int("sampler", raw, "seed", 0, 0))
+
+
+def _resources(raw: dict) -> Resources:
+    _fields("resources", raw, ("gpus_per_trial", "cpus_per_trial"))
+    gpus = _float("resources", raw, "gpus_per_trial", 1.0, 0.0)
+    cpus = _float("resources", raw, "cpus_per_trial", 1.0, 0.0)
+    if cpus <= 0:
+        raise FieldError("resources.cpus_per_trial", "must be > 0")
+    return Resources(gpus, cpus)

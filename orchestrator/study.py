@@ -1,0 +1,72 @@
+"""The Optuna study of a sweep: storage, sampler, per-trial seeds, budget accounting.
+
+Only the driver imports this. The study name is the sweep name, so launching the same spec
+again continues the study instead of failing.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from orchestrator.spec import SpecError, SweepSpec
+
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+USER_ATTR_RUN = "mlflow_run_id"
+USER_ATTR_SEED = "seed"
+USER_ATTR_REASON = "fail_reason"
+
+
+def resolve_storage(flag: str | None = None) -> str:
+    return flag or DEFAULT_STORAGE
+
+
+def make_sampler(spec: SweepSpec, n_workers: int) -> optuna.samplers.BaseSampler:
+    seed = spec.sampler.seed
+    if spec.sampler.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # multivariate + group model conditional spaces jointly; the constant liar keeps concurrent
+    # asks from proposing the same point while earlier trials are still in flight
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=n_workers > 1)
+
+
+def open_study(spec: SweepSpec, storage: str, n_workers: int = 1) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=storage, study_name=spec.name,
+                                direction=spec.objective.direction,
+                                sampler=make_sampler(spec, n_workers),
+                                pruner=optuna.pruners.NopPruner(),  # Optuna's default is median
+                                load_if_exists=True)
+    if study.direction.name.lower() != spec.objective.direction:
+        raise SpecError(f"{spec.path or spec.name}: objective.direction: study {spec.name!r} in "
+                        f"{storage} was created with {study.direction.name.lower()}")
+    return study
+
+
+def load_study(name: str, storage: str) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise SpecError(f"no sweep named {name!r} in {storage}") from None
+
+
+def trial_seed(sweep_seed: int, number: int) -> int:
+    """A trial's seed: a pure function of the sweep seed and the trial number."""
+    return int(np.random.SeedSequence([sweep_seed, number]).generate_state(1)[0])
+
+
+def trials_used(study: optuna.Study) -> int:
+    """Trials that count against the budget: every trial that was ever started."""
+    return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+
+
+def orphaned_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials left RUNNING by a driver that is gone."""
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

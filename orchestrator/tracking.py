@@ -1,0 +1,215 @@
+"""The MLflow layout, decided here and nowhere else.
+
+Experiment = the spec's `experiment`. One parent run per sweep (role `sweep`), one child run per
+trial (role `trial`, run name `trial-0007`, nested through `mlflow.parentRunId`). Everything goes
+through `MlflowClient` with explicit run ids; the fluent API (global active run) is used only
+inside `RunLogger.log_model`, on the logger's own thread, because `log_model` has no client form.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
+# gansweep state -> MLflow run status when the run ends.
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+TAG_SWEEP, TAG_ROLE, TAG_TRIAL, TAG_STATE = (
+    "gansweep.sweep", "gansweep.role", "gansweep.trial", "gansweep.state")
+TAG_REASON, TAG_NODE, TAG_GPUS = "gansweep.reason", "gansweep.node", "gansweep.gpu_ids"
+MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
+log = logging.getLogger(__name__)
+
+
+def resolve_tracking_uri(flag: str | None = None) -> str:
+    import os
+
+    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of a local sqlite store go to `mlartifacts/` beside the database file."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None  # a tracking server decides its own artifact root
+    db_path = Path(tracking_uri[len("sqlite:///"):])
+    return (db_path.resolve().parent / "mlartifacts").as_uri()
+
+
+def is_remote(tracking_uri: str) -> bool:
+    return urlparse(tracking_uri).scheme in ("http", "https", "databricks")
+
+
+def trial_run_name(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+class SweepTracker:
+    """Driver-side handle on a sweep's experiment and parent run."""
+
+    def __init__(self, tracking_uri: str, experiment: str, sweep: str):
+        self.uri, self.sweep = tracking_uri, sweep
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_id = self._experiment(experiment)
+        self.parent_run_id: str | None = None
+
+    def _experiment(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(name, artifact_location(self.uri))
+        except MlflowException:  # created meanwhile by another driver
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def find_sweep_run(self) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = 'sweep'",
+            max_results=1, order_by=["attributes.start_time ASC"])
+        return runs[0].info.run_id if runs else None
+
+    def open_sweep_run(self, spec_text: str, spec_name: str) -> str:
+        """Reuse the sweep's parent run when the sweep is launched again, else create it."""
+        run_id = self.find_sweep_run()
+        if run_id is None:
+            run = self.client.create_run(self.experiment_id, run_name=self.sweep, tags={
+                TAG_SWEEP: self.sweep, TAG_ROLE: "sweep"})
+            run_id = run.info.run_id
+            self.client.log_text(run_id, spec_text, f"spec/{spec_name}")
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+        self.parent_run_id = run_id
+        return run_id
+
+    def create_trial_run(self, number: int, params: dict[str, Any], seed: int) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=trial_run_name(number), tags={
+            "mlflow.parentRunId": self.parent_run_id, TAG_SWEEP: self.sweep, TAG_ROLE: "trial",
+            TAG_TRIAL: str(number), TAG_STATE: "RUNNING"})
+        flat = {**params, "seed": seed}
+        self.client.log_batch(run.info.run_id,
+                              params=[Param(k, str(v)) for k, v in sorted(flat.items())])
+        return run.info.run_id
+
+    def end_trial_run(self, run_id: str, state: str, reason: str = "") -> None:
+        """Close a trial's run from the driver (used when its actor could not)."""
+        tags = [RunTag(TAG_STATE, state)] + ([RunTag(TAG_REASON, reason)] if reason else [])
+        self.client.log_batch(run_id, tags=tags)
+        self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED"))
+
+    def log_progress(self, metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.parent_run_id, metrics=[
+            Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def close_sweep(self, status: str = "FINISHED", tags: dict[str, str] | None = None) -> None:
+        if tags:
+            self.client.log_batch(self.parent_run_id,
+                                  tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.set_terminated(self.parent_run_id, status)
+
+
+class RunLogger:
+    """Writes one trial run from inside its actor, on a background thread.
+
+    Training never waits on MLflow: calls enqueue work and return. A failed write is retried with
+    backoff; `flush()` waits until everything queued so far is written and raises the first write
+    that failed for good.
+    """
+
+    def __init__(self, tracking_uri: str, retries: int = 5):
+        self.uri, self.retries = tracking_uri, retries
+        self.client = MlflowClient(tracking_uri)
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="mlflow-logger", daemon=True)
+        self._thread.start()
+
+    # -- enqueue -------------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, rows: list[tuple[int, dict[str, float]]]) -> None:
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for step, row in rows for k, v in row.items()]
+        for i in range(0, len(metrics), MAX_BATCH):
+            chunk = metrics[i:i + MAX_BATCH]
+            self._put(lambda c=chunk: self.client.log_batch(run_id, metrics=c))
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._put(lambda: self.client.log_batch(run_id, tags=batch))
+
+    def log_image(self, run_id: str, png: bytes, key: str, step: int) -> None:
+        def write():
+            from PIL import Image
+
+            self.client.log_image(run_id, Image.open(io.BytesIO(png)), key=key, step=step)
+        self._put(write)
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_path: str) -> None:
+        def write():
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / Path(artifact_path).name
+                path.write_bytes(data)
+                self.client.log_artifact(run_id, str(path), str(Path(artifact_path).parent))
+        self._put(write)
+
+    def log_model(self, run_id: str, module, input_dim: int) -> None:
+        """The generator as an MLflow PyTorch model (torch.export format, dynamic batch)."""
+        def write():
+            import mlflow
+            import numpy as np
+
+            mlflow.set_tracking_uri(self.uri)
+            with mlflow.start_run(run_id=run_id):
+                mlflow.pytorch.log_model(
+                    module, name="generator", pip_requirements=["torch"],
+                    input_example=np.zeros((16, input_dim), np.float32))
+        self._put(write)
+
+    def end_run(self, run_id: str, state: str, reason: str = "") -> None:
+        tags = {TAG_STATE: state, **({TAG_REASON: reason} if reason else {})}
+        self.set_tags(run_id, tags)
+        self._put(lambda: self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED")))
+
+    def flush(self) -> None:
+        self._queue.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    # -- the thread ----------------------------------------------------------------------------
+    def _put(self, work: Callable[[], Any]) -> None:
+        self._queue.put(work)
+
+    def _drain(self) -> None:
+        while True:
+            work = self._queue.get()
+            try:
+                self._with_retries(work)
+            except BaseException as exc:  # kept for flush(); the thread must survive
+                self._error = self._error or exc
+            finally:
+                self._queue.task_done()
+
+    def _with_retries(self, work: Callable[[], Any]) -> None:
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                return work()
+            except (MlflowException, OSError) as exc:
+                if attempt == self.retries:
+                    raise
+                log.warning("mlflow write failed (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)

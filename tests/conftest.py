@@ -1,0 +1,69 @@
+"""Shared fixtures: a real local Ray (2 CPUs), and per-test sqlite stores for Optuna and MLflow."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # keep Ray's token notice out of test logs
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    from orchestrator.launch import Settings
+
+    return Settings.resolve(storage=f"sqlite:///{tmp_path}/optuna.db",
+                            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                            checkpoint_root=str(tmp_path / "checkpoints"))
+
+
+SYNTHETIC = """\
+name: synth
+dataset: none
+trainer: synthetic
+objective: {metric: eval/loss, direction: minimize}
+budget: {trials: 4, steps: 4, eval_every: 2, log_every: 1}
+sampler: {name: tpe, seed: 0}
+resources: {cpus_per_trial: 1}
+space:
+  x: {type: float, low: -2.0, high: 2.0}
+  y: {type: float, low: -2.0, high: 2.0}
+"""
+
+RING8_TINY = """\
+name: ring8-tiny
+dataset: ring8
+trainer: mlp_gan
+objective: {metric: eval/reverse_kl, direction: minimize}
+budget: {trials: 4, steps: 60, eval_every: 20, log_every: 10}
+sampler: {name: tpe, seed: 0}
+resources: {gpus_per_trial: 1, cpus_per_trial: 1}
+fixed: {g_width: 32, d_width: 32, batch_size: 64}
+space:
+  g_depth: {type: int, low: 1, high: 2}
+  lr_g: {type: float, low: 1.0e-4, high: 1.0e-3, log: true}
+  loss: {type: categorical, choices: [ns, wgan_gp]}
+  gp_weight: {type: float, low: 1.0, high: 10.0, log: true, when: {loss: wgan_gp}}
+"""
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    """Write a spec file under tmp_path: write_spec(TEXT, name='x.yaml')."""
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+    return write

@@ -1,0 +1,77 @@
+"""Sweep specs are validated once: one line naming file and field, exit 2, nothing created."""
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+from orchestrator.spec import SpecError, SweepSpec
+from tests.conftest import RING8_TINY, SYNTHETIC
+
+
+def test_shipped_ring8_spec_loads():
+    spec = SweepSpec.load("search_spaces/ring8.yaml")
+    assert spec.name == spec.experiment == "ring8"
+    assert spec.objective.direction == "minimize"
+    assert spec.budget.steps % spec.budget.eval_every == 0
+    assert {p.name for p in spec.space} >= {"lr_g", "lr_d", "loss", "gp_weight", "batchnorm"}
+
+
+def test_defaults_and_overrides(write_spec):
+    spec = SweepSpec.load(write_spec(SYNTHETIC))
+    assert spec.sampler.name == "tpe" and spec.resources.gpus_per_trial == 1.0
+    assert spec.with_trials(9).budget.trials == 9
+    with pytest.raises(SpecError, match="--trials: must be >= 1"):
+        spec.with_trials(0)
+
+
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda t: t + "colour: red\n", "bad.yaml: colour: unknown field"),
+    (lambda t: t.replace("low: 1.0e-4, high: 1.0e-3, log: true", "low: 0.0, high: 1.0e-3, "
+                         "log: true"), "bad.yaml: space.lr_g.low: must be > 0 with log: true"),
+    (lambda t: t.replace("dataset: ring8", "dataset: ring9"),
+     "bad.yaml: dataset: unknown dataset 'ring9'"),
+    (lambda t: t.replace("trainer: mlp_gan", "trainer: mlp_gun"),
+     "bad.yaml: trainer: unknown trainer 'mlp_gun'"),
+    (lambda t: t.replace("g_depth:", "g_deep:"), "bad.yaml: space.g_deep: not a parameter"),
+    (lambda t: t.replace("choices: [ns, wgan_gp]", "choices: [ns, wgan_gp, hinged]"),
+     "bad.yaml: space.loss.choices:"),
+    (lambda t: t.replace("batch_size: 64", "batch_size: -1"), "bad.yaml: fixed:"),
+    (lambda t: t.replace("eval_every: 20", "eval_every: 200"),
+     "bad.yaml: budget.eval_every: must be <= budget.steps"),
+    (lambda t: t.replace("direction: minimize", "direction: down"),
+     "bad.yaml: objective.direction"),
+    (lambda t: t.replace("name: ring8-tiny", "name: 'ring 8'"), "bad.yaml: name:"),
+    (lambda t: t + "  [", "bad.yaml: line"),
+])
+def test_bad_spec_is_one_line_naming_file_and_field(write_spec, edit, expected):
+    path = write_spec(edit(RING8_TINY), "bad.yaml")
+    with pytest.raises(SpecError) as err:
+        SweepSpec.load(path)
+    assert str(err.value).startswith(expected), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t + "colour: red\n",
+    lambda t: t.replace("dataset: ring8", "dataset: ring9"),
+    lambda t: t.replace("high: 1.0e-3, log: true", "high: 1.0e-5, log: true"),
+])
+def test_cli_refuses_bad_spec_with_exit_2_and_creates_nothing(tmp_path, write_spec, edit,
+                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_spec(edit(RING8_TINY), "bad.yaml")
+    result = CliRunner().invoke(main, ["launch", str(path)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gansweep: error: bad.yaml: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # no study, no run
+
+
+def test_cli_refuses_missing_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["launch", "nowhere.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "gansweep: error: nowhere.yaml: no such file"
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,154 @@
+"""A real sweep end to end: local Ray (2 CPUs), MLflow on sqlite, Optuna on sqlite."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import optuna
+import pytest
+import torch
+from click.testing import CliRunner
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from orchestrator.cli import main
+from orchestrator.launch import launch
+from orchestrator.promote import promote
+from orchestrator.spec import SweepSpec
+from tests.conftest import RING8_TINY, SYNTHETIC
+
+EVAL_STEPS = [20, 40, 60]
+
+
+@pytest.fixture(scope="module")
+def ring8_sweep(ray_local, tmp_path_factory):
+    """One 4-trial ring8 sweep on 2 actors, shared by the tests of this module."""
+    from orchestrator.launch import Settings
+
+    root = tmp_path_factory.mktemp("ring8")
+    spec_path = root / "ring8-tiny.yaml"
+    spec_path.write_text(RING8_TINY)
+    settings = Settings.resolve(f"sqlite:///{root}/optuna.db", f"sqlite:///{root}/mlflow.db",
+                                checkpoint_root=str(root / "checkpoints"))
+    stats = launch(SweepSpec.load(spec_path), settings, notice=lambda m: None)
+    return stats, settings, root
+
+
+def _runs(settings, role):
+    client = MlflowClient(settings.tracking_uri)
+    exp = client.get_experiment_by_name("ring8-tiny")
+    return client, client.search_runs([exp.experiment_id], f"tags.`gansweep.role` = '{role}'")
+
+
+def test_sweep_completes_every_trial_in_optuna(ring8_sweep):
+    stats, settings, _ = ring8_sweep
+    study = optuna.load_study(study_name="ring8-tiny", storage=settings.storage)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert stats.done == 4 and stats.steps_trained == 4 * 60
+    for t in trials:  # intermediate values at every eval, the run id in user attrs
+        assert sorted(t.intermediate_values) == EVAL_STEPS
+        assert t.user_attrs["mlflow_run_id"] and isinstance(t.user_attrs["seed"], int)
+        assert ("gp_weight" in t.params) == (t.params["loss"] == "wgan_gp")
+
+
+def test_mlflow_holds_one_parent_and_a_nested_child_per_trial(ring8_sweep):
+    _, settings, _ = ring8_sweep
+    client, parents = _runs(settings, "sweep")
+    _, children = _runs(settings, "trial")
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert "sweep/best_value" in parent.data.metrics
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "spec")] == [
+        "spec/ring8-tiny.yaml"]
+    study = optuna.load_study(study_name="ring8-tiny", storage=settings.storage)
+    by_run = {t.user_attrs["mlflow_run_id"]: t for t in study.get_trials()}
+    for run in children:
+        tags, trial = run.data.tags, by_run[run.info.run_id]
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.run_name == f"trial-{trial.number:04d}"
+        assert tags["gansweep.state"] == "COMPLETE" and run.info.status == "FINISHED"
+        assert tags["gansweep.sweep"] == "ring8-tiny" and tags["gansweep.trial"] == str(
+            trial.number)
+        assert "gansweep.node" in tags and "gansweep.gpu_ids" in tags
+        assert run.data.params["lr_g"] == str(trial.params["lr_g"])
+        assert run.data.params["seed"] == str(trial.user_attrs["seed"])
+        for key in ("eval/modes", "eval/high_quality", "eval/reverse_kl"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert sorted(m.step for m in history) == EVAL_STEPS
+        assert client.get_metric_history(run.info.run_id, "eval/reverse_kl")[-1].value == (
+            pytest.approx(trial.intermediate_values[60]))
+        train = client.get_metric_history(run.info.run_id, "train/d_loss")
+        assert sorted(m.step for m in train) == list(range(10, 61, 10))  # log_every cadence
+        images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+        assert sum(p.endswith(".png") for p in images) == 3  # one plot per eval
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == [
+            "checkpoints/final.pt"]
+        models = client.search_logged_models([run.info.experiment_id],
+                                             f"source_run_id = '{run.info.run_id}'")
+        assert [m.name for m in models] == ["generator"]
+
+
+def test_checkpoints_keep_the_last_two_per_trial(ring8_sweep):
+    _, _, root = ring8_sweep
+    folders = sorted((root / "checkpoints" / "ring8-tiny").iterdir())
+    assert [f.name for f in folders] == [f"trial-{n:04d}" for n in range(4)]
+    for folder in folders:
+        assert sorted(p.name for p in folder.iterdir()) == ["step-00000040.pt",
+                                                            "step-00000060.pt"]
+        state = torch.load(folder / "step-00000060.pt", weights_only=True)
+        assert state["step"] == 60 and state["run_id"]
+
+
+def test_promote_registers_champion_once_and_it_generates_points(ring8_sweep):
+    _, settings, _ = ring8_sweep
+    study = optuna.load_study(study_name="ring8-tiny", storage=settings.storage)
+    first = promote(study, settings.tracking_uri, "ring8-gen")
+    again = promote(study, settings.tracking_uri, "ring8-gen")
+    assert first.created and first.alias_moved and first.trial == study.best_trial.number
+    assert (again.version, again.created, again.alias_moved) == (first.version, False, False)
+    client = MlflowClient(settings.tracking_uri)
+    assert len(client.search_model_versions("name = 'ring8-gen'")) == 1
+    assert str(client.get_model_version_by_alias("ring8-gen", "champion").version) == first.version
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    generator = mlflow.pytorch.load_model("models:/ring8-gen@champion")
+    z_dim = 2  # the trainer default, not searched in this spec
+    points = generator(torch.randn(100, z_dim))
+    assert points.shape == (100, 2) and torch.isfinite(points).all()
+
+
+def test_cli_status_and_best_read_the_sweep(ring8_sweep):
+    _, settings, _ = ring8_sweep
+    runner = CliRunner()
+    status = runner.invoke(main, ["status", "ring8-tiny", "--storage", settings.storage, "--json"])
+    assert status.exit_code == 0, status.output
+    rows = json.loads(status.stdout)["trials"]
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 4
+    best = runner.invoke(main, ["best", "ring8-tiny", "--storage", settings.storage, "--json"])
+    found = json.loads(best.stdout)
+    study = optuna.load_study(study_name="ring8-tiny", storage=settings.storage)
+    assert found["number"] == study.best_trial.number and found["value"] == study.best_value
+    assert found["run_id"] == study.best_trial.user_attrs["mlflow_run_id"]
+    table = runner.invoke(main, ["status", "ring8-tiny", "--storage", settings.storage])
+    assert table.exit_code == 0 and "COMPLETE" in table.stdout
+
+
+def test_launching_again_continues_the_same_study_and_parent_run(ray_local, settings,
+                                                                 write_spec):
+    spec = SweepSpec.load(write_spec(SYNTHETIC))
+    assert launch(spec, settings, notice=lambda m: None).done == 4
+    notices = []
+    assert launch(spec, settings, notice=notices.append) is None  # budget met: nothing to do
+    assert any("budget met" in n for n in notices)
+    stats = launch(spec.with_trials(6), settings, notice=lambda m: None)
+    assert stats.done == 6
+    study = optuna.load_study(study_name="synth", storage=settings.storage)
+    assert [t.number for t in study.get_trials()] == list(range(6))
+    client = MlflowClient(settings.tracking_uri)
+    exp = client.get_experiment_by_name("synth")
+    parents = client.search_runs([exp.experiment_id], "tags.`gansweep.role` = 'sweep'")
+    children = client.search_runs([exp.experiment_id], "tags.`gansweep.role` = 'trial'")
+    assert len(parents) == 1 and len(children) == 6
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
