@@ -6,13 +6,19 @@ The CLI parses flags into `Settings` and calls `launch`; tests call it the same 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from orchestrator.spec import SpecError, SweepSpec
-from orchestrator.study import (USER_ATTR_REASON, USER_ATTR_RUN, open_study, orphaned_trials,
-                                resolve_storage, trials_used)
+from orchestrator.study import (
+    USER_ATTR_REASON,
+    USER_ATTR_RUN,
+    open_study,
+    orphaned_trials,
+    resolve_storage,
+    trials_used,
+)
 from orchestrator.tracking import SweepTracker, resolve_tracking_uri
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 import ray
@@ -19,8 +20,13 @@ from optuna.trial import TrialState
 
 from orchestrator.space import suggest_all
 from orchestrator.spec import SweepSpec
-from orchestrator.study import (USER_ATTR_REASON, USER_ATTR_RUN, USER_ATTR_SEED, trial_seed,
-                                trials_used)
+from orchestrator.study import (
+    USER_ATTR_REASON,
+    USER_ATTR_RUN,
+    USER_ATTR_SEED,
+    trial_seed,
+    trials_used,
+)
 from orchestrator.tracking import SweepTracker
 from orchestrator.worker import ChunkResult, TrialSpec, TrialWorker
 
@@ -77,6 +83,7 @@ class Scheduler:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> SweepStats:
+        self.on_update(self.stats)
         for worker in list(self.workers):
             self._release(worker)
         while True:

@@ -7,6 +7,7 @@ gradient-penalty weight that only means something for `loss: wgan_gp`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,10 +121,8 @@ def _number(where: str, key: str, body: dict, kind: str) -> float | int:
         raise FieldError(f"{where}.{key}", f"required for a {kind} parameter")
     value = body[key]
     if isinstance(value, str):  # YAML 1.1 reads `1e-4` as a string; accept it as a number
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise FieldError(f"{where}.{key}", f"must be a finite number, got {body[key]!r}")
     if kind == "int":

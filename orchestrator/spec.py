@@ -164,12 +164,14 @@ def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Para
         trainer_cls.Config.from_params(dict(fixed))
     except (TypeError, ValueError) as exc:
         raise FieldError("fixed", str(exc)) from None
-    for param in space:  # categorical choices must be values the trainer accepts
-        for choice in param.choices:
+    for param in space:  # choices and range ends must be values the trainer accepts
+        candidates = [("choices", c) for c in param.choices] or [("low", param.low),
+                                                                 ("high", param.high)]
+        for key, value in candidates:
             try:
-                trainer_cls.Config.from_params({**fixed, param.name: choice})
+                trainer_cls.Config.from_params({**fixed, param.name: value})
             except (TypeError, ValueError) as exc:
-                raise FieldError(f"space.{param.name}.choices", str(exc)) from None
+                raise FieldError(f"space.{param.name}.{key}", str(exc)) from None
 
 
 def _require(raw: dict, key: str, kind: type) -> Any:

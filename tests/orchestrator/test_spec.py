@@ -30,6 +30,8 @@ def test_defaults_and_overrides(write_spec):
     (lambda t: t + "colour: red\n", "bad.yaml: colour: unknown field"),
     (lambda t: t.replace("low: 1.0e-4, high: 1.0e-3, log: true", "low: 0.0, high: 1.0e-3, "
                          "log: true"), "bad.yaml: space.lr_g.low: must be > 0 with log: true"),
+    (lambda t: t.replace("low: 1.0e-4, high: 1.0e-3, log: true", "low: -1.0e-4, high: 1.0e-3"),
+     "bad.yaml: space.lr_g.low: "),
     (lambda t: t.replace("dataset: ring8", "dataset: ring9"),
      "bad.yaml: dataset: unknown dataset 'ring9'"),
     (lambda t: t.replace("trainer: mlp_gan", "trainer: mlp_gun"),
