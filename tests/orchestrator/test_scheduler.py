@@ -27,27 +27,27 @@ def test_pool_is_one_actor_per_gpu_share_or_per_cpu_share(write_spec):
 
 
 def test_a_trial_that_raises_fails_alone_and_says_why(ray_local, settings, write_spec):
-    # sleep_s < 0 is rejected by the trainer's config when the trial starts on its actor
     spec = _spec(write_spec, **{"  y: {type: float, low: -2.0, high: 2.0}":
                                 "  y: {type: float, low: -2.0, high: 2.0}\n"
-                                "  sleep_s: {type: categorical, choices: [0.0, -1.0]}",
+                                "  fail_at: {type: categorical, choices: [-1, 3]}",
                                 "trials: 4": "trials: 6"})
     stats = launch(spec, settings, notice=lambda m: None)
     study = optuna.load_study(study_name="synth", storage=settings.storage)
     trials = study.get_trials()
-    bad = [t for t in trials if t.params["sleep_s"] < 0]
-    good = [t for t in trials if t.params["sleep_s"] == 0]
+    bad = [t for t in trials if t.params["fail_at"] == 3]
+    good = [t for t in trials if t.params["fail_at"] == -1]
     assert bad and good and stats.failed == len(bad) and stats.done == len(good)
-    assert all(t.state == TrialState.FAIL and "sleep_s" in t.user_attrs["fail_reason"]
-               for t in bad)
+    for t in bad:  # failed in its second chunk, after one report at step 2
+        assert t.state == TrialState.FAIL and list(t.intermediate_values) == [2]
+        assert t.user_attrs["fail_reason"] == "RuntimeError: synthetic failure at step 3"
     assert all(t.state == TrialState.COMPLETE for t in good)
     client = MlflowClient(settings.tracking_uri)
     for t in bad:
         run = client.get_run(t.user_attrs["mlflow_run_id"])
         assert run.info.status == "FAILED" and run.data.tags["gansweep.state"] == "FAIL"
-        assert "sleep_s" in run.data.tags["gansweep.reason"]
-        assert [a.path for a in client.list_artifacts(run.info.run_id, "errors")] == [
-            "errors/traceback.txt"]
+        assert run.data.tags["gansweep.reason"] == t.user_attrs["fail_reason"]
+        traceback = client.download_artifacts(run.info.run_id, "errors/traceback.txt")
+        assert "synthetic failure at step 3" in open(traceback).read()
 
 
 def test_orphaned_running_trials_are_failed_not_left_running(ray_local, settings, write_spec):

@@ -1,0 +1,14 @@
+import subprocess
+import sys
+
+FORBIDDEN = ("ray", "optuna", "mlflow", "click", "matplotlib", "torchvision")
+
+
+def test_importing_trainers_pulls_in_no_orchestration_library():
+    code = (
+        "import sys, trainers\n"
+        f"bad = [m for m in {FORBIDDEN!r} if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

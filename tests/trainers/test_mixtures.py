@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trainers import DATASETS, Mixture, load_dataset, mixture_metrics
+
+PERFECT_HQ = 1.0 - math.exp(-4.5)  # P(||N(0, s^2 I_2)|| <= 3s): chi-square with 2 dof
+
+
+@pytest.mark.parametrize("name, k, std", [("ring8", 8, 0.01), ("grid25", 25, 0.05)])
+def test_exact_sampler_scores_all_modes(name, k, std):
+    mixture = load_dataset(name)
+    assert (mixture.n_modes, mixture.std) == (k, std)
+    points = mixture.sample(2_500, torch.Generator().manual_seed(0))
+    scores = mixture_metrics(points, mixture)
+    assert scores["modes"] == k
+    assert abs(scores["high_quality"] - PERFECT_HQ) < 0.01
+    assert scores["reverse_kl"] < 0.01
+
+
+def test_ring8_and_grid25_means_follow_pacgan():
+    ring = load_dataset("ring8").means
+    np.testing.assert_allclose(np.linalg.norm(ring, axis=1), 1.0, atol=1e-6)
+    grid = load_dataset("grid25").means
+    assert sorted(set(grid[:, 0].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    assert ring.dtype == grid.dtype == np.float32
+
+
+def test_sample_is_deterministic_given_the_generator():
+    mixture = load_dataset("ring8")
+    a = mixture.sample(100, torch.Generator().manual_seed(3))
+    b = mixture.sample(100, torch.Generator().manual_seed(3))
+    assert a.shape == (100, 2) and a.dtype == torch.float32
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25"])
+def test_collapse_on_one_mean_scores_one_mode_and_log_k(name):
+    mixture = load_dataset(name)
+    points = np.repeat(mixture.means[:1], 500, axis=0)
+    scores = mixture_metrics(points, mixture)
+    assert scores["modes"] == 1
+    assert scores["high_quality"] == 1.0
+    assert scores["reverse_kl"] == pytest.approx(math.log(mixture.n_modes))
+
+
+def test_points_far_from_every_mean_score_nothing():
+    points = np.full((100, 2), 50.0, dtype=np.float32)
+    scores = mixture_metrics(points, load_dataset("ring8"))
+    assert scores["modes"] == 0
+    assert scores["high_quality"] == 0.0
+
+
+def test_non_finite_points_are_never_high_quality():
+    mixture = load_dataset("ring8")
+    points = np.concatenate([mixture.means, np.full((8, 2), np.nan, dtype=np.float32)])
+    scores = mixture_metrics(points, mixture)
+    assert scores["modes"] == 8
+    assert scores["high_quality"] == 0.5
+    assert math.isnan(mixture_metrics(points[8:], mixture)["reverse_kl"])
+
+
+def test_load_dataset_knows_none_and_names_the_known_on_a_typo():
+    assert set(DATASETS) == {"ring8", "grid25", "none"}
+    assert load_dataset("none") is None
+    assert isinstance(load_dataset("grid25"), Mixture)
+    with pytest.raises(KeyError, match="ring8"):
+        load_dataset("ring9")

@@ -1,0 +1,141 @@
+import dataclasses
+import io
+import math
+import pickle
+
+import pytest
+import torch
+from PIL import Image
+
+from trainers import TRAINERS, MLPGANTrainer, build_trainer, load_dataset
+from trainers.mlp_gan import MLPGANConfig
+from trainers.models import Generator
+
+# Small enough that a few steps take milliseconds; the code paths are the full ones.
+TINY = {"g_width": 16, "d_width": 16, "g_depth": 2, "d_depth": 2, "batch_size": 32}
+
+
+def make(seed=0, data="ring8", **params):
+    return MLPGANTrainer({**TINY, **params}, load_dataset(data), seed=seed)
+
+
+def without_perf(metrics):
+    return {k: v for k, v in metrics.items() if not k.startswith("perf/")}
+
+
+@pytest.mark.parametrize("loss", ["ns", "hinge", "wgan_gp"])
+def test_each_loss_trains_with_finite_metrics(loss):
+    trainer = make(loss=loss, data="grid25")
+    metrics = trainer.train_for(3)
+    expected = {"train/d_loss", "train/g_loss", "perf/steps_per_s"}
+    assert set(metrics) == expected | ({"train/gp"} if loss == "wgan_gp" else set())
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert trainer.step == 3
+
+
+def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
+    trainer = make(batchnorm=True)
+    trainer.train_for(2)
+    metrics = trainer.evaluate()
+    assert set(metrics) == {"eval/modes", "eval/high_quality", "eval/reverse_kl", "model/g_params"}
+    assert metrics["model/g_params"] == sum(p.numel() for p in trainer.g.parameters())
+    assert trainer.g.training
+
+
+@pytest.mark.parametrize("params", [{}, {"loss": "wgan_gp", "batchnorm": True, "d_steps": 2}])
+def test_state_dict_round_trip_resumes_bitwise(params):
+    original = make(seed=1, **params)
+    original.train_for(3)
+    buf = io.BytesIO()
+    torch.save(original.state_dict(), buf)
+    buf.seek(0)
+    restored = make(seed=1, **params)
+    restored.load_state_dict(torch.load(buf, weights_only=True))
+    torch.manual_seed(123)  # disturbing the global RNG in between must not matter
+    assert restored.step == 3
+    after = [without_perf(t.train_for(4)) | t.evaluate() for t in (original, restored)]
+    assert after[0] == after[1]
+
+
+def test_load_state_dict_rejects_another_config():
+    with pytest.raises(ValueError, match="config"):
+        make(g_width=8).load_state_dict(make().state_dict())
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics():
+    runs = [make(seed=seed) for seed in (0, 0, 1)]
+    metrics = [without_perf(t.train_for(5)) | t.evaluate() for t in runs]
+    assert metrics[0] == metrics[1]
+    assert metrics[0] != metrics[2]
+
+
+def test_nan_losses_are_returned_not_raised():
+    trainer = make()
+    with torch.no_grad():
+        next(trainer.d.parameters()).fill_(float("nan"))
+    metrics = trainer.train_for(2)
+    assert math.isnan(metrics["train/d_loss"])
+    assert math.isnan(trainer.evaluate()["eval/reverse_kl"])
+
+
+def test_sample_image_is_a_png_of_the_expected_size():
+    image = Image.open(io.BytesIO(make().sample_image()))
+    assert image.format == "PNG"
+    assert image.size == (320, 320)
+
+
+def test_generator_is_a_picklable_cpu_module_in_eval_mode():
+    trainer = make(z_dim=3, batchnorm=True)
+    g = pickle.loads(pickle.dumps(trainer.generator()))
+    assert isinstance(g, Generator) and not g.training
+    assert trainer.z_dim == g.z_dim == 3
+    assert g(torch.randn(7, 3)).shape == (7, 2)
+    assert g is not trainer.g
+
+
+def test_defaults_are_the_documented_baseline():
+    config = MLPGANConfig()
+    assert (config.loss, config.activation, config.batchnorm) == ("ns", "relu", False)
+    assert MLPGANTrainer.DATASETS == ("ring8", "grid25")
+    assert TRAINERS["mlp_gan"] is MLPGANTrainer
+
+
+def test_from_params_casts_strings_and_whole_floats():
+    params = {"g_width": "64", "g_depth": 2.0, "lr_g": "2e-4", "batchnorm": "true"}
+    config = MLPGANConfig.from_params(params)
+    assert (config.g_width, config.g_depth, config.lr_g, config.batchnorm) == (64, 2, 2e-4, True)
+    assert dataclasses.asdict(config)["g_width"] == 64
+
+
+def test_from_params_rejects_unknown_keys_listing_the_known():
+    with pytest.raises(ValueError, match="unknown parameter 'foo' for mlp_gan; known: g_depth"):
+        MLPGANConfig.from_params({"foo": 1})
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("g_depth", 0),
+        ("d_width", 0),
+        ("g_width", 64.5),
+        ("lr_g", 0.0),
+        ("lr_d", -1e-3),
+        ("beta1", 1.0),
+        ("beta2", -0.1),
+        ("activation", "gelu"),
+        ("loss", "lsgan"),
+        ("batch_size", 0),
+        ("d_steps", 0),
+        ("batchnorm", "maybe"),
+    ],
+)
+def test_from_params_rejects_invalid_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"'{field}'"):
+        MLPGANConfig.from_params({field: value})
+
+
+def test_build_trainer_needs_a_known_name_and_a_mixture():
+    with pytest.raises(KeyError, match="mlp_gan"):
+        build_trainer("dcgan", {}, load_dataset("ring8"), seed=0)
+    with pytest.raises(TypeError, match="ring8"):
+        build_trainer("mlp_gan", {}, load_dataset("none"), seed=0)

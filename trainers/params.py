@@ -1,0 +1,76 @@
+"""Turn a flat params dict (from a search space or a spec file) into a frozen config dataclass.
+
+Shared by every trainer's `Config.from_params`, so all trainers cast and complain the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from typing import Any
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def config_from_params(cls: type, params: dict, trainer: str) -> Any:
+    """Build `cls` from `params`: unknown keys and uncastable values raise ValueError."""
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in params.items():
+        if key not in known:
+            raise ValueError(f"unknown parameter {key!r} for {trainer}; known: {', '.join(known)}")
+        kwargs[key] = _cast(value, hints[key], key, trainer)
+    return cls(**kwargs)
+
+
+def _cast(value: Any, kind: type, field: str, trainer: str) -> Any:
+    try:
+        if kind is bool:
+            return _to_bool(value)
+        if kind is int:
+            return _to_int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise TypeError("bool is not a number")
+            return float(value)
+        if kind is str:
+            if not isinstance(value, str):
+                raise TypeError("not a string")
+            return value
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"invalid value for {trainer} parameter {field!r}: expected {kind.__name__}, "
+            f"got {value!r} ({err})"
+        ) from None
+    return value
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("not a boolean")
+
+
+def _to_int(value: Any) -> int:
+    # Optuna and YAML may hand over 128.0 or "128"; 128.5 is a mistake, not a rounding request.
+    if isinstance(value, bool):
+        raise TypeError("bool is not an int")
+    if isinstance(value, int):
+        return value
+    as_float = float(value)
+    if not math.isfinite(as_float) or not as_float.is_integer():
+        raise ValueError("not an integer")
+    return int(as_float)
+
+
+def check(ok: bool, trainer: str, field: str, rule: str, value: Any) -> None:
+    """Raise a ValueError naming the field when a validation rule fails."""
+    if not ok:
+        raise ValueError(f"invalid value for {trainer} parameter {field!r}: {rule}, got {value!r}")

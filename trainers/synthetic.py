@@ -1,0 +1,100 @@
+"""A trainer with no model: a known function of its params and step, at a chosen cost per step.
+
+For orchestration benchmarks and scheduler tests: its optimum (x=1, y=-0.5) and its learning
+curve are known exactly, and `sleep_s` sets how long a step takes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+from trainers.params import check, config_from_params
+
+NAME = "synthetic"
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Parameters of the synthetic objective. Non-finite x or y give a NaN loss: a divergence."""
+
+    x: float = 0.0
+    """First coordinate; the loss is lowest at x = 1."""
+    y: float = 0.0
+    """Second coordinate; the loss is lowest at y = -0.5."""
+    sleep_s: float = 0.0
+    """Seconds slept per training step."""
+    fail_at: int = -1
+    """Raise RuntimeError once training reaches this step (-1: never); tests the failure path."""
+
+    def __post_init__(self) -> None:
+        check(
+            math.isfinite(self.sleep_s) and self.sleep_s >= 0,
+            NAME,
+            "sleep_s",
+            "must be >= 0",
+            self.sleep_s,
+        )
+
+    @classmethod
+    def from_params(cls, params: dict) -> SyntheticConfig:
+        return config_from_params(cls, params, NAME)
+
+
+class SyntheticTrainer:
+    """loss(step) = (x - 1)^2 + (y + 0.5)^2 + 1 / (1 + step): decreasing to a floor set by x, y."""
+
+    Config = SyntheticConfig
+    DATASETS = ("none",)
+
+    def __init__(self, config: dict | SyntheticConfig, data: None, seed: int, device: str = "cpu"):
+        if not isinstance(config, SyntheticConfig):
+            config = SyntheticConfig.from_params(config)
+        self.config = config
+        self.data = data
+        self.seed = seed
+        self.device = device
+        self.step = 0
+
+    z_dim = 0
+
+    def _loss(self) -> float:
+        cfg = self.config
+        return (cfg.x - 1.0) ** 2 + (cfg.y + 0.5) ** 2 + 1.0 / (1.0 + self.step)
+
+    def train_for(self, n: int) -> dict[str, float]:
+        fail_at = self.config.fail_at
+        if 0 <= fail_at <= self.step + n:  # dies part-way through this chunk
+            n = max(0, fail_at - self.step)
+        time.sleep(n * self.config.sleep_s)  # one call: n tiny sleeps would overshoot
+        self.step += n
+        if self.step == fail_at:
+            raise RuntimeError(f"synthetic failure at step {self.step}")
+        return {"train/loss": self._loss()}
+
+    def evaluate(self) -> dict[str, float]:
+        return {"eval/loss": self._loss()}
+
+    def sample_image(self) -> None:
+        return None
+
+    def generator(self) -> None:
+        return None
+
+    def state_dict(self) -> dict:
+        return {
+            "trainer": NAME,
+            "config": dataclasses.asdict(self.config),
+            "seed": self.seed,
+            "step": self.step,
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        if sd["config"] != dataclasses.asdict(self.config):
+            raise ValueError(
+                f"checkpoint config {sd['config']} differs from this trainer's "
+                f"{dataclasses.asdict(self.config)}"
+            )
+        self.step = int(sd["step"])
