@@ -11,9 +11,10 @@ from tests.conftest import RING8_TINY, SYNTHETIC
 def test_shipped_ring8_spec_loads():
     spec = SweepSpec.load("search_spaces/ring8.yaml")
     assert spec.name == spec.experiment == "ring8"
-    assert spec.objective.direction == "minimize"
+    assert spec.objective.metric == "eval/score" and spec.objective.direction == "maximize"
     assert spec.budget.steps % spec.budget.eval_every == 0
-    assert {p.name for p in spec.space} >= {"lr_g", "lr_d", "loss", "gp_weight", "batchnorm"}
+    assert {p.name for p in spec.space} >= {"lr_g", "lr_d", "loss", "gp_weight", "d_steps"}
+    assert spec.objective.metric == "eval/score" and spec.objective.direction == "maximize"
 
 
 def test_defaults_and_overrides(write_spec):

@@ -18,6 +18,7 @@ def test_exact_sampler_scores_all_modes(name, k, std):
     assert scores["modes"] == k
     assert abs(scores["high_quality"] - PERFECT_HQ) < 0.01
     assert scores["reverse_kl"] < 0.01
+    assert scores["score"] == pytest.approx(PERFECT_HQ, abs=0.02)
 
 
 def test_ring8_and_grid25_means_follow_pacgan():
@@ -44,6 +45,7 @@ def test_collapse_on_one_mean_scores_one_mode_and_log_k(name):
     assert scores["modes"] == 1
     assert scores["high_quality"] == 1.0
     assert scores["reverse_kl"] == pytest.approx(math.log(mixture.n_modes))
+    assert scores["score"] == pytest.approx(1 / mixture.n_modes**2)
 
 
 def test_points_far_from_every_mean_score_nothing():
@@ -51,6 +53,7 @@ def test_points_far_from_every_mean_score_nothing():
     scores = mixture_metrics(points, load_dataset("ring8"))
     assert scores["modes"] == 0
     assert scores["high_quality"] == 0.0
+    assert scores["score"] == 0.0
 
 
 def test_non_finite_points_are_never_high_quality():
@@ -68,3 +71,13 @@ def test_load_dataset_knows_none_and_names_the_known_on_a_typo():
     assert isinstance(load_dataset("grid25"), Mixture)
     with pytest.raises(KeyError, match="ring8"):
         load_dataset("ring9")
+
+
+def test_score_needs_quality_not_only_a_flat_histogram():
+    # points spread evenly on a ring twice the radius: every mode gets an equal share (KL 0)
+    # but no point is high quality, so the score is 0
+    mixture = load_dataset("ring8")
+    angles = np.linspace(0, 2 * np.pi, 800, endpoint=False)
+    points = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    scores = mixture_metrics(points, mixture)
+    assert scores["reverse_kl"] < 0.01 and scores["score"] == 0.0

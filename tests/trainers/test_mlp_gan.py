@@ -37,7 +37,8 @@ def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
     trainer = make(batchnorm=True)
     trainer.train_for(2)
     metrics = trainer.evaluate()
-    assert set(metrics) == {"eval/modes", "eval/high_quality", "eval/reverse_kl", "model/g_params"}
+    assert set(metrics) == {"eval/modes", "eval/high_quality", "eval/reverse_kl", "eval/score",
+                            "model/g_params"}
     assert metrics["model/g_params"] == sum(p.numel() for p in trainer.g.parameters())
     assert trainer.g.training
 
