@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 
 import click
@@ -29,18 +30,23 @@ def friendly_errors(command):
     return wrapper
 
 
-def store_options(command):
-    """--storage and --tracking-uri, shared by every subcommand."""
-    command = click.option("--tracking-uri", default=None,
-                           help="MLflow tracking URI [default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]")(command)
+def storage_option(command):
     return click.option("--storage", default=None,
                         help="Optuna storage URL [default: sqlite:///optuna.db]")(command)
+
+
+def store_options(command):
+    """--storage and --tracking-uri, for the commands that touch both stores."""
+    command = click.option("--tracking-uri", default=None, help="MLflow tracking URI "
+                           "[default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]")(command)
+    return storage_option(command)
 
 
 @click.group()
 @click.version_option(package_name="gansweep")
 def main() -> None:
     """Sweep GAN architectures and hyperparameters on Ray, with Optuna and MLflow."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no per-call INFO chatter
 
 
 @main.command()
@@ -72,15 +78,16 @@ def launch(spec_path, trials, address, checkpoint_root, storage, tracking_uri) -
 @main.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@store_options
+@storage_option
 @friendly_errors
-def status(name, as_json, storage, tracking_uri) -> None:
+def status(name, as_json, storage) -> None:
     """Every trial of sweep NAME: state, objective, params, MLflow run."""
+    from orchestrator.launch import Settings
     from orchestrator.progress import trials_table
     from orchestrator.promote import trial_rows
-    from orchestrator.study import load_study, resolve_storage
+    from orchestrator.study import load_study
 
-    study = load_study(name, resolve_storage(storage))
+    study = load_study(name, Settings.resolve(storage).storage)
     rows = trial_rows(study)
     if as_json:
         click.echo(json.dumps({"sweep": name, "direction": study.direction.name.lower(),
@@ -92,14 +99,15 @@ def status(name, as_json, storage, tracking_uri) -> None:
 @main.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@store_options
+@storage_option
 @friendly_errors
-def best(name, as_json, storage, tracking_uri) -> None:
+def best(name, as_json, storage) -> None:
     """The best trial of sweep NAME: value, params and MLflow run id."""
+    from orchestrator.launch import Settings
     from orchestrator.promote import best_trial
-    from orchestrator.study import load_study, resolve_storage
+    from orchestrator.study import load_study
 
-    found = best_trial(load_study(name, resolve_storage(storage)))
+    found = best_trial(load_study(name, Settings.resolve(storage).storage))
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return

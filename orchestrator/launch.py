@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.checkpoints import resolve_root
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
     USER_ATTR_REASON,
@@ -50,7 +51,11 @@ def _absolute_sqlite(uri: str) -> str:
 
 
 def _absolute_path(uri: str) -> str:
-    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+    try:
+        fs_root = resolve_root(uri)[1]  # refuses here a URI that pyarrow.fs cannot open
+    except Exception as exc:
+        raise SpecError(f"--checkpoint-root: cannot open {uri}: {exc}") from None
+    return uri if "://" in uri else fs_root
 
 
 def init_ray(address: str | None) -> bool:
@@ -59,50 +64,71 @@ def init_ray(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(address=address, include_dashboard=False, logging_level="ERROR",
-             configure_logging=True, log_to_driver=True)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR",
+                 configure_logging=True, log_to_driver=True)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise SpecError(f"--address: cannot connect to Ray at {address}: {exc}") from None
     return True
 
 
 def launch(spec: SweepSpec, settings: Settings,
            on_update: Callable | None = None, notice: Callable[[str], None] = print):
-    """Run the sweep until its trial budget is met; returns the final `SweepStats`."""
+    """Run the sweep until its trial budget is met; returns the final `SweepStats`, or None
+    when the budget was already met. Stores are checked before Ray starts."""
     import ray
 
-    from orchestrator.scheduler import Scheduler, pool_plan
-    from trainers import load_dataset
+    from orchestrator.scheduler import pool_plan
 
-    tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
+    try:
+        tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
+    except Exception as exc:
+        raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    study = open_study(spec, settings.storage)
     started_ray = init_ray(settings.address)
     try:
-        n_workers, actor_options = pool_plan(spec, ray.cluster_resources())
+        cluster = ray.cluster_resources()
+        n_workers, actor_options = pool_plan(spec, cluster)
         if n_workers < 1:
-            raise SpecError(f"{spec.path or spec.name}: resources.cpus_per_trial: the cluster "
-                            f"has {ray.cluster_resources().get('CPU', 0):g} CPUs, fewer than one "
-                            f"trial needs")
+            raise SpecError(f"{spec.path or spec.name}: resources: the cluster has "
+                            f"{cluster.get('CPU', 0):g} CPUs and {cluster.get('GPU', 0):g} GPUs, "
+                            f"fewer than one trial needs")
         if actor_options["num_gpus"] == 0 and spec.resources.gpus_per_trial > 0:
             notice("no GPU in the Ray cluster: trials run on CPU")
-        study = open_study(spec, settings.storage, n_workers)
         tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
-        _fail_orphans(study, tracker, notice)
-        if trials_used(study) >= spec.budget.trials:
-            notice(f"{spec.name}: budget met ({spec.budget.trials} trials); "
-                   f"raise --trials to run more")
-            tracker.close_sweep()
-            return None
-        data_ref = ray.put(load_dataset(spec.dataset))  # read once, shared by every actor
-        scheduler = Scheduler(spec, study, tracker, data_ref, settings.checkpoint_root,
-                              n_workers, actor_options, on_update)
         try:
-            stats = scheduler.run()
+            stats = _run(spec, study, tracker, settings, n_workers, actor_options, on_update,
+                         notice)
         except BaseException:
             tracker.close_sweep("KILLED")
             raise
-        tracker.close_sweep(tags={"gansweep.best_trial": stats.best_trial})
+        tracker.close_sweep(tags={"gansweep.best_trial": stats.best_trial} if stats else None)
         return stats
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice):
+    import ray
+
+    from orchestrator.scheduler import Scheduler
+    from trainers import load_dataset
+
+    _fail_orphans(study, tracker, notice)
+    if trials_used(study) >= spec.budget.trials:
+        notice(f"{spec.name}: budget met ({spec.budget.trials} trials); raise --trials to run "
+               f"more")
+        return None
+    data_ref = ray.put(load_dataset(spec.dataset))  # read once, shared by every actor
+    scheduler = Scheduler(spec, study, tracker, data_ref, settings.checkpoint_root, n_workers,
+                          actor_options, on_update, notice)
+    try:
+        return scheduler.run()
+    except BaseException as exc:  # Ctrl-C or a bug: leave no trial RUNNING
+        scheduler.abort(f"driver stopped: {type(exc).__name__}")
+        raise
 
 
 def _fail_orphans(study, tracker: SweepTracker, notice: Callable[[str], None]) -> None:

@@ -25,15 +25,15 @@ class SweepProgress:
         self.task = None
 
     def __enter__(self) -> SweepProgress:
-        self.progress.start()
-        self.task = self.progress.add_task("starting", total=self.spec.budget.trials,
-                                           name=self.spec.name)
         return self
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
     def update(self, stats: SweepStats) -> None:
+        if self.task is None:  # shown once the sweep really starts, not while stores open
+            self.progress.start()
+            self.task = self.progress.add_task("", total=stats.budget, name=self.spec.name)
         finished = stats.done + stats.pruned + stats.failed
         self.progress.update(self.task, completed=finished, description=self.describe(stats))
 

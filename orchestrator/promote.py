@@ -16,9 +16,9 @@ from optuna.trial import TrialState
 
 from orchestrator.spec import SpecError
 from orchestrator.study import USER_ATTR_REASON, USER_ATTR_RUN, USER_ATTR_SEED
+from orchestrator.tracking import MODEL_NAME, TAG_SWEEP, TAG_TRIAL
 
 ALIAS = "champion"
-MODEL_NAME_IN_RUN = "generator"
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -84,17 +84,16 @@ def _register(client: MlflowClient, run_id: str, model_name: str) -> str:
     run = client.get_run(run_id)
     models = client.search_logged_models(
         experiment_ids=[run.info.experiment_id],
-        filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_NAME_IN_RUN}'")
+        filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_NAME}'")
     if not models:
-        raise SpecError(f"run {run_id} has no logged {MODEL_NAME_IN_RUN} model to promote")
+        raise SpecError(f"run {run_id} has no logged {MODEL_NAME} model to promote")
     try:
         client.get_registered_model(model_name)
     except mlflow.exceptions.MlflowException:
-        client.create_registered_model(model_name, tags={"gansweep.sweep": run.data.tags.get(
-            "gansweep.sweep", "")})
+        client.create_registered_model(model_name, tags={TAG_SWEEP: run.data.tags.get(TAG_SWEEP)})
     version = client.create_model_version(
         model_name, source=models[0].model_uri, run_id=run_id, model_id=models[0].model_id,
-        tags={"gansweep.trial": run.data.tags.get("gansweep.trial", "")})
+        tags={TAG_TRIAL: run.data.tags.get(TAG_TRIAL)})
     return str(version.version)
 
 

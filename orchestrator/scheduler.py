@@ -69,15 +69,18 @@ class Scheduler:
     def __init__(self, spec: SweepSpec, study: optuna.Study, tracker: SweepTracker,
                  data_ref: ray.ObjectRef, checkpoint_root: str, n_workers: int,
                  actor_options: dict[str, float],
-                 on_update: Callable[[SweepStats], None] | None = None):
+                 on_update: Callable[[SweepStats], None] | None = None,
+                 notice: Callable[[str], None] = print):
         self.spec, self.study, self.tracker = spec, study, tracker
         self.data_ref, self.checkpoint_root = data_ref, checkpoint_root
         self.actor_options, self.on_update = actor_options, on_update or (lambda s: None)
+        self.notice = notice
+        self.actor_class = ray.remote(TrialWorker)
         self.remaining = spec.budget.trials - trials_used(study)
         self.stats = self._initial_stats()
         self.workers = [self._new_worker() for _ in range(max(0, min(n_workers, self.remaining)))]
         self.in_flight: dict[ray.ObjectRef, Active] = {}
-        self.closing: list[ray.ObjectRef] = []  # finish() calls, checked at the end
+        self.closing: dict[ray.ObjectRef, str] = {}  # finish() call -> run id, checked at end
         self.prepared: Active | None = None
         self.can_prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
 
@@ -92,8 +95,32 @@ class Scheduler:
                 break
             [ref], _ = ray.wait(list(self.in_flight), num_returns=1)
             self._handle(ref, self.in_flight.pop(ref))
-        ray.get(self.closing + [w.flush.remote() for w in self.workers])
+        self._drain_closing()
         return self.stats
+
+    def _drain_closing(self) -> None:
+        """Wait for every run to be closed by its actor; close from here what an actor could not
+        (it died after its trial ended). Late write failures are reported, not raised: every
+        trial has already been told to Optuna."""
+        for ref, run_id in self.closing.items():
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                self.tracker.end_trial_run(run_id, "FAIL", f"actor lost while closing: {exc}")
+        for worker in self.workers:
+            try:
+                ray.get(worker.flush.remote())
+            except ray.exceptions.RayError as exc:
+                self.notice(f"some MLflow writes of an actor were lost: {exc}")
+
+    def abort(self, why: str) -> None:
+        """The driver is stopping early: no trial is left RUNNING in Optuna or MLflow."""
+        actives = list(self.in_flight.values()) + ([self.prepared] if self.prepared else [])
+        for active in actives:
+            self.tracker.end_trial_run(active.spec.run_id, "FAIL", why)
+            self._tell(active, TrialState.FAIL, reason=why)
+        self.in_flight.clear()
+        self.prepared = None
 
     def _release(self, worker) -> None:
         """A free actor gets the next trial at once, if the budget has one left."""
@@ -132,11 +159,13 @@ class Scheduler:
         """Act on one chunk's result: next chunk, or end the trial and free its actor."""
         try:
             result: ChunkResult = ray.get(ref)
-        except ray.exceptions.RayActorError as exc:
-            self._replace(active.worker)
-            self.tracker.end_trial_run(active.spec.run_id, "FAIL", f"actor died: {exc}")
-            self._release(self.workers[-1])
-            self._tell(active, TrialState.FAIL, reason=f"actor died: {type(exc).__name__}")
+        except ray.exceptions.RayError as exc:  # the actor died, or its node with it
+            reason = f"actor lost: {type(exc).__name__}"
+            self.tracker.end_trial_run(active.spec.run_id, "FAIL", reason)
+            replacement = self._replace(active.worker)
+            if replacement is not None:
+                self._release(replacement)
+            self._tell(active, TrialState.FAIL, reason=reason)
             return
         if result.error is not None:
             return self._end(active, TrialState.FAIL, reason=result.error)
@@ -161,7 +190,7 @@ class Scheduler:
              reason: str = "", step: int | None = None) -> None:
         """Free the actor first (it closes the run and starts the next trial while the driver
         writes to Optuna), then record the outcome."""
-        self.closing.append(active.worker.finish.remote(state.name, reason))
+        self.closing[active.worker.finish.remote(state.name, reason)] = active.spec.run_id
         self._release(active.worker)
         if step is not None:
             active.trial.report(value, step)
@@ -207,8 +236,14 @@ class Scheduler:
 
     def _new_worker(self):
         threads = max(1, int(self.actor_options["num_cpus"]))
-        return ray.remote(TrialWorker).options(**self.actor_options).remote(
+        return self.actor_class.options(**self.actor_options).remote(
             self.data_ref, self.tracker.uri, threads)
 
-    def _replace(self, dead) -> None:
-        self.workers = [w for w in self.workers if w is not dead] + [self._new_worker()]
+    def _replace(self, dead):
+        """Drop a dead actor; start a replacement only if there is work left for it."""
+        ray.kill(dead)  # an unreachable actor may still hold its GPU: release it
+        self.workers = [w for w in self.workers if w is not dead]
+        if not (self.prepared or self.remaining > 0):
+            return None
+        self.workers.append(self._new_worker())
+        return self.workers[-1]

@@ -49,10 +49,6 @@ class Param:
                                      step=self.step or 1)
         return trial.suggest_categorical(self.name, list(self.choices))
 
-    @property
-    def finite(self) -> bool:
-        return self.kind != "float" or self.step is not None
-
 
 def suggest_all(params: tuple[Param, ...], trial) -> dict[str, Any]:
     """Suggest every active parameter in spec order; conditions refer to earlier params."""

@@ -16,19 +16,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL")
+MODEL_NAME = "generator"  # the trial's logged model, as promote looks it up
 # gansweep state -> MLflow run status when the run ends.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 TAG_SWEEP, TAG_ROLE, TAG_TRIAL, TAG_STATE = (
     "gansweep.sweep", "gansweep.role", "gansweep.trial", "gansweep.state")
 TAG_REASON, TAG_NODE, TAG_GPUS = "gansweep.reason", "gansweep.node", "gansweep.gpu_ids"
+TAG_FINISH_ERROR = "gansweep.finish_error"
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (db_path.resolve().parent / "mlartifacts").as_uri()
 
 
-def is_remote(tracking_uri: str) -> bool:
-    return urlparse(tracking_uri).scheme in ("http", "https", "databricks")
-
-
 def trial_run_name(number: int) -> str:
     return f"trial-{number:04d}"
+
+
+def _end_tags(state: str, reason: str) -> list[RunTag]:
+    return [RunTag(TAG_STATE, state)] + ([RunTag(TAG_REASON, reason)] if reason else [])
 
 
 class SweepTracker:
@@ -104,8 +104,7 @@ class SweepTracker:
 
     def end_trial_run(self, run_id: str, state: str, reason: str = "") -> None:
         """Close a trial's run from the driver (used when its actor could not)."""
-        tags = [RunTag(TAG_STATE, state)] + ([RunTag(TAG_REASON, reason)] if reason else [])
-        self.client.log_batch(run_id, tags=tags)
+        self.client.log_batch(run_id, tags=_end_tags(state, reason))
         self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED"))
 
     def log_progress(self, metrics: dict[str, float], step: int) -> None:
@@ -166,21 +165,25 @@ class RunLogger:
         self._put(write)
 
     def log_model(self, run_id: str, module, input_dim: int) -> None:
-        """The generator as an MLflow PyTorch model (torch.export format, dynamic batch)."""
-        def write():
-            import mlflow
-            import numpy as np
+        """The generator as an MLflow PyTorch model (torch.export format, dynamic batch).
 
+        Runs on the caller's thread, not the logger's: torch.export is not thread-safe, and the
+        actor must not start the next trial's training while it traces this one's generator.
+        """
+        import mlflow
+        import numpy as np
+
+        def write():
             mlflow.set_tracking_uri(self.uri)
             with mlflow.start_run(run_id=run_id):
                 mlflow.pytorch.log_model(
-                    module, name="generator", pip_requirements=["torch"],
+                    module, name=MODEL_NAME, pip_requirements=["torch"],
                     input_example=np.zeros((16, input_dim), np.float32))
-        self._put(write)
+        self._with_retries(write)
 
     def end_run(self, run_id: str, state: str, reason: str = "") -> None:
-        tags = {TAG_STATE: state, **({TAG_REASON: reason} if reason else {})}
-        self.set_tags(run_id, tags)
+        tags = _end_tags(state, reason)
+        self._put(lambda: self.client.log_batch(run_id, tags=tags))
         self._put(lambda: self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED")))
 
     def flush(self) -> None:

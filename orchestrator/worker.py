@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestrator.checkpoints import TrialCheckpoints
-from orchestrator.tracking import TAG_GPUS, TAG_NODE, RunLogger
+from orchestrator.tracking import TAG_FINISH_ERROR, TAG_GPUS, TAG_NODE, RunLogger
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,10 @@ class TrialWorker:
         from trainers import build_trainer
 
         self.spec, self.trainer, self.start_error = spec, None, None
-        self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number)
-        self.logger.set_tags(spec.run_id, self.placement())
-        device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
+            self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number)
+            self.logger.set_tags(spec.run_id, self.placement())
+            device = "cuda" if torch.cuda.is_available() else "cpu"
             self.trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed, device)
         except Exception as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"
@@ -102,15 +102,19 @@ class TrialWorker:
     def finish(self, state: str, reason: str = "") -> None:
         """End the trial's run; a COMPLETE trial also leaves its checkpoint and generator."""
         spec, trainer = self.spec, self.trainer
-        if state == "COMPLETE" and trainer is not None:
-            final = self.checkpoints.latest_bytes()
-            if final is not None:
-                self.logger.log_bytes(spec.run_id, final, "checkpoints/final.pt")
-            generator = trainer.generator()
-            if generator is not None:
-                self.logger.log_model(spec.run_id, generator, trainer.z_dim)
-        self.logger.end_run(spec.run_id, state, reason)
-        self.spec = self.trainer = self.checkpoints = None
+        try:
+            if state == "COMPLETE" and trainer is not None:
+                final = self.checkpoints.latest_bytes()
+                if final is not None:
+                    self.logger.log_bytes(spec.run_id, final, "checkpoints/final.pt")
+                generator = trainer.generator()
+                if generator is not None:
+                    self.logger.log_model(spec.run_id, generator, trainer.z_dim)
+        except Exception as exc:  # the result stands; say on the run what could not be saved
+            self.logger.set_tags(spec.run_id, {TAG_FINISH_ERROR: f"{type(exc).__name__}: {exc}"})
+        finally:
+            self.logger.end_run(spec.run_id, state, reason)
+            self.spec = self.trainer = self.checkpoints = None
 
     def flush(self) -> None:
         self.logger.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class SyntheticConfig:
     """Seconds slept per training step."""
     fail_at: int = -1
     """Raise RuntimeError once training reaches this step (-1: never); tests the failure path."""
+    die_at: int = -1
+    """Kill the whole process once training reaches this step (-1: never): a lost worker."""
 
     def __post_init__(self) -> None:
         check(
@@ -65,12 +68,15 @@ class SyntheticTrainer:
         return (cfg.x - 1.0) ** 2 + (cfg.y + 0.5) ** 2 + 1.0 / (1.0 + self.step)
 
     def train_for(self, n: int) -> dict[str, float]:
-        fail_at = self.config.fail_at
-        if 0 <= fail_at <= self.step + n:  # dies part-way through this chunk
-            n = max(0, fail_at - self.step)
+        stop_at = min((s for s in (self.config.fail_at, self.config.die_at) if s >= 0),
+                      default=-1)
+        if 0 <= stop_at <= self.step + n:  # fails part-way through this chunk
+            n = max(0, stop_at - self.step)
         time.sleep(n * self.config.sleep_s)  # one call: n tiny sleeps would overshoot
         self.step += n
-        if self.step == fail_at:
+        if self.step == self.config.die_at:
+            os._exit(1)  # no cleanup, no exception: as if the OOM killer struck
+        if self.step == self.config.fail_at:
             raise RuntimeError(f"synthetic failure at step {self.step}")
         return {"train/loss": self._loss()}
 

@@ -51,11 +51,49 @@ def test_a_trial_that_raises_fails_alone_and_says_why(ray_local, settings, write
 
 
 def test_orphaned_running_trials_are_failed_not_left_running(ray_local, settings, write_spec):
+    from orchestrator.tracking import SweepTracker
+
     spec = _spec(write_spec)
+    tracker = SweepTracker(settings.tracking_uri, "synth", "synth")
+    tracker.open_sweep_run(spec.text, "spec.yaml")
     study = optuna.create_study(study_name="synth", storage=settings.storage)
-    study.ask()  # a trial a dead driver left RUNNING
+    orphan = study.ask()  # a trial a dead driver left RUNNING, with its run
+    run_id = tracker.create_trial_run(orphan.number, {}, 0)
+    orphan.set_user_attr("mlflow_run_id", run_id)
     stats = launch(spec, settings, notice=lambda m: None)
-    states = [t.state for t in optuna.load_study(study_name="synth",
-                                                 storage=settings.storage).get_trials()]
-    assert states == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
-    assert stats.done == 3
+    trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
+    assert trials[0].user_attrs["fail_reason"] == "driver lost" and stats.done == 3
+    run = MlflowClient(settings.tracking_uri).get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.tags["gansweep.reason"] == "driver lost"
+
+
+def test_a_dead_actor_fails_its_trial_and_a_new_actor_takes_the_rest(ray_local, settings,
+                                                                     write_spec):
+    # a trial whose process exits at step 3, as if killed; enqueued so that one surely runs
+    study = optuna.create_study(study_name="synth", storage=settings.storage)
+    spec = _spec(write_spec, **{"trials: 4": "trials: 5",
+                                "  y: {type: float, low: -2.0, high: 2.0}":
+                                "  y: {type: float, low: -2.0, high: 2.0}\n"
+                                "  die_at: {type: categorical, choices: [-1, 3]}"})
+    study.enqueue_trial({"x": 0.0, "y": 0.0, "die_at": 3})
+    stats = launch(spec, settings, notice=lambda m: None)
+    trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
+    dead = [t for t in trials if t.params.get("die_at") == 3]
+    assert dead and len(trials) == 5 and stats.failed == len(dead)
+    for t in dead:
+        assert t.state == TrialState.FAIL and t.user_attrs["fail_reason"].startswith("actor lost")
+        run = MlflowClient(settings.tracking_uri).get_run(t.user_attrs["mlflow_run_id"])
+        assert run.info.status == "FAILED" and run.data.tags["gansweep.state"] == "FAIL"
+    assert all(t.state == TrialState.COMPLETE for t in trials if t not in dead)
+
+
+def test_a_nan_objective_fails_the_trial_and_says_so(ray_local, settings, write_spec):
+    spec = _spec(write_spec, **{"space:": "fixed: {x: .nan}\nspace:",
+                                "  x: {type: float, low: -2.0, high: 2.0}\n": ""})
+    stats = launch(spec, settings, notice=lambda m: None)
+    trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
+    assert stats.failed == 4 and all(t.state == TrialState.FAIL for t in trials)
+    assert trials[0].user_attrs["fail_reason"] == "objective eval/loss is nan at step 2"
+    run = MlflowClient(settings.tracking_uri).get_run(trials[0].user_attrs["mlflow_run_id"])
+    assert run.data.tags["gansweep.reason"] == "objective eval/loss is nan at step 2"

@@ -49,8 +49,3 @@ def test_bad_parameter_names_its_field(space, path, message):
         parse_space(space)
     assert err.value.path == path
     assert message in err.value.message
-
-
-def test_finite_spaces_are_known():
-    params = {p.name: p for p in parse_space(SPACE)}
-    assert not params["lr"].finite and params["beta1"].finite and params["loss"].finite

@@ -14,7 +14,6 @@ def test_shipped_ring8_spec_loads():
     assert spec.objective.metric == "eval/score" and spec.objective.direction == "maximize"
     assert spec.budget.steps % spec.budget.eval_every == 0
     assert {p.name for p in spec.space} >= {"lr_g", "lr_d", "loss", "gp_weight", "d_steps"}
-    assert spec.objective.metric == "eval/score" and spec.objective.direction == "maximize"
 
 
 def test_defaults_and_overrides(write_spec):
@@ -32,7 +31,7 @@ def test_defaults_and_overrides(write_spec):
     (lambda t: t.replace("low: 1.0e-4, high: 1.0e-3, log: true", "low: 0.0, high: 1.0e-3, "
                          "log: true"), "bad.yaml: space.lr_g.low: must be > 0 with log: true"),
     (lambda t: t.replace("low: 1.0e-4, high: 1.0e-3, log: true", "low: -1.0e-4, high: 1.0e-3"),
-     "bad.yaml: space.lr_g.low: "),
+     "bad.yaml: space.lr_g.low: invalid value for mlp_gan parameter 'lr_g': must be > 0"),
     (lambda t: t.replace("dataset: ring8", "dataset: ring9"),
      "bad.yaml: dataset: unknown dataset 'ring9'"),
     (lambda t: t.replace("trainer: mlp_gan", "trainer: mlp_gun"),
@@ -78,3 +77,26 @@ def test_cli_refuses_missing_file(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.strip() == "gansweep: error: nowhere.yaml: no such file"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--storage", "nosuchdb://x/y", "gansweep: error: --storage: cannot open nosuchdb://x/y"),
+    ("--checkpoint-root", "foo://x", "gansweep: error: --checkpoint-root: cannot open foo://x"),
+    ("--trials", "0", "gansweep: error: --trials: must be >= 1"),
+])
+def test_cli_refuses_bad_flags_with_exit_2(tmp_path, write_spec, monkeypatch, flag, value,
+                                           expected):
+    monkeypatch.chdir(tmp_path)
+    path = write_spec(SYNTHETIC, "ok.yaml")
+    result = CliRunner().invoke(main, ["launch", str(path), flag, value])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
+    assert not (tmp_path / "optuna.db").exists()
+
+
+def test_status_of_a_missing_store_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["status", "ring8"])
+    assert result.exit_code == 2
+    assert "no sweep named 'ring8'" in result.stderr and list(tmp_path.iterdir()) == []

@@ -127,6 +127,7 @@ def test_cli_status_and_best_read_the_sweep(ring8_sweep):
     rows = json.loads(status.stdout)["trials"]
     assert [r["state"] for r in rows] == ["COMPLETE"] * 4
     best = runner.invoke(main, ["best", "ring8-tiny", "--storage", settings.storage, "--json"])
+    assert best.exit_code == 0, best.output
     found = json.loads(best.stdout)
     study = optuna.load_study(study_name="ring8-tiny", storage=settings.storage)
     assert found["number"] == study.best_trial.number and found["value"] == study.best_value
