@@ -46,7 +46,7 @@ def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
     settings = Settings.resolve(f"sqlite:///{workdir}/optuna.db", f"sqlite:///{workdir}/mlflow.db",
                                 checkpoint_root=str(workdir / "checkpoints"))
     tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
-    study = open_study(spec, settings.storage, actors)
+    study = open_study(spec, settings.storage)
     tracker.open_sweep_run(spec.text, "spec.yaml")
     t0 = time.perf_counter()
     scheduler = Scheduler(spec, study, tracker, ray.put(None), settings.checkpoint_root, actors,

@@ -6,7 +6,6 @@ No I/O and no printing: `train_for` and `evaluate` return metrics; the caller lo
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from torch import Tensor
 from trainers.losses import LOSSES
 from trainers.mixtures import Mixture, mixture_metrics
 from trainers.models import ACTIVATIONS, Discriminator, Generator, n_params
-from trainers.params import check, config_from_params
+from trainers.params import check, check_same_config, config_from_params, state_header
 from trainers.plots import scatter_png
 
 NAME = "mlp_gan"
@@ -202,10 +201,7 @@ class MLPGANTrainer:
     def state_dict(self) -> dict:
         """Everything needed to resume bitwise: loads with torch.load(..., weights_only=True)."""
         return {
-            "trainer": NAME,
-            "config": dataclasses.asdict(self.config),
-            "seed": self.seed,
-            "step": self.step,
+            **state_header(NAME, self.config, self.seed, self.step),
             "g": self.g.state_dict(),
             "d": self.d.state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -216,11 +212,7 @@ class MLPGANTrainer:
         }
 
     def load_state_dict(self, sd: dict) -> None:
-        if sd["config"] != dataclasses.asdict(self.config):
-            raise ValueError(
-                f"checkpoint config {sd['config']} differs from this trainer's "
-                f"{dataclasses.asdict(self.config)}"
-            )
+        check_same_config(sd, self.config)
         self.g.load_state_dict(sd["g"])
         self.d.load_state_dict(sd["d"])
         self.opt_g.load_state_dict(sd["opt_g"])

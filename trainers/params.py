@@ -74,3 +74,15 @@ def check(ok: bool, trainer: str, field: str, rule: str, value: Any) -> None:
     """Raise a ValueError naming the field when a validation rule fails."""
     if not ok:
         raise ValueError(f"invalid value for {trainer} parameter {field!r}: {rule}, got {value!r}")
+
+
+def state_header(trainer: str, config: Any, seed: int, step: int) -> dict:
+    """The part of every trainer's state_dict that says what it is a checkpoint of."""
+    return {"trainer": trainer, "config": dataclasses.asdict(config), "seed": seed, "step": step}
+
+
+def check_same_config(state: dict, config: Any) -> None:
+    """A checkpoint resumes only the trainer it was taken from."""
+    if state["config"] != dataclasses.asdict(config):
+        raise ValueError(f"checkpoint config {state['config']} differs from this trainer's "
+                         f"{dataclasses.asdict(config)}")

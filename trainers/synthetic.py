@@ -6,13 +6,12 @@ curve are known exactly, and `sleep_s` sets how long a step takes.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
 from dataclasses import dataclass
 
-from trainers.params import check, config_from_params
+from trainers.params import check, check_same_config, config_from_params, state_header
 
 NAME = "synthetic"
 
@@ -90,17 +89,8 @@ class SyntheticTrainer:
         return None
 
     def state_dict(self) -> dict:
-        return {
-            "trainer": NAME,
-            "config": dataclasses.asdict(self.config),
-            "seed": self.seed,
-            "step": self.step,
-        }
+        return state_header(NAME, self.config, self.seed, self.step)
 
     def load_state_dict(self, sd: dict) -> None:
-        if sd["config"] != dataclasses.asdict(self.config):
-            raise ValueError(
-                f"checkpoint config {sd['config']} differs from this trainer's "
-                f"{dataclasses.asdict(self.config)}"
-            )
+        check_same_config(sd, self.config)
         self.step = int(sd["step"])
