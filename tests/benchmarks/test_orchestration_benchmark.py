@@ -1,0 +1,20 @@
+"""The orchestration benchmark runs end to end and reports what it promises (figures are read
+by people from the full run, not asserted here)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_orchestration_benchmark_reports_utilization_as_json():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/orchestration.py", "--trials", "4", "--sleep", "0.01",
+         "--eval-every", "5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [result] = json.loads(done.stdout)
+    assert result["completed"] == 4 and result["trials"] == 4 and result["actors"] == 2
+    assert 0 < result["utilization"] <= 1.05
+    assert result["ideal_s"] == 4 * 5 * 0.01 / 2
