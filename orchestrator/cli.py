@@ -56,9 +56,13 @@ def main() -> None:
               "local Ray].")
 @click.option("--checkpoint-root", default=None, help="Where trials write checkpoints "
               "[default: ./checkpoints].")
+@click.option("--feature-extractor", default=None, type=click.Path(dir_okay=False),
+              help="A TorchScript feature extractor (e.g. your Inception export): image "
+              "sweeps also report eval/fid in its feature space.")
 @store_options
 @friendly_errors
-def launch(spec_path, trials, address, checkpoint_root, storage, tracking_uri) -> None:
+def launch(spec_path, trials, address, checkpoint_root, feature_extractor, storage,
+           tracking_uri) -> None:
     """Run the sweep in SPEC until its trial budget is met (continues an existing sweep)."""
     from orchestrator.launch import Settings
     from orchestrator.launch import launch as run_launch
@@ -66,7 +70,8 @@ def launch(spec_path, trials, address, checkpoint_root, storage, tracking_uri) -
     from orchestrator.spec import SweepSpec
 
     spec = SweepSpec.load(spec_path).with_trials(trials)
-    settings = Settings.resolve(storage, tracking_uri, address, checkpoint_root)
+    settings = Settings.resolve(storage, tracking_uri, address, checkpoint_root,
+                                feature_extractor=feature_extractor)
     with SweepProgress(spec) as progress:
         stats = run_launch(spec, settings, on_update=progress.update, notice=progress.notice)
     if stats is not None:
@@ -137,6 +142,42 @@ def promote(name, model_name, storage, tracking_uri) -> None:
     click.echo(f"alias champion -> version {done.version}"
                + ("" if done.alias_moved else " (unchanged)"))
     click.echo(f"load it: mlflow.pytorch.load_model('models:/{done.model_name}@champion')")
+
+
+@main.group()
+def data() -> None:
+    """Bring your own images: convert them to Parquet once, sweep on `parquet:FILE`."""
+
+
+@data.command("import")
+@click.argument("src")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The Parquet file to write.")
+@click.option("--size", type=click.IntRange(8, 64), default=32, show_default=True,
+              help="Square side in pixels.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True)
+@click.option("--held-out", type=click.FloatRange(0.0, 0.9), default=0.1, show_default=True,
+              help="Fraction of images kept out of training (a deterministic split).")
+@friendly_errors
+def data_import(src, output, size, channels, held_out) -> None:
+    """Convert SRC (an image folder, class = sub-folder, or an MNIST IDX images file) to
+    Parquet: PNG bytes, label, and a stored train / held-out split."""
+    from rich.progress import Progress
+
+    from trainers.image_data import DatasetError, import_to_parquet
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"importing {src}", total=None)
+        try:
+            summary = import_to_parquet(src, output, size, int(channels), held_out,
+                                        progress=lambda done, total: bar.update(
+                                            task, completed=done, total=total))
+        except DatasetError as exc:
+            raise SpecError(str(exc)) from None
+    click.echo(f"wrote {summary.path}: {summary.written} images ({summary.train} train, "
+               f"{summary.test} held out, {summary.classes} classes), skipped "
+               f"{summary.skipped} unreadable")
+    click.echo(f"sweep on it with  dataset: parquet:{summary.path}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.checkpoints import resolve_root
+from orchestrator.data import default_cache_dir, prepare_data, read_extractor
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
     USER_ATTR_REASON,
@@ -31,16 +32,21 @@ class Settings:
     tracking_uri: str
     address: str | None = None
     checkpoint_root: str = "checkpoints"
+    cache_dir: str = ""  # feature networks, by dataset content hash
+    feature_extractor: str | None = None  # a user's TorchScript file: eval/fid in its space
 
     @classmethod
     def resolve(cls, storage: str | None = None, tracking_uri: str | None = None,
-                address: str | None = None, checkpoint_root: str | None = None) -> Settings:
+                address: str | None = None, checkpoint_root: str | None = None,
+                cache_dir: str | None = None, feature_extractor: str | None = None) -> Settings:
         """Flags, else environment, else the embedded defaults; local paths made absolute
         because Ray workers do not share the driver's working directory."""
         return cls(storage=_absolute_sqlite(resolve_storage(storage)),
                    tracking_uri=_absolute_sqlite(resolve_tracking_uri(tracking_uri)),
                    address=address or os.environ.get("RAY_ADDRESS") or None,
-                   checkpoint_root=_absolute_path(checkpoint_root or "checkpoints"))
+                   checkpoint_root=_absolute_path(checkpoint_root or "checkpoints"),
+                   cache_dir=str(Path(cache_dir or default_cache_dir()).expanduser().resolve()),
+                   feature_extractor=feature_extractor)
 
 
 def _absolute_sqlite(uri: str) -> str:
@@ -85,6 +91,7 @@ def launch(spec: SweepSpec, settings: Settings,
     except Exception as exc:
         raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    extractor = read_extractor(settings.feature_extractor)
     study = open_study(spec, settings.storage)
     started_ray = init_ray(settings.address)
     try:
@@ -99,7 +106,7 @@ def launch(spec: SweepSpec, settings: Settings,
         tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
         try:
             stats = _run(spec, study, tracker, settings, n_workers, actor_options, on_update,
-                         notice)
+                         notice, extractor)
         except BaseException:
             tracker.close_sweep("KILLED")
             raise
@@ -110,18 +117,20 @@ def launch(spec: SweepSpec, settings: Settings,
             ray.shutdown()
 
 
-def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice):
+def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice,
+         extractor):
     import ray
 
     from orchestrator.scheduler import Scheduler
-    from trainers import load_dataset
 
     _fail_orphans(study, tracker, notice)
     if trials_used(study) >= spec.budget.trials:
         notice(f"{spec.name}: budget met ({spec.budget.trials} trials); raise --trials to run "
                f"more")
         return None
-    data_ref = ray.put(load_dataset(spec.dataset))  # read once, shared by every actor
+    data = prepare_data(spec, settings.cache_dir, extractor, notice)
+    tracker.log_sweep_facts(data.sweep_metrics, data.tags)
+    data_ref = ray.put(data.payload)  # read once; actors on a node share it zero-copy
     scheduler = Scheduler(spec, study, tracker, data_ref, settings.checkpoint_root, n_workers,
                           actor_options, on_update, notice)
     try:

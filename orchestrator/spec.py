@@ -40,6 +40,7 @@ class Budget:
     steps: int
     eval_every: int
     log_every: int
+    eval_samples: int = 1000  # generated images per eval (image datasets)
 
 
 @dataclass(frozen=True)
@@ -133,18 +134,23 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
 
 
 def _trainer_class(trainer_name: str, dataset: str):
-    from trainers import DATASETS, TRAINERS  # torch import: only once a spec is read
+    from trainers import TRAINERS, dataset_kind  # torch import: only once a spec is read
 
     if trainer_name not in TRAINERS:
         raise FieldError("trainer", f"unknown trainer {trainer_name!r} "
                                     f"(known: {', '.join(sorted(TRAINERS))})")
-    if dataset not in DATASETS:
-        raise FieldError("dataset", f"unknown dataset {dataset!r} "
-                                    f"(known: {', '.join(sorted(DATASETS))})")
+    try:
+        kind = dataset_kind(dataset)
+    except (KeyError, ValueError) as exc:
+        raise FieldError("dataset", str(exc).strip("'\"")) from None
+    if ":" in dataset:  # parquet:PATH, folder:PATH, idx:PATH
+        path = Path(dataset.split(":", 1)[1]).expanduser()
+        if not path.exists():
+            raise FieldError("dataset", f"{path}: no such file")
     trainer_cls = TRAINERS[trainer_name]
-    if dataset not in trainer_cls.DATASETS:
-        raise FieldError("dataset", f"trainer {trainer_name} cannot train on {dataset!r} "
-                                    f"(it takes: {', '.join(trainer_cls.DATASETS)})")
+    if kind != trainer_cls.DATA_KIND:
+        raise FieldError("dataset", f"trainer {trainer_name} trains on {trainer_cls.DATA_KIND} "
+                                    f"data, and {dataset!r} is {kind} data")
     return trainer_cls
 
 
@@ -227,7 +233,7 @@ def _objective(raw: dict) -> Objective:
 
 
 def _budget(raw: dict) -> Budget:
-    _fields("budget", raw, ("trials", "steps", "eval_every", "log_every"))
+    _fields("budget", raw, ("trials", "steps", "eval_every", "log_every", "eval_samples"))
     trials = _int("budget", raw, "trials", None, 1)
     steps = _int("budget", raw, "steps", None, 1)
     eval_every = _int("budget", raw, "eval_every", steps, 1)
@@ -236,7 +242,8 @@ def _budget(raw: dict) -> Budget:
     log_every = _int("budget", raw, "log_every", min(50, eval_every), 1)
     if eval_every % log_every:
         raise FieldError("budget.log_every", f"must divide budget.eval_every ({eval_every})")
-    return Budget(trials, steps, eval_every, log_every)
+    return Budget(trials, steps, eval_every, log_every,
+                  _int("budget", raw, "eval_samples", 1000, 10))
 
 
 def _sampler(raw: dict) -> SamplerSpec:

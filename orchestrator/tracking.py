@@ -63,6 +63,7 @@ class SweepTracker:
         self.client = MlflowClient(tracking_uri)
         self.experiment_id = self._experiment(experiment)
         self.parent_run_id: str | None = None
+        self.trial_tags: dict[str, str] = {}  # set on every trial run, e.g. the feature net
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -96,7 +97,7 @@ class SweepTracker:
     def create_trial_run(self, number: int, params: dict[str, Any], seed: int) -> str:
         run = self.client.create_run(self.experiment_id, run_name=trial_run_name(number), tags={
             "mlflow.parentRunId": self.parent_run_id, TAG_SWEEP: self.sweep, TAG_ROLE: "trial",
-            TAG_TRIAL: str(number), TAG_STATE: "RUNNING"})
+            TAG_TRIAL: str(number), TAG_STATE: "RUNNING", **self.trial_tags})
         flat = {**params, "seed": seed}
         self.client.log_batch(run.info.run_id,
                               params=[Param(k, str(v)) for k, v in sorted(flat.items())])
@@ -106,6 +107,12 @@ class SweepTracker:
         """Close a trial's run from the driver (used when its actor could not)."""
         self.client.log_batch(run_id, tags=_end_tags(state, reason))
         self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED"))
+
+    def log_sweep_facts(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        """Facts about the whole sweep on its parent run (e.g. the FD floor of the data)."""
+        self.trial_tags = dict(tags)
+        self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.log_progress(metrics, step=0)
 
     def log_progress(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)

@@ -50,6 +50,7 @@ class TrialWorker:
         self.spec: TrialSpec | None = None
         self.trainer = None
         self.start_error: str | None = None
+        self.last_image: bytes | None = None
         self.checkpoints: TrialCheckpoints | None = None
 
     def placement(self) -> dict[str, str]:
@@ -65,7 +66,7 @@ class TrialWorker:
 
         from trainers import build_trainer
 
-        self.spec, self.trainer, self.start_error = spec, None, None
+        self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
         try:
             self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number)
             self.logger.set_tags(spec.run_id, self.placement())
@@ -93,6 +94,7 @@ class TrialWorker:
             image = trainer.sample_image()
             if image is not None:
                 self.logger.log_image(spec.run_id, image, key="samples", step=trainer.step)
+                self.last_image = image
             self.checkpoints.save(self._payload(), trainer.step)
             return ChunkResult(spec.number, trainer.step, metrics)
         except Exception as exc:  # the trial fails; the actor lives on for the next trial
@@ -103,6 +105,8 @@ class TrialWorker:
         """End the trial's run; a COMPLETE trial also leaves its checkpoint and generator."""
         spec, trainer = self.spec, self.trainer
         try:
+            if self.last_image is not None:
+                self.logger.log_bytes(spec.run_id, self.last_image, "samples/final.png")
             if state == "COMPLETE" and trainer is not None:
                 final = self.checkpoints.latest_bytes()
                 if final is not None:
@@ -114,7 +118,7 @@ class TrialWorker:
             self.logger.set_tags(spec.run_id, {TAG_FINISH_ERROR: f"{type(exc).__name__}: {exc}"})
         finally:
             self.logger.end_run(spec.run_id, state, reason)
-            self.spec = self.trainer = self.checkpoints = None
+            self.spec = self.trainer = self.checkpoints = self.last_image = None
 
     def flush(self) -> None:
         self.logger.flush()

@@ -2,7 +2,7 @@
 
 from trainers.mixtures import Mixture, mixture_metrics
 from trainers.mlp_gan import MLPGANConfig, MLPGANTrainer
-from trainers.registry import DATASETS, TRAINERS, build_trainer, load_dataset
+from trainers.registry import DATASETS, TRAINERS, build_trainer, dataset_kind, load_dataset
 from trainers.synthetic import SyntheticConfig, SyntheticTrainer
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "SyntheticConfig",
     "SyntheticTrainer",
     "build_trainer",
+    "dataset_kind",
     "load_dataset",
     "mixture_metrics",
 ]

@@ -39,14 +39,39 @@ def wasserstein_g(d_fake: Tensor) -> Tensor:
     return -d_fake.mean()
 
 
+def lsgan_d(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    # Least squares (Mao et al. 2017, a=0, b=c=1): regress real scores to 1 and fake ones to 0.
+    return 0.5 * ((d_real - 1.0) ** 2).mean() + 0.5 * (d_fake**2).mean()
+
+
+def lsgan_g(d_fake: Tensor) -> Tensor:
+    # G pulls the scores of its samples towards the real target 1.
+    return 0.5 * ((d_fake - 1.0) ** 2).mean()
+
+
 def gradient_penalty(
     d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator
 ) -> Tensor:
-    """WGAN-GP: (||grad_x D(x)|| - 1)^2 on random interpolates of real and fake (B, 2)."""
+    """WGAN-GP: (||grad_x D(x)|| - 1)^2 on random interpolates of real and fake (B, ...).
+
+    Points (B, 2) or images (B, C, H, W): one alpha per sample, the norm over all its features.
+    """
     alpha = torch.rand(real.shape[0], 1, generator=generator).to(real.device)  # (B, 1)
-    mixed = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)  # (B, 2)
-    (grad,) = torch.autograd.grad(d(mixed).sum(), mixed, create_graph=True)  # (B, 2)
-    return ((grad.norm(dim=1) - 1.0) ** 2).mean()
+    alpha = alpha.view(-1, *[1] * (real.dim() - 1))  # (B, 1) for points, (B, 1, 1, 1) for images
+    mixed = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)  # like real
+    (grad,) = torch.autograd.grad(d(mixed).sum(), mixed, create_graph=True)  # like real
+    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator) -> Tensor:
+    """R1 (Mescheder et al. 2018): E||grad_x D(x)||^2 on real data only, any shape (B, ...).
+
+    Unweighted; the caller adds r1_weight / 2 times it to D's loss. `fake` and `generator` are
+    unused: the argument list is the penalty signature.
+    """
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)  # like real
+    return grad.pow(2).flatten(1).sum(dim=1).mean()
 
 
 @dataclass(frozen=True)
@@ -62,4 +87,5 @@ LOSSES: dict[str, GANLoss] = {
     "ns": GANLoss(ns_d, ns_g),
     "hinge": GANLoss(hinge_d, wasserstein_g),
     "wgan_gp": GANLoss(wasserstein_d, wasserstein_g, penalty=gradient_penalty),
+    "lsgan": GANLoss(lsgan_d, lsgan_g),
 }

@@ -92,6 +92,7 @@ class MLPGANTrainer:
 
     Config = MLPGANConfig
     DATASETS = ("ring8", "grid25")
+    DATA_KIND = "mixture"
 
     def __init__(self, config: dict | MLPGANConfig, data: Mixture, seed: int, device: str = "cpu"):
         if not isinstance(data, Mixture):

@@ -50,6 +50,7 @@ class SyntheticTrainer:
 
     Config = SyntheticConfig
     DATASETS = ("none",)
+    DATA_KIND = "none"
 
     def __init__(self, config: dict | SyntheticConfig, data: None, seed: int, device: str = "cpu"):
         if not isinstance(config, SyntheticConfig):

@@ -66,7 +66,7 @@ def test_non_finite_points_are_never_high_quality():
 
 
 def test_load_dataset_knows_none_and_names_the_known_on_a_typo():
-    assert set(DATASETS) == {"ring8", "grid25", "none"}
+    assert {"ring8", "grid25", "none"} <= set(DATASETS)
     assert load_dataset("none") is None
     assert isinstance(load_dataset("grid25"), Mixture)
     with pytest.raises(KeyError, match="ring8"):

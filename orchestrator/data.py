@@ -1,0 +1,73 @@
+"""The sweep's data, prepared once on the driver and shared with every actor.
+
+For image datasets the driver also makes sure the dataset's feature network exists (trained once
+per dataset and cached on disk by the dataset's content hash), measures the floor FD(train,
+held-out) for the parent run, and names the network so that every run says which one scored it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.spec import SpecError, SweepSpec
+
+TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("GANSWEEP_CACHE") or str(Path.home() / ".cache" / "gansweep")
+
+
+@dataclass
+class PreparedData:
+    payload: Any  # what actors get through ray.put: a Mixture, an ImageTask or None
+    sweep_metrics: dict[str, float] = field(default_factory=dict)  # the parent run's floor
+    tags: dict[str, str] = field(default_factory=dict)  # on the parent and every trial run
+
+
+def read_extractor(path: str | None) -> bytes | None:
+    """A user's TorchScript feature extractor (e.g. their Inception export), checked up front."""
+    if path is None:
+        return None
+    import io
+
+    import torch
+
+    try:
+        data = Path(path).read_bytes()
+        torch.jit.load(io.BytesIO(data))
+    except FileNotFoundError:
+        raise SpecError(f"--feature-extractor: {path}: no such file") from None
+    except Exception as exc:
+        raise SpecError(f"--feature-extractor: {path}: not a TorchScript module "
+                        f"({type(exc).__name__})") from None
+    return data
+
+
+def prepare_data(spec: SweepSpec, cache_dir: str, extractor: bytes | None = None,
+                 notice=print) -> PreparedData:
+    from trainers import dataset_kind, load_dataset
+
+    if dataset_kind(spec.dataset) != "image":
+        return PreparedData(load_dataset(spec.dataset))
+    from trainers.image_data import DatasetError
+
+    from trainers.feature_net import cached_feature_net
+    from trainers.image_task import ImageTask
+
+    try:
+        dataset = load_dataset(spec.dataset)
+    except DatasetError as exc:
+        raise SpecError(f"{Path(spec.path).name or spec.name}: dataset: {exc}") from None
+    state, net_id, trained = cached_feature_net(
+        dataset.train, dataset.train_labels, dataset.n_classes, dataset.content_hash,
+        Path(cache_dir) / "feature_nets")
+    if trained:
+        notice(f"trained the feature network {net_id} for {spec.dataset} (cached in {cache_dir})")
+    task = ImageTask(dataset, state, extractor, spec.budget.eval_samples)
+    floor = {k.replace("eval/", "floor/"): v for k, v in task.floor().items()}
+    tags = {TAG_FEATURE_NET: net_id, TAG_DATA_HASH: dataset.content_hash[:16]}
+    return PreparedData(task, floor, tags)

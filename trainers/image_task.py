@@ -1,0 +1,56 @@
+"""What an image GAN trainer receives: a dataset plus the means to score generated images.
+
+The driver builds one `ImageTask` per sweep and shares it through Ray's object store: the uint8
+arrays travel zero-copy to every actor on a node, and the feature network travels as a state dict.
+Each process builds its evaluator (the network and the held-out statistics) once, on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainers.feature_net import ImageEvaluator
+from trainers.image_data import ImageDataset
+
+
+class ImageTask:
+    def __init__(self, dataset: ImageDataset, feature_state: dict[str, Any],
+                 extractor: bytes | None = None, n_eval: int = 1000):
+        self.dataset, self.feature_state = dataset, feature_state
+        self.extractor, self.n_eval = extractor, n_eval
+        self._evaluator: ImageEvaluator | None = None
+
+    @property
+    def train(self) -> np.ndarray:  # (N, C, H, W) uint8
+        return self.dataset.train
+
+    @property
+    def channels(self) -> int:
+        return self.dataset.channels
+
+    @property
+    def size(self) -> int:
+        return self.dataset.size
+
+    def evaluator(self) -> ImageEvaluator:
+        if self._evaluator is None:
+            d = self.dataset
+            self._evaluator = ImageEvaluator(self.feature_state, d.test, d.test_labels,
+                                             d.n_classes, self.extractor, self.n_eval)
+        return self._evaluator
+
+    def evaluate_images(self, fake: torch.Tensor) -> dict[str, float]:
+        """Metrics of generated images (N, C, H, W) in [-1, 1] against the held-out split."""
+        return self.evaluator().evaluate_images(fake)
+
+    def floor(self) -> dict[str, float]:
+        """The same metrics for real training images: the best a generator can hope for."""
+        return self.evaluator().floor(self.dataset.train)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_evaluator"] = None  # rebuilt where it is used, never pickled
+        return state
