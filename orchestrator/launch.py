@@ -86,12 +86,12 @@ def launch(spec: SweepSpec, settings: Settings,
 
     from orchestrator.scheduler import pool_plan
 
+    extractor = read_extractor(settings.feature_extractor)
     try:
         tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
     except Exception as exc:
         raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    extractor = read_extractor(settings.feature_extractor)
     study = open_study(spec, settings.storage)
     started_ray = init_ray(settings.address)
     try:

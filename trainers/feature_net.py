@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainers.frechet import class_coverage, class_kl, frechet_distance, gaussian_stats
+from trainers.image_data import to_float
 
 CLASSIFIER_DIM = 64
 AUTOENCODER_DIM = 32
@@ -81,8 +82,7 @@ class FeatureNet(nn.Module):
 
 def to_unit(images: np.ndarray | Tensor, device: str | torch.device = "cpu") -> Tensor:
     """uint8 (N, C, H, W) -> float32 in [-1, 1] on `device`."""
-    x = torch.as_tensor(images).to(device)
-    return x.float() / 127.5 - 1.0
+    return to_float(images).to(device)
 
 
 def fit_feature_net(train: np.ndarray, labels: np.ndarray | None, n_classes: int,

@@ -91,6 +91,8 @@ class ImportSummary:
 
 def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 in [-1, 1], the range a tanh generator produces."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()  # shared read-only from Ray's object store; torch wants to own it
     x = torch.as_tensor(images)
     if x.dtype != torch.uint8:
         raise TypeError(f"to_float expects uint8 images, got {x.dtype}")

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from mlflow import MlflowClient
 from PIL import Image
@@ -33,9 +34,12 @@ def digits_sweep(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("digits")
     spec_path = root / "digits-tiny.yaml"
     spec_path.write_text(DIGITS)
+    extractor = root / "extractor.pt"  # stands in for a user's own Inception export
+    torch.jit.save(torch.jit.script(torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.Tanh())), str(extractor))
     settings = Settings.resolve(f"sqlite:///{root}/optuna.db", f"sqlite:///{root}/mlflow.db",
                                 checkpoint_root=str(root / "checkpoints"),
-                                cache_dir=str(root / "cache"))
+                                cache_dir=str(root / "cache"), feature_extractor=str(extractor))
     stats = launch(SweepSpec.load(spec_path), settings, notice=lambda m: None)
     client = MlflowClient(settings.tracking_uri)
     exp = client.get_experiment_by_name("digits-tiny")
@@ -51,8 +55,9 @@ def test_every_trial_completes_with_fd_at_every_eval(digits_sweep):
     for run in trials:
         fd = client.get_metric_history(run.info.run_id, "eval/fd")
         assert sorted(m.step for m in fd) == [10, 20] and all(m.value > 0 for m in fd)
-        for key in ("eval/class_coverage", "eval/class_kl"):
-            assert [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        for key in ("eval/class_coverage", "eval/class_kl", "eval/fid"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert sorted(m.step for m in history) == [10, 20], key
 
 
 def test_sample_grids_are_logged_at_every_eval_and_at_the_end(digits_sweep):
@@ -73,6 +78,7 @@ def test_parent_run_records_the_floor_and_every_run_names_the_feature_net(digits
     [parent] = [r for r in runs if r.data.tags["gansweep.role"] == "sweep"]
     assert parent.data.metrics["floor/fd"] > 0
     assert parent.data.metrics["floor/class_coverage"] == 1.0
+    assert parent.data.metrics["floor/fid"] >= 0  # the same floor in the user's feature space
     net = parent.data.tags["gansweep.feature_net"]
     assert net and all(r.data.tags["gansweep.feature_net"] == net for r in runs)
     assert list((root / "cache" / "feature_nets").iterdir())  # trained once, cached on disk
@@ -92,3 +98,35 @@ def test_data_import_cli_writes_parquet_and_refuses_a_missing_source(tmp_path):
     assert "5 images" in result.stdout and "skipped 1" in result.stdout and out.exists()
     missing = runner.invoke(main, ["data", "import", str(tmp_path / "nope"), "-o", str(out)])
     assert missing.exit_code == 2 and "nope" in missing.stderr
+
+
+def test_actors_read_the_shared_dataset_zero_copy(ray_local):
+    """What the driver puts once is mapped read-only into each actor, not copied per actor."""
+    import ray
+
+    from trainers import load_dataset
+    from trainers.image_task import ImageTask
+
+    dataset = load_dataset("digits")
+    ref = ray.put(ImageTask(dataset, feature_state={}, n_eval=10))
+
+    @ray.remote(num_cpus=1)
+    def inspect(task):
+        return task.train.flags.writeable, task.train.shape, int(task.train.sum())
+
+    writeable, shape, total = ray.get(inspect.remote(ref))
+    assert not writeable  # backed by the object store's shared memory
+    assert shape == dataset.train.shape and total == int(dataset.train.sum())
+
+
+def test_a_feature_extractor_that_is_not_torchscript_is_refused(tmp_path, write_spec,
+                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(DIGITS, "digits.yaml")
+    (tmp_path / "inception.pt").write_bytes(b"not a model")
+    result = CliRunner().invoke(main, ["launch", str(spec), "--feature-extractor",
+                                       str(tmp_path / "inception.pt")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(
+        "gansweep: error: --feature-extractor: ") and "not a TorchScript module" in result.stderr
+    assert not (tmp_path / "optuna.db").exists()
