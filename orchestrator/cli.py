@@ -56,13 +56,15 @@ def main() -> None:
               "local Ray].")
 @click.option("--checkpoint-root", default=None, help="Where trials write checkpoints "
               "[default: ./checkpoints].")
+@click.option("--enqueue-from", default=None, metavar="RUN_ID", help="Try an earlier MLflow "
+              "run's params first.")
 @click.option("--feature-extractor", default=None, type=click.Path(dir_okay=False),
               help="A TorchScript feature extractor (e.g. your Inception export): image "
               "sweeps also report eval/fid in its feature space.")
 @store_options
 @friendly_errors
-def launch(spec_path, trials, address, checkpoint_root, feature_extractor, storage,
-           tracking_uri) -> None:
+def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_extractor,
+           storage, tracking_uri) -> None:
     """Run the sweep in SPEC until its trial budget is met (continues an existing sweep)."""
     from orchestrator.launch import Settings
     from orchestrator.launch import launch as run_launch
@@ -73,7 +75,8 @@ def launch(spec_path, trials, address, checkpoint_root, feature_extractor, stora
     settings = Settings.resolve(storage, tracking_uri, address, checkpoint_root,
                                 feature_extractor=feature_extractor)
     with SweepProgress(spec) as progress:
-        stats = run_launch(spec, settings, on_update=progress.update, notice=progress.notice)
+        stats = run_launch(spec, settings, on_update=progress.update, notice=progress.notice,
+                           enqueue_from=enqueue_from)
     if stats is not None:
         click.echo(progress.summary(stats))
     click.echo(f"next: gansweep best {spec.name}   |   "
@@ -107,35 +110,53 @@ def status(name, as_json, storage) -> None:
 @storage_option
 @friendly_errors
 def best(name, as_json, storage) -> None:
-    """The best trial of sweep NAME: value, params and MLflow run id."""
+    """The best trial of sweep NAME (value, params, MLflow run id); with several objectives,
+    its Pareto front."""
     from orchestrator.launch import Settings
-    from orchestrator.promote import best_trial
+    from orchestrator.progress import pareto_table
+    from orchestrator.promote import best_trials, objectives
     from orchestrator.study import load_study
 
-    found = best_trial(load_study(name, Settings.resolve(storage).storage))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
+    study = load_study(name, Settings.resolve(storage).storage)
+    front, goals = best_trials(study), objectives(study)
+    if len(goals) > 1:
+        if as_json:
+            click.echo(json.dumps({"sweep": name, "objectives": goals, "pareto_front": front},
+                                  indent=2))
+        else:
+            pareto_table(name, goals, front)
         return
-    click.echo(f"best trial of {name}: #{found['number']}  value={found['value']:.6g} "
-               f"({found['direction']})")
+    found, goal = front[0], goals[0]
+    value = found["values"][goal["metric"]]
+    if as_json:
+        click.echo(json.dumps({"sweep": name, "number": found["number"], "value": value,
+                               "metric": goal["metric"], "direction": goal["direction"],
+                               "params": found["params"], "seed": found["seed"],
+                               "run_id": found["run_id"]}, indent=2))
+        return
+    click.echo(f"best trial of {name}: #{found['number']}  {goal['metric']}={value:.6g} "
+               f"({goal['direction']})")
     click.echo(f"  mlflow run: {found['run_id']}   seed: {found['seed']}")
-    for key, value in sorted(found["params"].items()):
-        click.echo(f"  {key} = {value}")
+    for key, param in sorted(found["params"].items()):
+        click.echo(f"  {key} = {param}")
 
 
 @main.command()
 @click.argument("name")
 @click.option("--model-name", required=True, help="Registered model to create or update.")
+@click.option("--pick", default=None, metavar="METRIC", help="With several objectives: promote "
+              "the point of the Pareto front that is best on METRIC.")
 @store_options
 @friendly_errors
-def promote(name, model_name, storage, tracking_uri) -> None:
+def promote(name, model_name, pick, storage, tracking_uri) -> None:
     """Register the best generator of sweep NAME and point alias `champion` at it."""
     from orchestrator.launch import Settings
     from orchestrator.promote import promote as do_promote
     from orchestrator.study import load_study
 
     settings = Settings.resolve(storage, tracking_uri)
-    done = do_promote(load_study(name, settings.storage), settings.tracking_uri, model_name)
+    done = do_promote(load_study(name, settings.storage), settings.tracking_uri, model_name,
+                      pick)
     what = "registered new" if done.created else "already registered:"
     click.echo(f"{what} {done.model_name} version {done.version} from trial {done.trial} "
                f"(run {done.run_id})")

@@ -79,13 +79,15 @@ def init_ray(address: str | None) -> bool:
 
 
 def launch(spec: SweepSpec, settings: Settings,
-           on_update: Callable | None = None, notice: Callable[[str], None] = print):
+           on_update: Callable | None = None, notice: Callable[[str], None] = print,
+           enqueue_from: str | None = None):
     """Run the sweep until its trial budget is met; returns the final `SweepStats`, or None
     when the budget was already met. Stores are checked before Ray starts."""
     import ray
 
     from orchestrator.scheduler import pool_plan
 
+    spec = _fit_search(spec, notice)
     extractor = read_extractor(settings.feature_extractor)
     try:
         tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
@@ -93,6 +95,8 @@ def launch(spec: SweepSpec, settings: Settings,
         raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     study = open_study(spec, settings.storage)
+    if enqueue_from:
+        study.enqueue_trial(params_from_run(tracker, enqueue_from, spec), skip_if_exists=True)
     started_ray = init_ray(settings.address)
     try:
         cluster = ray.cluster_resources()
@@ -110,7 +114,12 @@ def launch(spec: SweepSpec, settings: Settings,
         except BaseException:
             tracker.close_sweep("KILLED")
             raise
-        tracker.close_sweep(tags={"gansweep.best_trial": stats.best_trial} if stats else None)
+        if stats is not None:
+            from orchestrator.report import sweep_artifacts
+
+            tracker.log_files(sweep_artifacts(study, [o.metric for o in spec.objectives]))
+        best = stats.best_trial if stats else None
+        tracker.close_sweep(tags=None if best is None else {"gansweep.best_trial": best})
         return stats
     finally:
         if started_ray:
@@ -138,6 +147,45 @@ def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, no
     except BaseException as exc:  # Ctrl-C or a bug: leave no trial RUNNING
         scheduler.abort(f"driver stopped: {type(exc).__name__}")
         raise
+
+
+def _fit_search(spec: SweepSpec, notice: Callable[[str], None]) -> SweepSpec:
+    """Say what a sampler will not do, and cap a grid's budget at the grid's size."""
+    from orchestrator.search import grid_size
+
+    categorical = [p.name for p in spec.space if p.kind == "categorical"]
+    if spec.sampler.name == "cmaes" and categorical:
+        notice(f"warning: CMA-ES models numbers only: {', '.join(categorical)} fall back to "
+               f"independent random sampling")
+    if spec.sampler.name == "grid" and grid_size(spec.space) < spec.budget.trials:
+        notice(f"the grid has {grid_size(spec.space)} points: budget capped at that")
+        return spec.with_trials(grid_size(spec.space))
+    return spec
+
+
+def params_from_run(tracker: SweepTracker, run_id: str, spec: SweepSpec) -> dict:
+    """An earlier run's values of this spec's searched params, typed as the space says."""
+    try:
+        logged = tracker.client.get_run(run_id).data.params
+    except Exception:
+        raise SpecError(f"--enqueue-from: no MLflow run {run_id!r} in "
+                        f"{tracker.uri}") from None
+    params = {}
+    for p in spec.space:
+        if p.name not in logged:
+            continue
+        text = logged[p.name]
+        if p.kind == "categorical":
+            matches = [c for c in p.choices if str(c) == text]
+            if not matches:
+                raise SpecError(f"--enqueue-from: {p.name}={text} is not one of "
+                                f"space.{p.name}.choices")
+            params[p.name] = matches[0]
+        else:
+            params[p.name] = int(float(text)) if p.kind == "int" else float(text)
+    if not params:
+        raise SpecError(f"--enqueue-from: run {run_id} has none of this spec's parameters")
+    return params
 
 
 def _fail_orphans(study, tracker: SweepTracker, notice: Callable[[str], None]) -> None:

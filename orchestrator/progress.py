@@ -55,11 +55,26 @@ def trials_table(name: str, rows: list[dict[str, Any]]) -> None:
     for column in ("trial", "state", "value", "step", "params", "mlflow run"):
         table.add_column(column)
     for row in rows:
-        value = "" if row["value"] is None else f"{row['value']:.5g}"
+        values = row["values"] or {}
+        value = " / ".join(f"{v:.5g}" for v in values.values())
         params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(row["params"].items()))
         state = row["state"] + (f" ({row['reason']})" if row["reason"] else "")
         table.add_row(str(row["number"]), state, value, str(row["last_step"] or ""), params,
                       row["run_id"] or "")
+    Console().print(table)
+
+
+def pareto_table(name: str, goals: list[dict[str, str]], front: list[dict[str, Any]]) -> None:
+    table = Table(title=f"sweep {name}: Pareto front ({len(front)} trials)")
+    table.add_column("trial")
+    for goal in goals:
+        table.add_column(f"{goal['metric']} ({goal['direction'][:3]})")
+    table.add_column("params")
+    table.add_column("mlflow run")
+    for t in front:
+        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(t["params"].items()))
+        table.add_row(str(t["number"]), *(f"{t['values'][g['metric']]:.5g}" for g in goals),
+                      params, t["run_id"] or "")
     Console().print(table)
 
 

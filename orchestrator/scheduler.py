@@ -86,6 +86,8 @@ class Scheduler:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> SweepStats:
+        time_s = self.spec.budget.time_s
+        self.deadline = time.time() + time_s if time_s else None
         self.on_update(self.stats)
         for worker in list(self.workers):
             self._release(worker)
@@ -122,9 +124,12 @@ class Scheduler:
         self.in_flight.clear()
         self.prepared = None
 
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
     def _release(self, worker) -> None:
         """A free actor gets the next trial at once, if the budget has one left."""
-        if self.prepared or self.remaining > 0:
+        if (self.prepared or self.remaining > 0) and not self._out_of_time():
             self._dispatch(worker)
 
     def _dispatch(self, worker) -> None:
@@ -137,7 +142,13 @@ class Scheduler:
 
     def _prepare_next(self) -> None:
         """Ask the next trial while every actor is busy, so a freed actor never waits on it."""
-        if self.prepared is None and self.remaining > 0:
+        if self._out_of_time():  # budget.time: no new trial; one asked ahead never ran
+            self.remaining = 0
+            if self.prepared is not None:
+                self.tracker.end_trial_run(self.prepared.spec.run_id, "FAIL", "timeout")
+                self._tell(self.prepared, TrialState.FAIL, reason="timeout")
+                self.prepared = None
+        elif self.prepared is None and self.remaining > 0:
             self.prepared = self._ask()
 
     def _ask(self) -> Active:
@@ -171,12 +182,20 @@ class Scheduler:
             return self._end(active, TrialState.FAIL, reason=result.error)
         self.stats.steps_trained += result.step - active.step
         active.step = result.step
-        value = result.metrics.get(self.spec.objective.metric)
-        if value is None or not math.isfinite(value):
-            return self._end(active, TrialState.FAIL, reason=f"objective "
-                             f"{self.spec.objective.metric} is {value} at step {result.step}")
+        values = [result.metrics.get(o.metric) for o in self.spec.objectives]
+        for objective, v in zip(self.spec.objectives, values, strict=True):
+            if v is None or not math.isfinite(v):
+                return self._end(active, TrialState.FAIL, reason=f"objective "
+                                 f"{objective.metric} is {v} at step {result.step}")
+        value = values if self.spec.multi else values[0]
         if result.step >= self.spec.budget.steps:
             return self._end(active, TrialState.COMPLETE, value=value, step=result.step)
+        if self._out_of_time():  # its chunk is done and checkpointed; no more chunks
+            return self._end(active, TrialState.FAIL, value=value, step=result.step,
+                             reason="timeout")
+        if self.spec.multi:  # Optuna cannot report (or prune) with several objectives
+            self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
+            return
         if not self.can_prune:  # nothing to decide: keep the actor busy, report meanwhile
             self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
             active.trial.report(value, result.step)
@@ -186,17 +205,17 @@ class Scheduler:
             return self._end(active, TrialState.PRUNED)
         self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
 
-    def _end(self, active: Active, state: TrialState, value: float | None = None,
+    def _end(self, active: Active, state: TrialState, value: float | list[float] | None = None,
              reason: str = "", step: int | None = None) -> None:
         """Free the actor first (it closes the run and starts the next trial while the driver
         writes to Optuna), then record the outcome."""
         self.closing[active.worker.finish.remote(state.name, reason)] = active.spec.run_id
         self._release(active.worker)
-        if step is not None:
+        if step is not None and not self.spec.multi:
             active.trial.report(value, step)
         self._tell(active, state, value, reason)
 
-    def _tell(self, active: Active, state: TrialState, value: float | None = None,
+    def _tell(self, active: Active, state: TrialState, value: float | list[float] | None = None,
               reason: str = "") -> None:
         if reason:
             active.trial.set_user_attr(USER_ATTR_REASON, reason)
@@ -205,7 +224,7 @@ class Scheduler:
         else:
             self.study.tell(active.trial, state=state)
         stats = self.stats
-        stats.running -= 1
+        stats.running -= active.worker is not None  # a trial asked ahead never ran
         if state == TrialState.COMPLETE:
             stats.done += 1
             self._record_best(value, active.trial.number, stats)
@@ -215,13 +234,15 @@ class Scheduler:
             stats.failed += 1
         self.on_update(stats)
 
-    def _record_best(self, value: float, number: int, stats: SweepStats, log: bool = True):
+    def _record_best(self, value, number: int, stats: SweepStats, log: bool = True):
+        """Best so far, for a single objective; several objectives have a front, not a best."""
         minimize = self.spec.objective.direction == "minimize"
-        if stats.best is None or (value < stats.best if minimize else value > stats.best):
+        if not self.spec.multi and (stats.best is None or (
+                value < stats.best if minimize else value > stats.best)):
             stats.best, stats.best_trial = value, number
         if log:
-            self.tracker.log_progress({"sweep/best_value": stats.best,
-                                   "sweep/completed": stats.done}, step=stats.done)
+            best = {} if self.spec.multi else {"sweep/best_value": stats.best}
+            self.tracker.log_progress({**best, "sweep/completed": stats.done}, step=stats.done)
 
     def _initial_stats(self) -> SweepStats:
         """Counts carried over from earlier launches of the same sweep."""
@@ -229,7 +250,7 @@ class Scheduler:
         for t in self.study.get_trials(deepcopy=False):
             if t.state == TrialState.COMPLETE:
                 stats.done += 1
-                self._record_best(t.value, t.number, stats, log=False)
+                self._record_best(t.values[0], t.number, stats, log=False)
             stats.pruned += t.state == TrialState.PRUNED
             stats.failed += t.state == TrialState.FAIL
         return stats

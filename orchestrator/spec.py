@@ -15,23 +15,25 @@ from typing import Any
 
 import yaml
 
+from orchestrator.search import (
+    Objective,
+    PrunerSpec,
+    SamplerSpec,
+    parse_duration,
+    parse_enqueue,
+    parse_objectives,
+    parse_pruner,
+    parse_sampler,
+)
 from orchestrator.space import FieldError, Param, parse_space
 
-TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "budget", "sampler",
-              "resources", "fixed", "space")
-SAMPLERS = ("tpe", "random")
-DIRECTIONS = {"minimize": "minimize", "min": "minimize", "maximize": "maximize", "max": "maximize"}
+TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectives", "budget",
+              "sampler", "pruner", "enqueue", "resources", "fixed", "space")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class SpecError(ValueError):
     """A bad spec or flag: one line, naming the file and the field."""
-
-
-@dataclass(frozen=True)
-class Objective:
-    metric: str
-    direction: str = "minimize"
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,7 @@ class Budget:
     eval_every: int
     log_every: int
     eval_samples: int = 1000  # generated images per eval (image datasets)
-
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    name: str = "tpe"
-    seed: int = 0
+    time_s: float | None = None  # past this, no new trial starts
 
 
 @dataclass(frozen=True)
@@ -62,13 +59,24 @@ class SweepSpec:
     experiment: str
     dataset: str
     trainer: str
-    objective: Objective
+    objectives: tuple[Objective, ...]
     budget: Budget
     sampler: SamplerSpec
+    pruner: PrunerSpec
     resources: Resources
     fixed: dict[str, Any]
     space: tuple[Param, ...]
+    enqueue: tuple[dict[str, Any], ...] = ()
     text: str = field(repr=False, default="")
+
+    @property
+    def objective(self) -> Objective:
+        """The objective of a single-objective sweep (the first of several otherwise)."""
+        return self.objectives[0]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
 
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
@@ -117,18 +125,22 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
     space = parse_space(raw.get("space"))
     fixed = _section(raw, "fixed")
     _check_params(trainer_name, trainer_cls, fixed, space)
+    objectives = parse_objectives(raw)
+    budget = _budget(_section(raw, "budget"))
     return SweepSpec(
         path=path,
         name=name,
         experiment=str(raw.get("experiment") or name),
         dataset=dataset,
         trainer=trainer_name,
-        objective=_objective(_section(raw, "objective")),
-        budget=_budget(_section(raw, "budget")),
-        sampler=_sampler(_section(raw, "sampler")),
+        objectives=objectives,
+        budget=budget,
+        sampler=parse_sampler(_section(raw, "sampler"), space, len(objectives)),
+        pruner=parse_pruner(raw.get("pruner"), budget.steps, len(objectives)),
         resources=_resources(_section(raw, "resources")),
         fixed=dict(fixed),
         space=space,
+        enqueue=parse_enqueue(raw.get("enqueue"), space),
         text=text,
     )
 
@@ -221,19 +233,8 @@ def _float(section: str, raw: dict, key: str, default: float, minimum: float) ->
     return float(value)
 
 
-def _objective(raw: dict) -> Objective:
-    _fields("objective", raw, ("metric", "direction"))
-    metric = raw.get("metric")
-    if not isinstance(metric, str) or not metric:
-        raise FieldError("objective.metric", "required, e.g. eval/reverse_kl")
-    direction = DIRECTIONS.get(str(raw.get("direction", "minimize")).lower())
-    if direction is None:
-        raise FieldError("objective.direction", "must be minimize or maximize")
-    return Objective(metric, direction)
-
-
 def _budget(raw: dict) -> Budget:
-    _fields("budget", raw, ("trials", "steps", "eval_every", "log_every", "eval_samples"))
+    _fields("budget", raw, ("trials", "steps", "eval_every", "log_every", "eval_samples", "time"))
     trials = _int("budget", raw, "trials", None, 1)
     steps = _int("budget", raw, "steps", None, 1)
     eval_every = _int("budget", raw, "eval_every", steps, 1)
@@ -243,15 +244,8 @@ def _budget(raw: dict) -> Budget:
     if eval_every % log_every:
         raise FieldError("budget.log_every", f"must divide budget.eval_every ({eval_every})")
     return Budget(trials, steps, eval_every, log_every,
-                  _int("budget", raw, "eval_samples", 1000, 10))
-
-
-def _sampler(raw: dict) -> SamplerSpec:
-    _fields("sampler", raw, ("name", "seed"))
-    name = str(raw.get("name", "tpe")).lower()
-    if name not in SAMPLERS:
-        raise FieldError("sampler.name", f"must be one of {', '.join(SAMPLERS)}, got {name!r}")
-    return SamplerSpec(name, _int("sampler", raw, "seed", 0, 0))
+                  _int("budget", raw, "eval_samples", 1000, 10),
+                  parse_duration("budget.time", raw.get("time")))
 
 
 def _resources(raw: dict) -> Resources:

@@ -13,6 +13,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from orchestrator.search import build_pruner, build_sampler
 from orchestrator.spec import SpecError, SweepSpec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -25,40 +26,38 @@ def resolve_storage(flag: str | None = None) -> str:
     return flag or DEFAULT_STORAGE
 
 
-def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
-    seed = spec.sampler.seed
-    if spec.sampler.name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    # multivariate + group model conditional spaces jointly; the constant liar keeps asks from
-    # proposing the same point while earlier trials are still in flight (the scheduler asks one
-    # trial ahead, so there is always one in flight, even with a single actor)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=True,
-                                          n_startup_trials=startup_trials(spec.budget.trials))
-
-
 def startup_trials(budget: int) -> int:
-    """Random trials before TPE models the space: Optuna's 10, fewer for small budgets so that a
-    short sweep still gets guided trials."""
+    """Random trials before a model-based sampler takes over: Optuna's 10, fewer for small
+    budgets so that a short sweep still gets guided trials."""
     return max(2, min(10, budget // 4))
 
 
 def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
+    """Create the sweep's study, or continue it; the spec's starting points are enqueued once."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    directions = [o.direction for o in spec.objectives]
     try:
-        study = optuna.create_study(storage=storage, study_name=spec.name,
-                                    direction=spec.objective.direction,
-                                    sampler=make_sampler(spec),
-                                    pruner=optuna.pruners.NopPruner(),  # Optuna's default: median
-                                    load_if_exists=True)
+        study = optuna.create_study(
+            storage=storage, study_name=spec.name, directions=directions, load_if_exists=True,
+            sampler=build_sampler(spec.sampler, spec.space, startup_trials(spec.budget.trials)),
+            pruner=build_pruner(spec.pruner, spec.budget.steps))
     except Exception as exc:  # bad URL, missing driver, unreachable database
         raise SpecError(f"--storage: cannot open {storage}: {_first_line(exc)}") from None
-    if study.direction.name.lower() != spec.objective.direction:
-        raise SpecError(f"{spec.path or spec.name}: objective.direction: study {spec.name!r} in "
-                        f"{storage} was created with {study.direction.name.lower()}")
+    found = [d.name.lower() for d in study.directions]
+    if found != directions:
+        raise SpecError(f"{Path(spec.path).name or spec.name}: objectives: study {spec.name!r} "
+                        f"in {storage} was created with directions {found}")
+    if study.metric_names is None:  # so that `best` and `promote` can name the objectives
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.metric for o in spec.objectives])
+    for params in spec.enqueue:
+        study.enqueue_trial(params, skip_if_exists=True)
     return study
+
+
+def metric_names(study: optuna.Study) -> list[str]:
+    return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
 
 
 def load_study(name: str, storage: str) -> optuna.Study:

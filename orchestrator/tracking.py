@@ -114,6 +114,17 @@ class SweepTracker:
         self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.log_progress(metrics, step=0)
 
+    def log_files(self, files: dict[str, bytes]) -> None:
+        """Write {artifact path: content} to the parent run in one upload."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for rel, data in files.items():
+                path = Path(tmp) / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            self.client.log_artifacts(self.parent_run_id, tmp)
+
     def log_progress(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
         self.client.log_batch(self.parent_run_id, metrics=[

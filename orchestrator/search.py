@@ -1,0 +1,235 @@
+"""How a sweep searches: objectives, sampler, pruner, enqueued starting points, time budget.
+
+Parsed from the spec here (errors are `FieldError`s naming the field) and turned into Optuna
+objects for the driver. Validation builds the real Optuna pruner once, so an option Optuna would
+refuse is refused at spec load, not in the middle of a sweep.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from orchestrator.space import FieldError, Param
+
+DIRECTIONS = {"minimize": "minimize", "min": "minimize", "maximize": "maximize", "max": "maximize"}
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp", "nsga2", "nsga3")
+PRUNER_OPTIONS = {
+    "none": (),
+    "median": ("n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials"),
+    "percentile": ("percentile", "n_startup_trials", "n_warmup_steps", "interval_steps",
+                   "n_min_trials"),
+    "successive_halving": ("min_resource", "reduction_factor", "min_early_stopping_rate",
+                           "bootstrap_count"),
+    "hyperband": ("min_resource", "reduction_factor", "bootstrap_count"),
+    "wilcoxon": ("p_threshold", "n_startup_steps"),
+}
+DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
+                         r"(?:(\d+(?:\.\d+)?)s)?\s*$")
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str = "minimize"
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    name: str = "tpe"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    name: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# -- parsing ----------------------------------------------------------------------------------
+def parse_objectives(raw: dict) -> tuple[Objective, ...]:
+    """`objective: {metric, direction}` or `objectives: [{metric, direction}, ...]`."""
+    if ("objective" in raw) == ("objectives" in raw):
+        raise FieldError("objective", "give exactly one of objective (one metric) or objectives "
+                                      "(a list)")
+    if "objective" in raw:
+        return (_objective("objective", raw["objective"]),)
+    items = raw["objectives"]
+    if not isinstance(items, list) or not items:
+        raise FieldError("objectives", "must be a non-empty list of {metric, direction}")
+    found = tuple(_objective(f"objectives[{i}]", item) for i, item in enumerate(items))
+    if len({o.metric for o in found}) != len(found):
+        raise FieldError("objectives", "lists the same metric twice")
+    return found
+
+
+def _objective(where: str, raw: Any) -> Objective:
+    if not isinstance(raw, dict):
+        raise FieldError(where, "must be a mapping {metric, direction}")
+    unknown = sorted(set(raw) - {"metric", "direction"})
+    if unknown:
+        raise FieldError(f"{where}.{unknown[0]}", "unknown field (known: metric, direction)")
+    metric = raw.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise FieldError(f"{where}.metric", "required, e.g. eval/reverse_kl")
+    direction = DIRECTIONS.get(str(raw.get("direction", "minimize")).lower())
+    if direction is None:
+        raise FieldError(f"{where}.direction", "must be minimize or maximize")
+    return Objective(metric, direction)
+
+
+def parse_sampler(raw: dict, space: tuple[Param, ...], n_objectives: int) -> SamplerSpec:
+    unknown = sorted(set(raw) - {"name", "seed"})
+    if unknown:
+        raise FieldError(f"sampler.{unknown[0]}", "unknown field (known: name, seed)")
+    name = str(raw.get("name", "tpe")).lower()
+    if name not in SAMPLERS:
+        raise FieldError("sampler.name", f"must be one of {', '.join(SAMPLERS)}, got {name!r}")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise FieldError("sampler.seed", f"must be an integer >= 0, got {seed!r}")
+    if name == "grid":
+        for param in space:
+            if param.kind == "float" and param.step is None:
+                raise FieldError(f"space.{param.name}", "the grid sampler needs a finite space: "
+                                 "give this float a step, or make it categorical")
+    if name in ("cmaes", "gp", "qmc") and n_objectives > 1:
+        raise FieldError("sampler.name", f"{name} is single-objective; use tpe, random, nsga2 "
+                                         "or nsga3 with several objectives")
+    return SamplerSpec(name, seed)
+
+
+def parse_pruner(raw: Any, steps: int, n_objectives: int) -> PrunerSpec:
+    if raw is None:
+        return PrunerSpec()
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        raise FieldError("pruner", "must be a name or a mapping {name, options...}")
+    name = str(raw.get("name", "none")).lower()
+    if name not in PRUNER_OPTIONS:
+        raise FieldError("pruner.name", f"must be one of {', '.join(PRUNER_OPTIONS)}, "
+                                        f"got {name!r}")
+    options = {k: v for k, v in raw.items() if k != "name"}
+    for key in options:
+        if key not in PRUNER_OPTIONS[name]:
+            known = ", ".join(PRUNER_OPTIONS[name]) or "none"
+            raise FieldError(f"pruner.{key}", f"not an option of the {name} pruner "
+                                              f"(known: {known})")
+    if name != "none" and n_objectives > 1:
+        raise FieldError("pruner", "pruning needs a single objective: Optuna's pruners are "
+                                   "single-objective (use pruner: none)")
+    spec = PrunerSpec(name, options)
+    try:
+        build_pruner(spec, steps)
+    except (TypeError, ValueError) as exc:
+        raise FieldError(f"pruner.{name}", str(exc).splitlines()[0]) from None
+    return spec
+
+
+def parse_enqueue(raw: Any, space: tuple[Param, ...]) -> tuple[dict[str, Any], ...]:
+    """Known-good starting points: each a dict of space params, checked against the space."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise FieldError("enqueue", "must be a list of {param: value} mappings")
+    params = {p.name: p for p in space}
+    for i, point in enumerate(raw):
+        if not isinstance(point, dict) or not point:
+            raise FieldError(f"enqueue[{i}]", "must be a non-empty {param: value} mapping")
+        for name, value in point.items():
+            if name not in params:
+                raise FieldError(f"enqueue[{i}].{name}", "not a parameter of space")
+            if not fits(params[name], value):
+                raise FieldError(f"enqueue[{i}].{name}", f"{value!r} is outside space.{name}")
+    return tuple(dict(point) for point in raw)
+
+
+def fits(param: Param, value: Any) -> bool:
+    if param.kind == "categorical":
+        return value in param.choices
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return param.low <= value <= param.high and (param.kind == "float" or value == int(value))
+
+
+def parse_duration(where: str, raw: Any) -> float | None:
+    """`30m`, `2h`, `1h30m`, `90s` or a number of seconds."""
+    if raw is None:
+        return None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
+        return float(raw)
+    match = DURATION_RE.match(str(raw)) if isinstance(raw, str) else None
+    if not match or not any(match.groups()):
+        raise FieldError(where, f"must be a duration like 30m, 2h, 1h30m or 90s, got {raw!r}")
+    hours, minutes, seconds = (float(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+# -- Optuna objects (driver) ----------------------------------------------------------------------
+def build_pruner(spec: PrunerSpec, steps: int) -> optuna.pruners.BasePruner:
+    o = spec.options
+    if spec.name == "median":
+        return optuna.pruners.MedianPruner(**o)
+    if spec.name == "percentile":
+        if "percentile" not in o:
+            raise ValueError("percentile: required (e.g. 25.0)")
+        return optuna.pruners.PercentilePruner(**o)
+    if spec.name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(**o)
+    if spec.name == "hyperband":  # resources are training steps, up to the trial's budget
+        return optuna.pruners.HyperbandPruner(max_resource=steps, **o)
+    if spec.name == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(**o)
+    return optuna.pruners.NopPruner()
+
+
+def grid_space(space: tuple[Param, ...]) -> dict[str, list]:
+    """Every value of every parameter, for the grid sampler (floats need a step)."""
+    grid = {}
+    for p in space:
+        if p.kind == "categorical":
+            grid[p.name] = list(p.choices)
+        else:
+            step = p.step or 1
+            n = int(math.floor((p.high - p.low) / step + 1e-9)) + 1
+            values = [p.low + i * step for i in range(n)]
+            grid[p.name] = [int(v) for v in values] if p.kind == "int" else [
+                round(v, 12) for v in values]
+    return grid
+
+
+def grid_size(space: tuple[Param, ...]) -> int:
+    return math.prod(len(v) for v in grid_space(space).values())
+
+
+def build_sampler(sampler: SamplerSpec, space: tuple[Param, ...],
+                  startup_trials: int) -> optuna.samplers.BaseSampler:
+    s, seed = optuna.samplers, sampler.seed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if sampler.name == "random":
+            return s.RandomSampler(seed=seed)
+        if sampler.name == "grid":
+            return s.GridSampler(grid_space(space), seed=seed)
+        if sampler.name == "cmaes":
+            return s.CmaEsSampler(seed=seed, n_startup_trials=startup_trials,
+                                  warn_independent_sampling=False)
+        if sampler.name == "qmc":
+            return s.QMCSampler(seed=seed, warn_independent_sampling=False)
+        if sampler.name == "gp":
+            return s.GPSampler(seed=seed, n_startup_trials=startup_trials)
+        if sampler.name == "nsga2":
+            return s.NSGAIISampler(seed=seed)
+        if sampler.name == "nsga3":
+            return s.NSGAIIISampler(seed=seed)
+        # multivariate + group model conditional spaces jointly; the constant liar keeps asks
+        # from proposing the same point while earlier trials are still in flight (the scheduler
+        # asks one trial ahead, so there is always one in flight, even with a single actor)
+        return s.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                            n_startup_trials=startup_trials)
