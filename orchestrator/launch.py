@@ -96,7 +96,7 @@ def launch(spec: SweepSpec, settings: Settings,
                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     study = open_study(spec, settings.storage)
     if enqueue_from:
-        study.enqueue_trial(params_from_run(tracker, enqueue_from, spec), skip_if_exists=True)
+        study.enqueue_trial(params_from_run(tracker, enqueue_from, spec))  # asked for: always
     started_ray = init_ray(settings.address)
     try:
         cluster = ray.cluster_resources()

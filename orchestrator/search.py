@@ -173,6 +173,12 @@ def parse_duration(where: str, raw: Any) -> float | None:
 
 # -- Optuna objects (driver) ----------------------------------------------------------------------
 def build_pruner(spec: PrunerSpec, steps: int) -> optuna.pruners.BasePruner:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _pruner(spec, steps)
+
+
+def _pruner(spec: PrunerSpec, steps: int) -> optuna.pruners.BasePruner:
     o = spec.options
     if spec.name == "median":
         return optuna.pruners.MedianPruner(**o)

@@ -63,6 +63,9 @@ def test_mlflow_holds_one_parent_and_a_nested_child_per_trial(ring8_sweep):
     assert "sweep/best_value" in parent.data.metrics
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "spec")] == [
         "spec/ring8-tiny.yaml"]
+    sweep_files = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+    assert {"optuna/history.png", "optuna/intermediate_values.png",
+            "optuna/trials.csv"} <= sweep_files
     study = optuna.load_study(study_name="ring8-tiny", storage=settings.storage)
     by_run = {t.user_attrs["mlflow_run_id"]: t for t in study.get_trials()}
     for run in children:

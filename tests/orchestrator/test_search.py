@@ -1,0 +1,85 @@
+"""Search settings in the spec: objectives, sampler, pruner, enqueue, budget.time."""
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+from orchestrator.search import build_sampler, grid_size, parse_duration
+from orchestrator.spec import SpecError, SweepSpec
+from tests.conftest import SYNTHETIC
+
+MULTI = SYNTHETIC.replace("objective: {metric: eval/loss, direction: minimize}",
+                          "objectives:\n  - {metric: eval/loss, direction: minimize}\n"
+                          "  - {metric: train/loss, direction: maximize}")
+
+
+def _load(write_spec, text):
+    return SweepSpec.load(write_spec(text, "s.yaml"))
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("pruner: {name: hyperband, min_resource: 1, reduction_factor: 3}\n", "hyperband"),
+    ("pruner: median\n", "median"),
+    ("pruner: {name: percentile, percentile: 25.0}\n", "percentile"),
+    ("pruner: {name: wilcoxon, p_threshold: 0.1}\n", "wilcoxon"),
+    ("pruner: {name: successive_halving, min_resource: 1}\n", "successive_halving"),
+    ("", "none"),
+])
+def test_pruners_load(write_spec, extra, expected):
+    assert _load(write_spec, SYNTHETIC + extra).pruner.name == expected
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("pruner: {name: hyperband, min_resourse: 1}\n",
+     "s.yaml: pruner.min_resourse: not an option of the hyperband pruner"),
+    ("pruner: {name: percentile}\n", "s.yaml: pruner.percentile: percentile: required"),
+    ("pruner: {name: median, n_startup_trials: -1}\n", "s.yaml: pruner.median: "),
+    ("pruner: bandit\n", "s.yaml: pruner.name: must be one of"),
+    ("sampler: {name: annealing}\n", "s.yaml: sampler.name: must be one of"),
+    ("enqueue: [{x: 9.0}]\n", "s.yaml: enqueue[0].x: 9.0 is outside space.x"),
+    ("enqueue: [{z: 1.0}]\n", "s.yaml: enqueue[0].z: not a parameter of space"),
+])
+def test_bad_search_settings_name_their_field(write_spec, extra, message):
+    with pytest.raises(SpecError) as err:
+        _load(write_spec, SYNTHETIC + extra)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_grid_needs_a_finite_space(write_spec):
+    with pytest.raises(SpecError, match="s.yaml: space.x: the grid sampler needs a finite space"):
+        _load(write_spec, SYNTHETIC.replace("{name: tpe, seed: 0}", "{name: grid}"))
+
+
+def test_grid_over_steps_and_choices(write_spec):
+    text = SYNTHETIC.replace("x: {type: float, low: -2.0, high: 2.0}",
+                             "x: {type: float, low: 0.0, high: 1.0, step: 0.25}").replace(
+        "y: {type: float, low: -2.0, high: 2.0}", "y: {type: categorical, choices: [0.0, 0.5]}")
+    spec = _load(write_spec, text.replace("sampler: {name: tpe, seed: 0}",
+                                          "sampler: {name: grid, seed: 0}"))
+    assert grid_size(spec.space) == 10
+    build_sampler(spec.sampler, spec.space, 2)  # Optuna accepts the grid
+
+
+def test_several_objectives_refuse_a_pruner_with_exit_2(tmp_path, write_spec, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = _load(write_spec, MULTI)
+    assert [o.metric for o in spec.objectives] == ["eval/loss", "train/loss"] and spec.multi
+    path = write_spec(MULTI + "pruner: median\n", "multi.yaml")
+    result = CliRunner().invoke(main, ["launch", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("gansweep: error: multi.yaml: pruner: pruning needs a "
+                                     "single objective: Optuna's pruners are single-objective "
+                                     "(use pruner: none)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multi.yaml", "s.yaml"]
+
+
+@pytest.mark.parametrize("text, seconds", [("30m", 1800), ("2h", 7200), ("1h30m", 5400),
+                                           ("90s", 90), (45, 45), ("1.5s", 1.5)])
+def test_durations(text, seconds):
+    assert parse_duration("budget.time", text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "30 minutes", "", -5])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="budget.time: must be a duration"):
+        parse_duration("budget.time", text)
