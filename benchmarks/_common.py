@@ -1,0 +1,143 @@
+"""Shared by the grid25 benchmarks: the search space, one sweep in temp stores, per-trial metrics.
+
+Scripts in this folder import it as `_common` (run them as files: the script's folder is on
+sys.path then).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import optuna
+from optuna.trial import TrialState
+
+from orchestrator.launch import Settings, launch
+from orchestrator.spec import SweepSpec
+from orchestrator.study import USER_ATTR_RUN
+
+METRICS = ("score", "modes", "high_quality", "reverse_kl")
+
+# grid25 (25 modes of std 0.05, 2 apart, out to +-4): a larger extent than ring8 and narrow modes,
+# so the ring8 defaults (3x128, z_dim 2, lr 1e-3, ns) reach ~15 modes at 40% high quality in
+# 3,000 steps while wgan_gp finds all 25 with a low KL but off-centre points. The space spans
+# both families, a larger latent, and D steps 1-3; widths stop at 256 so that a 2-core trial
+# stays under ~40 ms per step.
+GRID25 = """\
+name: {name}
+dataset: grid25
+trainer: mlp_gan
+objective: {{metric: eval/score, direction: maximize}}
+budget: {{trials: {trials}, steps: {steps}, eval_every: {eval_every}, log_every: {eval_every}}}
+sampler: {{name: {sampler}, seed: {seed}}}
+pruner: {pruner}
+resources: {{gpus_per_trial: 0, cpus_per_trial: 1}}
+fixed: {{batchnorm: false}}
+space:
+  g_depth: {{type: int, low: 2, high: 4}}
+  g_width: {{type: categorical, choices: [64, 128, 256]}}
+  d_depth: {{type: int, low: 2, high: 4}}
+  d_width: {{type: categorical, choices: [64, 128, 256]}}
+  activation: {{type: categorical, choices: [relu, leaky_relu, elu, silu]}}
+  z_dim: {{type: categorical, choices: [2, 4, 8]}}
+  lr_g: {{type: float, low: 1.0e-4, high: 2.0e-3, log: true}}
+  lr_d: {{type: float, low: 1.0e-4, high: 2.0e-3, log: true}}
+  beta1: {{type: categorical, choices: [0.0, 0.5]}}
+  beta2: {{type: categorical, choices: [0.9, 0.999]}}
+  batch_size: {{type: categorical, choices: [128, 256]}}
+  loss: {{type: categorical, choices: [ns, hinge, lsgan, wgan_gp]}}
+  gp_weight: {{type: float, low: 0.1, high: 10.0, log: true, when: {{loss: wgan_gp}}}}
+  d_steps: {{type: int, low: 1, high: 3}}
+"""
+
+
+def grid25_spec(name: str, trials: int, steps: int, eval_every: int, sampler: str = "tpe",
+                seed: int = 0, pruner: str = "none") -> SweepSpec:
+    return SweepSpec.parse(GRID25.format(name=name, trials=trials, steps=steps,
+                                         eval_every=eval_every, sampler=sampler, seed=seed,
+                                         pruner=pruner))
+
+
+@dataclass
+class TrialResult:
+    number: int
+    state: str
+    params: dict
+    metrics: dict = field(default_factory=dict)  # score, modes, ... at the trial's last eval
+
+
+@dataclass
+class SweepResult:
+    spec: SweepSpec
+    wall_s: float
+    done: int
+    pruned: int
+    failed: int
+    steps_trained: int
+    trials: list[TrialResult]
+
+    def complete(self) -> list[TrialResult]:
+        return [t for t in self.trials if t.state == "COMPLETE" and t.metrics]
+
+    def best_by_score(self) -> TrialResult | None:
+        return max(self.complete(), key=lambda t: t.metrics.get("score", -math.inf),
+                   default=None)
+
+    def best_reverse_kl(self) -> float | None:
+        kls = [t.metrics["reverse_kl"] for t in self.complete()
+               if math.isfinite(t.metrics.get("reverse_kl", math.nan))]
+        return min(kls, default=None)
+
+    def summary(self) -> dict:
+        best = self.best_by_score()
+        return {"trials": self.spec.budget.trials, "steps": self.spec.budget.steps,
+                "eval_every": self.spec.budget.eval_every, "sampler": self.spec.sampler.name,
+                "pruner": self.spec.pruner.name, "completed": self.done, "pruned": self.pruned,
+                "failed": self.failed, "steps_trained": self.steps_trained,
+                "wall_s": round(self.wall_s, 1),
+                "best_reverse_kl_complete": _round(self.best_reverse_kl()),
+                "best_score": _round(best.metrics.get("score")) if best else None,
+                "best_trial": best.number if best else None,
+                "best_modes": best.metrics.get("modes") if best else None,
+                "best_high_quality": _round(best.metrics.get("high_quality")) if best else None,
+                "best_reverse_kl": _round(best.metrics.get("reverse_kl")) if best else None,
+                "best_params": best.params if best else None}
+
+
+def run_sweep(spec: SweepSpec) -> SweepResult:
+    """One sweep in throwaway sqlite stores (Ray must already be up: launch() reuses it)."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no table-creation chatter
+    with tempfile.TemporaryDirectory(prefix="gansweep-bench-") as tmp:
+        settings = Settings.resolve(f"sqlite:///{tmp}/optuna.db", f"sqlite:///{tmp}/mlflow.db",
+                                    checkpoint_root=str(Path(tmp) / "checkpoints"),
+                                    cache_dir=str(Path(tmp) / "cache"))
+        t0 = time.perf_counter()
+        stats = launch(spec, settings, notice=lambda message: None)
+        wall = time.perf_counter() - t0
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(study_name=spec.name, storage=settings.storage)
+        trials = _trial_results(study, settings.tracking_uri, spec.fixed)
+    return SweepResult(spec, wall, stats.done, stats.pruned, stats.failed, stats.steps_trained,
+                       trials)
+
+
+def _trial_results(study: optuna.Study, tracking_uri: str, fixed: dict) -> list[TrialResult]:
+    client = mlflow.MlflowClient(tracking_uri)
+    out = []
+    for trial in study.get_trials(deepcopy=False):
+        result = TrialResult(trial.number, trial.state.name, {**fixed, **trial.params})
+        run_id = trial.user_attrs.get(USER_ATTR_RUN)
+        if run_id and trial.state != TrialState.RUNNING:
+            logged = client.get_run(run_id).data.metrics  # latest value of each key
+            result.metrics = {m: logged[f"eval/{m}"] for m in METRICS if f"eval/{m}" in logged}
+        out.append(result)
+    return out
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)

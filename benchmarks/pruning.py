@@ -1,0 +1,87 @@
+"""Pruning on grid25: the same TPE sweep (trials, steps, seed) without a pruner and with Hyperband.
+
+Hyperband's resource is training steps: min_resource = eval_every, max_resource = steps,
+reduction_factor 3. Per arm: generator steps trained (the compute), trials pruned, the best final
+eval/reverse_kl among COMPLETE trials, and the best-score trial's score, modes and high-quality
+fraction; then compute(no pruner) / compute(hyperband). The target: >= 2x less compute for a best
+score that is equal or better.
+
+    RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py [--trials 24] [--steps 3000]
+        [--eval-every 300] [--seed 0] [--cpus 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import ray
+from _common import grid25_spec, run_sweep
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=3000, help="generator steps per trial")
+    parser.add_argument("--eval-every", type=int, default=300,
+                        help="report cadence, and Hyperband's min_resource")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed (trial seeds follow)")
+    parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs: one trial per CPU")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    hyperband = f"{{name: hyperband, min_resource: {args.eval_every}, reduction_factor: 3}}"
+    ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
+    arms = {}
+    try:
+        for name, pruner in (("none", "none"), ("hyperband", hyperband)):
+            spec = grid25_spec(f"grid25-pruning-{name}", args.trials, args.steps,
+                               args.eval_every, "tpe", args.seed, pruner)
+            arms[name] = run_sweep(spec).summary()
+    finally:
+        ray.shutdown()
+    none, hb = arms["none"], arms["hyperband"]
+    ratio = none["steps_trained"] / hb["steps_trained"] if hb["steps_trained"] else None
+    score_ok = _not_worse(hb["best_score"], none["best_score"], higher_is_better=True)
+    kl_ok = _not_worse(hb["best_reverse_kl_complete"], none["best_reverse_kl_complete"],
+                       higher_is_better=False)
+    result = {"dataset": "grid25", "seed": args.seed, "cpus": args.cpus, "arms": arms,
+              "compute_ratio": None if ratio is None else round(ratio, 3),
+              "wall_ratio": round(none["wall_s"] / hb["wall_s"], 3) if hb["wall_s"] else None,
+              "hyperband_best_score_not_worse": score_ok,
+              "hyperband_best_reverse_kl_not_worse": kl_ok,
+              "target_met": bool(ratio and ratio >= 2 and score_ok)}
+    print(json.dumps(result, indent=2))
+    _table(result)
+
+
+def _not_worse(value, reference, higher_is_better: bool) -> bool:
+    if value is None or reference is None:
+        return value is not None
+    return value >= reference if higher_is_better else value <= reference
+
+
+def _table(result: dict) -> None:
+    header = (f"{'pruner':>10} {'steps':>8} {'done':>5} {'pruned':>6} {'wall_s':>7} "
+              f"{'best_kl':>8} {'score':>7} {'modes':>5} {'hq':>6} {'kl':>7}")
+    print(header, file=sys.stderr)
+    for name, a in result["arms"].items():
+        print(f"{name:>10} {a['steps_trained']:>8} {a['completed']:>5} {a['pruned']:>6} "
+              f"{a['wall_s']:>7} {_fmt(a['best_reverse_kl_complete']):>8} "
+              f"{_fmt(a['best_score']):>7} {_fmt(a['best_modes']):>5} "
+              f"{_fmt(a['best_high_quality']):>6} {_fmt(a['best_reverse_kl']):>7}",
+              file=sys.stderr)
+    print(f"compute none/hyperband = {result['compute_ratio']}x "
+          f"(wall {result['wall_ratio']}x); target (>= 2x, best score not worse) met: "
+          f"{result['target_met']}", file=sys.stderr)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if isinstance(value, int) or float(value).is_integer() else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()
