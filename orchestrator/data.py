@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.spec import SpecError, SweepSpec
-
-TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
+from orchestrator.tracking import TAG_DATA_HASH, TAG_FEATURE_NET
 
 
 def default_cache_dir() -> str:
@@ -53,9 +52,8 @@ def prepare_data(spec: SweepSpec, cache_dir: str, extractor: bytes | None = None
 
     if dataset_kind(spec.dataset) != "image":
         return PreparedData(load_dataset(spec.dataset))
-    from trainers.image_data import DatasetError
-
     from trainers.feature_net import cached_feature_net
+    from trainers.image_data import DatasetError
     from trainers.image_task import ImageTask
 
     try:

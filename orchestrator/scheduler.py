@@ -136,7 +136,7 @@ class Scheduler:
         active = self.prepared or self._ask()
         self.prepared, active.worker = None, worker
         worker.start.remote(active.spec)  # actor calls run in order: start, then train
-        self.in_flight[worker.train.remote(self.spec.budget.eval_every)] = active
+        self._next_chunk(active)
         self.stats.running += 1
         self.on_update(self.stats)
 
@@ -193,16 +193,15 @@ class Scheduler:
         if self._out_of_time():  # its chunk is done and checkpointed; no more chunks
             return self._end(active, TrialState.FAIL, value=value, step=result.step,
                              reason="timeout")
-        if self.spec.multi:  # Optuna cannot report (or prune) with several objectives
-            self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
-            return
-        if not self.can_prune:  # nothing to decide: keep the actor busy, report meanwhile
-            self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
+        if self.can_prune:  # decide before the next chunk (never with several objectives)
             active.trial.report(value, result.step)
-            return
-        active.trial.report(value, result.step)
-        if active.trial.should_prune():
-            return self._end(active, TrialState.PRUNED)
+            if active.trial.should_prune():
+                return self._end(active, TrialState.PRUNED)
+        self._next_chunk(active)
+        if not self.can_prune and not self.spec.multi:  # report while the actor trains on
+            active.trial.report(value, result.step)
+
+    def _next_chunk(self, active: Active) -> None:
         self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
 
     def _end(self, active: Active, state: TrialState, value: float | list[float] | None = None,

@@ -29,6 +29,7 @@ TAG_SWEEP, TAG_ROLE, TAG_TRIAL, TAG_STATE = (
     "gansweep.sweep", "gansweep.role", "gansweep.trial", "gansweep.state")
 TAG_REASON, TAG_NODE, TAG_GPUS = "gansweep.reason", "gansweep.node", "gansweep.gpu_ids"
 TAG_FINISH_ERROR = "gansweep.finish_error"
+TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
 log = logging.getLogger(__name__)
 
