@@ -61,16 +61,25 @@ class TrialCheckpoints:
         found = (STEP_RE.search(info.base_name) for info in infos)
         return sorted(int(m.group(1)) for m in found if m)
 
-    def load_latest(self) -> dict[str, Any] | None:
-        """The newest readable checkpoint; a corrupt newest one falls back to the one before."""
+    def load_latest(self, run_id: str | None = None) -> dict[str, Any] | None:
+        """The newest readable checkpoint (of MLflow run `run_id`, when given); a corrupt newest
+        one falls back to the one before."""
         fs, folder = self._dir()
         for step in reversed(self.steps()):
             try:
                 with fs.open_input_file(f"{folder}/step-{step:08d}.pt") as src:
-                    return torch.load(io.BytesIO(src.read()), weights_only=True)
+                    payload = torch.load(io.BytesIO(src.read()), weights_only=True)
             except Exception:  # truncated or corrupt: try the previous one
                 continue
+            if run_id is None or payload.get("run_id") == run_id:
+                return payload
         return None
+
+    def clear(self) -> None:
+        """Remove what an earlier sweep of the same name left for this trial number."""
+        fs, folder = self._dir()
+        if fs.get_file_info(folder).type != pafs.FileType.NotFound:
+            fs.delete_dir_contents(folder, missing_dir_ok=True)
 
     def latest_bytes(self) -> bytes | None:
         fs, folder = self._dir()

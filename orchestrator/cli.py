@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -67,16 +69,56 @@ def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_ex
            storage, tracking_uri) -> None:
     """Run the sweep in SPEC until its trial budget is met (continues an existing sweep)."""
     from orchestrator.launch import Settings
-    from orchestrator.launch import launch as run_launch
-    from orchestrator.progress import SweepProgress
     from orchestrator.spec import SweepSpec
 
     spec = SweepSpec.load(spec_path).with_trials(trials)
-    settings = Settings.resolve(storage, tracking_uri, address, checkpoint_root,
+    settings = Settings.resolve(storage, tracking_uri, address,
+                                checkpoint_root or spec.storage.checkpoints,
                                 feature_extractor=feature_extractor)
-    with SweepProgress(spec) as progress:
-        stats = run_launch(spec, settings, on_update=progress.update, notice=progress.notice,
-                           enqueue_from=enqueue_from)
+    _drive(spec, settings, storage, enqueue_from)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--trials", type=int, default=None, help="Raise the total trial budget.")
+@click.option("--address", default=None, help="Ray cluster address [default: RAY_ADDRESS or a "
+              "local Ray].")
+@click.option("--checkpoint-root", default=None, help="Where the trials' checkpoints are "
+              "[default: where the sweep was launched with].")
+@store_options
+@friendly_errors
+def resume(name, trials, address, checkpoint_root, storage, tracking_uri) -> None:
+    """Continue sweep NAME after a crash, Ctrl-C or lost driver: trials left running go on from
+    their last checkpoint in the same trial and MLflow run, then the budget is filled."""
+    from orchestrator.launch import Settings, resume_args
+    from orchestrator.spec import SweepSpec
+
+    found = resume_args(name, Settings.resolve(storage).storage)
+    spec = SweepSpec.parse(found["spec"], source=Path(found["spec_path"] or "spec").name,
+                           path=found["spec_path"]).with_trials(trials or found["trials"])
+    settings = Settings.resolve(storage, tracking_uri or found["tracking_uri"], address,
+                                checkpoint_root or found["checkpoint_root"])
+    _drive(spec, settings, storage, None)
+
+
+def _drive(spec, settings, storage, enqueue_from) -> None:
+    """Run the sweep with a live progress display; on a signal, say how to resume."""
+    from orchestrator.launch import Interrupted
+    from orchestrator.launch import launch as run_launch
+    from orchestrator.progress import SweepProgress
+
+    try:
+        with SweepProgress(spec) as progress:
+            stats = run_launch(spec, settings, on_update=progress.update,
+                               notice=progress.notice, enqueue_from=enqueue_from)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        again = f" --storage {storage}" if storage else ""
+        done = (f"{len(exc.suspended)} trial(s) checkpointed and left resumable"
+                if isinstance(exc, Interrupted) else "stopped at once; trials resume from their "
+                "last checkpoint")
+        click.echo(f"gansweep: {spec.name} interrupted: {done}. Resume with: "
+                   f"gansweep resume {spec.name}{again}", err=True)
+        sys.exit(128 + (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT))
     if stats is not None:
         click.echo(progress.summary(stats))
     click.echo(f"next: gansweep best {spec.name}   |   "

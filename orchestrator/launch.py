@@ -6,6 +6,8 @@ The CLI parses flags into `Settings` and calls `launch`; tests call it the same 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +16,23 @@ from orchestrator.checkpoints import resolve_root
 from orchestrator.data import default_cache_dir, prepare_data, read_extractor
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
-    USER_ATTR_REASON,
-    USER_ATTR_RUN,
+    load_study,
     open_study,
     orphaned_trials,
     resolve_storage,
     trials_used,
 )
-from orchestrator.tracking import SweepTracker, resolve_tracking_uri
+from orchestrator.tracking import SweepTracker, check_server, resolve_tracking_uri
+
+LAUNCH_ATTR = "gansweep.launch"  # on the study: what `gansweep resume NAME` needs
+
+
+class Interrupted(Exception):
+    """The sweep stopped on a signal after its in-flight chunks checkpointed; it resumes."""
+
+    def __init__(self, sweep: str, signum: int, suspended: list[int]):
+        super().__init__(f"{sweep}: stopped by {signal.Signals(signum).name}")
+        self.sweep, self.signum, self.suspended = sweep, signum, suspended
 
 
 @dataclass(frozen=True)
@@ -82,21 +93,50 @@ def launch(spec: SweepSpec, settings: Settings,
            on_update: Callable | None = None, notice: Callable[[str], None] = print,
            enqueue_from: str | None = None):
     """Run the sweep until its trial budget is met; returns the final `SweepStats`, or None
-    when the budget was already met. Stores are checked before Ray starts."""
-    import ray
-
-    from orchestrator.scheduler import pool_plan
+    when the budget was already met. Trials an earlier driver left RUNNING are resumed first.
+    Stores are checked before Ray starts; a sweep another live driver is running is refused.
+    Raises `Interrupted` after a first SIGINT / SIGTERM once in-flight chunks checkpointed."""
+    from orchestrator.lease import DriverLease
 
     spec = _fit_search(spec, notice)
     extractor = read_extractor(settings.feature_extractor)
+    problem = check_server(settings.tracking_uri)
+    if problem:
+        raise SpecError(f"--tracking-uri: {problem}; start it, or check the URI")
     try:
         tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
     except Exception as exc:
         raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     study = open_study(spec, settings.storage)
-    if enqueue_from:
-        study.enqueue_trial(params_from_run(tracker, enqueue_from, spec))  # asked for: always
+    lease = DriverLease(settings.storage, study)
+    lease.acquire()
+    try:
+        study.set_user_attr(LAUNCH_ATTR, {
+            "spec": spec.text, "spec_path": spec.path, "trials": spec.budget.trials,
+            "tracking_uri": settings.tracking_uri, "checkpoint_root": settings.checkpoint_root})
+        if enqueue_from:
+            study.enqueue_trial(params_from_run(tracker, enqueue_from, spec))  # asked: always
+        return _launch(spec, settings, study, tracker, extractor, on_update, notice)
+    finally:
+        lease.release()
+
+
+def resume_args(name: str, storage: str) -> dict:
+    """What the sweep NAME in `storage` was last launched with (its spec text and stores)."""
+    study = load_study(name, storage)
+    found = study.user_attrs.get(LAUNCH_ATTR)
+    if not found:
+        raise SpecError(f"sweep {name!r} in {storage} was not launched by this version of "
+                        f"gansweep: launch its spec again instead")
+    return found
+
+
+def _launch(spec, settings, study, tracker, extractor, on_update, notice):
+    import ray
+
+    from orchestrator.scheduler import pool_plan
+
     started_ray = init_ray(settings.address)
     try:
         cluster = ray.cluster_resources()
@@ -132,8 +172,7 @@ def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, no
 
     from orchestrator.scheduler import Scheduler
 
-    _fail_orphans(study, tracker, notice)
-    if trials_used(study) >= spec.budget.trials:
+    if trials_used(study) >= spec.budget.trials and not orphaned_trials(study):
         notice(f"{spec.name}: budget met ({spec.budget.trials} trials); raise --trials to run "
                f"more")
         return None
@@ -142,11 +181,45 @@ def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, no
     data_ref = ray.put(data.payload)  # read once; actors on a node share it zero-copy
     scheduler = Scheduler(spec, study, tracker, data_ref, settings.checkpoint_root, n_workers,
                           actor_options, on_update, notice)
+    signals = _StopOnSignal(scheduler, notice)
     try:
-        return scheduler.run()
-    except BaseException as exc:  # Ctrl-C or a bug: leave no trial RUNNING
+        with signals:
+            stats = scheduler.run()
+    except BaseException as exc:  # a second Ctrl-C, or a bug: no run left RUNNING in MLflow
         scheduler.abort(f"driver stopped: {type(exc).__name__}")
         raise
+    if scheduler.stop_requested:
+        raise Interrupted(spec.name, signals.signum, scheduler.suspended)
+    return stats
+
+
+class _StopOnSignal:
+    """SIGINT / SIGTERM once: stop gracefully (no new chunks; in-flight ones checkpoint).
+    Twice: KeyboardInterrupt at once. Installed only on the main thread, where Python allows."""
+
+    def __init__(self, scheduler, notice: Callable[[str], None]):
+        self.scheduler, self.notice = scheduler, notice
+        self.signum = signal.SIGINT
+        self.previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.scheduler.stop_requested:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        self.signum = signum
+        name = signal.Signals(signum).name
+        self.scheduler.request_stop(f"stopped by {name}")
+        self.notice(f"{name}: no new chunks; the ones in flight finish and checkpoint "
+                    f"(send it again to stop at once)")
 
 
 def _fit_search(spec: SweepSpec, notice: Callable[[str], None]) -> SweepSpec:
@@ -186,17 +259,3 @@ def params_from_run(tracker: SweepTracker, run_id: str, spec: SweepSpec) -> dict
     if not params:
         raise SpecError(f"--enqueue-from: run {run_id} has none of this spec's parameters")
     return params
-
-
-def _fail_orphans(study, tracker: SweepTracker, notice: Callable[[str], None]) -> None:
-    """Trials left RUNNING by a driver that died are ended as FAIL, in Optuna and MLflow."""
-    from optuna.trial import TrialState
-
-    for trial in orphaned_trials(study):
-        reason = "driver lost"
-        study._storage.set_trial_user_attr(trial._trial_id, USER_ATTR_REASON, reason)
-        study.tell(trial.number, state=TrialState.FAIL)
-        run_id = trial.user_attrs.get(USER_ATTR_RUN)
-        if run_id:
-            tracker.end_trial_run(run_id, "FAIL", reason)
-        notice(f"trial {trial.number} was left running by a lost driver: marked FAIL")

@@ -28,7 +28,8 @@ class SweepProgress:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.task is not None:  # never started: print nothing, not even a blank line
+            self.progress.stop()
 
     def update(self, stats: SweepStats) -> None:
         if self.task is None:  # shown once the sweep really starts, not while stores open
@@ -39,8 +40,9 @@ class SweepProgress:
 
     def describe(self, stats: SweepStats) -> str:
         best = "-" if stats.best is None else f"{stats.best:.4g} (#{stats.best_trial})"
+        resumed = f"  resumed {stats.resumed}" if stats.resumed else ""
         return (f"done {stats.done}  running {stats.running}  pruned {stats.pruned}  "
-                f"failed {stats.failed}  best {self.spec.objective.metric}={best}")
+                f"failed {stats.failed}{resumed}  best {self.spec.objective.metric}={best}")
 
     def notice(self, message: str) -> None:
         self.progress.console.print(f"[yellow]{message}[/yellow]")

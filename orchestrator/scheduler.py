@@ -4,12 +4,19 @@ Results are handled in completion order (`ray.wait` over every in-flight chunk),
 chunk in flight per actor. A trial stays on its actor while it runs, since its state lives there.
 The next trial is asked (and its MLflow run created) while the actors are busy, so an actor that
 frees up gets new work at once instead of waiting on sqlite writes.
+
+Nothing is lost: a trial whose actor dies (process killed, node gone) waits for the next free
+actor and resumes from its last checkpoint in the same Optuna trial and MLflow run; trials a dead
+driver left RUNNING are resumed the same way. `request_stop` (Ctrl-C) lets the chunks in flight
+finish and checkpoint, then leaves their trials RUNNING in Optuna, to be resumed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +28,8 @@ from optuna.trial import TrialState
 from orchestrator.space import suggest_all
 from orchestrator.spec import SweepSpec
 from orchestrator.study import (
+    USER_ATTR_ATTEMPT,
+    USER_ATTR_DIVERGED_STEP,
     USER_ATTR_REASON,
     USER_ATTR_RUN,
     USER_ATTR_SEED,
@@ -28,7 +37,10 @@ from orchestrator.study import (
     trials_used,
 )
 from orchestrator.tracking import SweepTracker
-from orchestrator.worker import ChunkResult, TrialSpec, TrialWorker
+from orchestrator.worker import DIVERGED, ChunkResult, TrialSpec, TrialWorker, salvage_metrics
+
+WAIT_S = 0.5  # the loop wakes at least this often, to notice Ctrl-C
+START_TIMEOUT_S = 300.0  # a trial waiting to resume gives up when no actor starts for this long
 
 
 @dataclass
@@ -43,6 +55,7 @@ class SweepStats:
     best: float | None = None
     best_trial: int | None = None
     steps_trained: int = 0
+    resumed: int = 0  # trials continued from a checkpoint after a lost actor or driver
     started_at: float = field(default_factory=time.time)
 
 
@@ -52,6 +65,8 @@ class Active:
     spec: TrialSpec
     worker: Any = None
     step: int = 0
+    losses: int = 0  # actors lost under this trial; past max_retries it FAILs
+    waiting_since: float = 0.0  # when it was queued to resume
 
 
 def pool_plan(spec: SweepSpec, cluster: dict[str, float]) -> tuple[int, dict[str, float]]:
@@ -78,11 +93,17 @@ class Scheduler:
         self.actor_class = ray.remote(TrialWorker)
         self.remaining = spec.budget.trials - trials_used(study)
         self.stats = self._initial_stats()
-        self.workers = [self._new_worker() for _ in range(max(0, min(n_workers, self.remaining)))]
+        self.waiting: deque[Active] = deque(self._orphans())  # to resume on the next free actor
+        work = self.remaining + len(self.waiting)
+        self.workers = [self._new_worker() for _ in range(max(0, min(n_workers, work)))]
+        self.starting: dict[ray.ObjectRef, Any] = {}  # replacement actor's ready() -> actor
+        self.idle: list[Any] = []  # actors with nothing to do (budget asked out, or stopping)
         self.in_flight: dict[ray.ObjectRef, Active] = {}
         self.closing: dict[ray.ObjectRef, str] = {}  # finish() call -> run id, checked at end
         self.prepared: Active | None = None
         self.can_prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
+        self.stop_requested: str | None = None  # why (e.g. SIGINT), once asked to stop
+        self.suspended: list[int] = []  # trials left RUNNING to resume, when stopped early
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> SweepStats:
@@ -93,12 +114,30 @@ class Scheduler:
             self._release(worker)
         while True:
             self._prepare_next()
-            if not self.in_flight:
+            if not self.in_flight and not (self.starting and self._work_left()):
                 break
-            [ref], _ = ray.wait(list(self.in_flight), num_returns=1)
-            self._handle(ref, self.in_flight.pop(ref))
+            ready, _ = ray.wait(list(self.in_flight) + list(self.starting), num_returns=1,
+                                timeout=WAIT_S)
+            if not ready:
+                self._give_up_waiting()
+                continue
+            ref = ready[0]
+            if ref in self.starting:
+                self._started(ref, self.starting.pop(ref))
+            else:
+                self._handle(ref, self.in_flight.pop(ref))
+        for actor in self.starting.values():  # never placed, and no work left for them
+            ray.kill(actor)
+        for active in list(self.waiting) + ([self.prepared] if self.prepared else []):
+            self._suspend(active)  # only when stopping: no actor took them
+        self.waiting.clear()
+        self.prepared = None
         self._drain_closing()
         return self.stats
+
+    def request_stop(self, why: str) -> None:
+        """Start no more chunks; those in flight finish and checkpoint, then `run` returns."""
+        self.stop_requested = why
 
     def _drain_closing(self) -> None:
         """Wait for every run to be closed by its actor; close from here what an actor could not
@@ -116,25 +155,37 @@ class Scheduler:
                 self.notice(f"some MLflow writes of an actor were lost: {exc}")
 
     def abort(self, why: str) -> None:
-        """The driver is stopping early: no trial is left RUNNING in Optuna or MLflow."""
-        actives = list(self.in_flight.values()) + ([self.prepared] if self.prepared else [])
-        for active in actives:
-            self.tracker.end_trial_run(active.spec.run_id, "FAIL", why)
-            self._tell(active, TrialState.FAIL, reason=why)
+        """The driver is stopping at once: no run is left RUNNING in MLflow, and every trial that
+        had not ended stays RUNNING in Optuna, to be resumed from its last checkpoint."""
+        actives = list(self.in_flight.values()) + list(self.waiting)
+        for active in actives + ([self.prepared] if self.prepared else []):
+            self.tracker.end_trial_run(active.spec.run_id, "RUNNING", why)
+            self.suspended.append(active.trial.number)
         self.in_flight.clear()
+        self.waiting.clear()
         self.prepared = None
+
+    def _work_left(self) -> bool:
+        """Trials an actor could take now: waiting to resume, or new ones from the budget."""
+        if self.stop_requested:
+            return False
+        return bool(self.waiting) or (bool(self.prepared or self.remaining > 0)
+                                      and not self._out_of_time())
 
     def _out_of_time(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline
 
     def _release(self, worker) -> None:
-        """A free actor gets the next trial at once, if the budget has one left."""
-        if (self.prepared or self.remaining > 0) and not self._out_of_time():
-            self._dispatch(worker)
+        """A free actor gets the next trial at once: a trial waiting to resume first, then a new
+        one if the budget has one left."""
+        if self._work_left():
+            active = (self.waiting.popleft() if self.waiting else self.prepared) or self._ask()
+            self.prepared = None if active is self.prepared else self.prepared
+            return self._dispatch(worker, active)
+        self.idle.append(worker)
 
-    def _dispatch(self, worker) -> None:
-        active = self.prepared or self._ask()
-        self.prepared, active.worker = None, worker
+    def _dispatch(self, worker, active: Active) -> None:
+        active.worker = worker
         worker.start.remote(active.spec)  # actor calls run in order: start, then train
         self._next_chunk(active)
         self.stats.running += 1
@@ -142,6 +193,8 @@ class Scheduler:
 
     def _prepare_next(self) -> None:
         """Ask the next trial while every actor is busy, so a freed actor never waits on it."""
+        if self.stop_requested:
+            return
         if self._out_of_time():  # budget.time: no new trial; one asked ahead never ran
             self.remaining = 0
             if self.prepared is not None:
@@ -159,11 +212,42 @@ class Scheduler:
         run_id = self.tracker.create_trial_run(trial.number, params, seed)
         trial.set_user_attr(USER_ATTR_RUN, run_id)
         trial.set_user_attr(USER_ATTR_SEED, seed)
+        return Active(trial, self._trial_spec(trial.number, params, seed, run_id))
+
+    def _trial_spec(self, number: int, params: dict, seed: int, run_id: str,
+                    attempt: int = 1) -> TrialSpec:
         budget = self.spec.budget
-        return Active(trial, TrialSpec(
-            sweep=self.spec.name, number=trial.number, trainer=self.spec.trainer, params=params,
+        return TrialSpec(
+            sweep=self.spec.name, number=number, trainer=self.spec.trainer, params=params,
             seed=seed, run_id=run_id, checkpoint_root=self.checkpoint_root,
-            total_steps=budget.steps, eval_every=budget.eval_every, log_every=budget.log_every))
+            total_steps=budget.steps, eval_every=budget.eval_every, log_every=budget.log_every,
+            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints)
+
+    def _orphans(self) -> list[Active]:
+        """Trials an earlier driver left RUNNING (it was killed or interrupted): each resumes
+        from its checkpoint in its own trial and run."""
+        found = []
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            attrs = frozen.user_attrs
+            trial = optuna.Trial(self.study, frozen._trial_id)
+            seed = attrs.get(USER_ATTR_SEED, trial_seed(self.spec.sampler.seed, frozen.number))
+            params = {**self.spec.fixed, **frozen.params}
+            run_id = attrs.get(USER_ATTR_RUN)
+            if run_id is None:  # the driver died between asking and creating the run
+                run_id = self.tracker.create_trial_run(frozen.number, params, seed)
+                trial.set_user_attr(USER_ATTR_RUN, run_id)
+                trial.set_user_attr(USER_ATTR_SEED, seed)
+            else:
+                self.tracker.reopen_trial_run(run_id)
+            attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1
+            trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
+            step = max(frozen.intermediate_values, default=0)
+            spec = self._trial_spec(frozen.number, params, seed, run_id, attempt)
+            found.append(Active(trial, spec, step=step, waiting_since=time.time()))
+            self.stats.resumed += 1
+            self.notice(f"trial {frozen.number}: left running by an earlier driver; resuming "
+                        f"from its last checkpoint (reported step {step}, attempt {attempt})")
+        return found
 
     # -- one finished chunk ----------------------------------------------------------------------
     def _handle(self, ref: ray.ObjectRef, active: Active) -> None:
@@ -171,16 +255,13 @@ class Scheduler:
         try:
             result: ChunkResult = ray.get(ref)
         except ray.exceptions.RayError as exc:  # the actor died, or its node with it
-            reason = f"actor lost: {type(exc).__name__}"
-            self.tracker.end_trial_run(active.spec.run_id, "FAIL", reason)
-            replacement = self._replace(active.worker)
-            if replacement is not None:
-                self._release(replacement)
-            self._tell(active, TrialState.FAIL, reason=reason)
-            return
+            return self._lost(active, exc)
+        if result.error == DIVERGED:
+            active.trial.set_user_attr(USER_ATTR_DIVERGED_STEP, result.step)
+            return self._end(active, TrialState.FAIL, reason=DIVERGED)
         if result.error is not None:
             return self._end(active, TrialState.FAIL, reason=result.error)
-        self.stats.steps_trained += result.step - active.step
+        self.stats.steps_trained += max(0, result.step - active.step)
         active.step = result.step
         values = [result.metrics.get(o.metric) for o in self.spec.objectives]
         for objective, v in zip(self.spec.objectives, values, strict=True):
@@ -197,9 +278,80 @@ class Scheduler:
             active.trial.report(value, result.step)
             if active.trial.should_prune():
                 return self._end(active, TrialState.PRUNED)
+        if self.stop_requested:  # checkpointed at this step: resumable from here
+            self.closing[active.worker.finish.remote("RUNNING", self.stop_requested)] = (
+                active.spec.run_id)
+            self.stats.running -= 1
+            self.suspended.append(active.trial.number)
+            return
         self._next_chunk(active)
         if not self.can_prune and not self.spec.multi:  # report while the actor trains on
             active.trial.report(value, result.step)
+
+    def _lost(self, active: Active, exc: Exception) -> None:
+        """Its actor died: the trial waits for the next free actor and resumes from its last
+        checkpoint (same trial, same run), unless it has lost max_retries actors already."""
+        active.losses += 1
+        self.stats.running -= 1
+        self.workers = [w for w in self.workers if w is not active.worker]
+        ray.kill(active.worker)  # an unreachable actor may still hold its GPU: release it
+        retries, what = self.spec.max_retries, type(exc).__name__
+        if self.stop_requested:
+            self._suspend(active)
+        elif active.losses > retries:
+            reason = f"actor lost: {what} ({active.losses} times; max_retries is {retries})"
+            try:  # what the actor had not written yet is in its checkpoint: keep it
+                salvage_metrics(active.spec, self.tracker.client)
+            except Exception as err:
+                self.notice(f"trial {active.trial.number}: unwritten metrics lost: {err}")
+            self.tracker.end_trial_run(active.spec.run_id, "FAIL", reason)
+            self._tell(active, TrialState.FAIL, reason=reason)
+        else:
+            attempt = active.spec.attempt + 1
+            active.trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
+            active.spec = dataclasses.replace(active.spec, attempt=attempt)
+            active.worker, active.waiting_since = None, time.time()
+            self.stats.resumed += 1
+            self.notice(f"trial {active.trial.number}: its actor was lost ({what}); resuming "
+                        f"from its last checkpoint (step {active.step}, attempt {attempt})")
+            self.waiting.append(active)
+        if self.idle and self.waiting:
+            self._release(self.idle.pop())
+        elif self._work_left():
+            replacement = self._new_worker()  # placed where resources allow, maybe never
+            self.workers.append(replacement)
+            self.starting[replacement.ready.remote()] = replacement
+
+    def _started(self, ref: ray.ObjectRef, actor) -> None:
+        """A replacement actor is up (or could not start)."""
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayError:
+            self.workers = [w for w in self.workers if w is not actor]
+            return
+        self._release(actor)
+
+    def _give_up_waiting(self) -> None:
+        """Nothing in flight and no actor starts: trials waiting to resume cannot run."""
+        if self.in_flight or not self.waiting:
+            return
+        oldest = min(a.waiting_since for a in self.waiting)
+        if time.time() - oldest < START_TIMEOUT_S:
+            return
+        for actor in self.starting.values():
+            ray.kill(actor)
+            self.workers = [w for w in self.workers if w is not actor]
+        self.starting.clear()
+        while self.waiting:
+            active = self.waiting.popleft()
+            reason = f"no actor could start within {START_TIMEOUT_S:.0f}s to resume it"
+            self.tracker.end_trial_run(active.spec.run_id, "FAIL", reason)
+            self._tell(active, TrialState.FAIL, reason=reason)
+
+    def _suspend(self, active: Active) -> None:
+        """Leave a trial RUNNING in Optuna, its run KILLED: `gansweep resume` continues it."""
+        self.tracker.end_trial_run(active.spec.run_id, "RUNNING", self.stop_requested or "")
+        self.suspended.append(active.trial.number)
 
     def _next_chunk(self, active: Active) -> None:
         self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
@@ -212,6 +364,7 @@ class Scheduler:
         self._release(active.worker)
         if step is not None and not self.spec.multi:
             active.trial.report(value, step)
+        self.stats.running -= 1
         self._tell(active, state, value, reason)
 
     def _tell(self, active: Active, state: TrialState, value: float | list[float] | None = None,
@@ -223,7 +376,6 @@ class Scheduler:
         else:
             self.study.tell(active.trial, state=state)
         stats = self.stats
-        stats.running -= active.worker is not None  # a trial asked ahead never ran
         if state == TrialState.COMPLETE:
             stats.done += 1
             self._record_best(value, active.trial.number, stats)
@@ -258,12 +410,3 @@ class Scheduler:
         threads = max(1, int(self.actor_options["num_cpus"]))
         return self.actor_class.options(**self.actor_options).remote(
             self.data_ref, self.tracker.uri, threads)
-
-    def _replace(self, dead):
-        """Drop a dead actor; start a replacement only if there is work left for it."""
-        ray.kill(dead)  # an unreachable actor may still hold its GPU: release it
-        self.workers = [w for w in self.workers if w is not dead]
-        if not (self.prepared or self.remaining > 0):
-            return None
-        self.workers.append(self._new_worker())
-        return self.workers[-1]

@@ -28,7 +28,8 @@ from orchestrator.search import (
 from orchestrator.space import FieldError, Param, parse_space
 
 TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectives", "budget",
-              "sampler", "pruner", "enqueue", "resources", "fixed", "space")
+              "sampler", "pruner", "enqueue", "resources", "storage", "max_retries", "fixed",
+              "space")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -53,6 +54,12 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Storage:
+    checkpoints: str | None = None  # a pyarrow.fs URI; None: --checkpoint-root or ./checkpoints
+    keep_checkpoints: int = 2  # newest checkpoints kept per trial
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     path: str
     name: str
@@ -67,6 +74,8 @@ class SweepSpec:
     fixed: dict[str, Any]
     space: tuple[Param, ...]
     enqueue: tuple[dict[str, Any], ...] = ()
+    storage: Storage = Storage()
+    max_retries: int = 2  # a trial whose actor dies resumes this many times, then FAILs
     text: str = field(repr=False, default="")
 
     @property
@@ -141,6 +150,8 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
         fixed=dict(fixed),
         space=space,
         enqueue=parse_enqueue(raw.get("enqueue"), space),
+        storage=_storage(_section(raw, "storage")),
+        max_retries=_int("", raw, "max_retries", 2, 0),
         text=text,
     )
 
@@ -214,13 +225,13 @@ def _fields(section: str, raw: dict, allowed: tuple[str, ...]) -> None:
 
 
 def _int(section: str, raw: dict, key: str, default: int | None, minimum: int) -> int:
-    value = raw.get(key, default)
+    value, label = raw.get(key, default), f"{section}.{key}" if section else key
     if value is None:
-        raise FieldError(f"{section}.{key}", "required")
+        raise FieldError(label, "required")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError(f"{section}.{key}", f"must be an integer, got {value!r}")
+        raise FieldError(label, f"must be an integer, got {value!r}")
     if value < minimum:
-        raise FieldError(f"{section}.{key}", f"must be >= {minimum}, got {value}")
+        raise FieldError(label, f"must be >= {minimum}, got {value}")
     return value
 
 
@@ -255,3 +266,11 @@ def _resources(raw: dict) -> Resources:
     if cpus <= 0:
         raise FieldError("resources.cpus_per_trial", "must be > 0")
     return Resources(gpus, cpus)
+
+
+def _storage(raw: dict) -> Storage:
+    _fields("storage", raw, ("checkpoints", "keep_checkpoints"))
+    where = raw.get("checkpoints")
+    if where is not None and (not isinstance(where, str) or not where.strip()):
+        raise FieldError("storage.checkpoints", f"must be a path or URI, got {where!r}")
+    return Storage(where, _int("storage", raw, "keep_checkpoints", 2, 1))

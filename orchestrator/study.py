@@ -20,6 +20,8 @@ DEFAULT_STORAGE = "sqlite:///optuna.db"
 USER_ATTR_RUN = "mlflow_run_id"
 USER_ATTR_SEED = "seed"
 USER_ATTR_REASON = "fail_reason"
+USER_ATTR_ATTEMPT = "attempt"  # 1 for the first run of a trial; each resume adds one
+USER_ATTR_DIVERGED_STEP = "diverged_step"
 
 
 def resolve_storage(flag: str | None = None) -> str:

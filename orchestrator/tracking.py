@@ -23,12 +23,16 @@ from mlflow.exceptions import MlflowException
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_NAME = "generator"  # the trial's logged model, as promote looks it up
-# gansweep state -> MLflow run status when the run ends.
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+# gansweep state -> MLflow run status when the run ends. A trial stopped by Ctrl-C keeps the
+# state RUNNING (resumable) and its run shows KILLED until a resume reopens it.
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "RUNNING": "KILLED"}
 TAG_SWEEP, TAG_ROLE, TAG_TRIAL, TAG_STATE = (
     "gansweep.sweep", "gansweep.role", "gansweep.trial", "gansweep.state")
 TAG_REASON, TAG_NODE, TAG_GPUS = "gansweep.reason", "gansweep.node", "gansweep.gpu_ids"
 TAG_FINISH_ERROR = "gansweep.finish_error"
+TAG_ATTEMPT, TAG_RESUMED_FROM = "gansweep.attempt", "gansweep.resumed_from_step"
+TAG_PID, TAG_RAY_NODE = "gansweep.pid", "gansweep.ray_node_id"
+TAG_DIVERGED_STEP = "gansweep.diverged_step"
 TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
 log = logging.getLogger(__name__)
@@ -38,6 +42,24 @@ def resolve_tracking_uri(flag: str | None = None) -> str:
     import os
 
     return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def check_server(uri: str, timeout_s: float = 5.0) -> str | None:
+    """For an HTTP tracking URI, why the server cannot be used (None when it answers).
+
+    MLflow's own client retries for minutes before giving up; this asks `/health` once.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return None
+    import requests
+
+    try:
+        reply = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+    except requests.RequestException as exc:
+        return f"cannot reach the MLflow tracking server at {uri} ({type(exc).__name__})"
+    if reply.status_code != 200:
+        return f"the MLflow tracking server at {uri} answered /health with {reply.status_code}"
+    return None
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -104,10 +126,17 @@ class SweepTracker:
                               params=[Param(k, str(v)) for k, v in sorted(flat.items())])
         return run.info.run_id
 
-    def end_trial_run(self, run_id: str, state: str, reason: str = "") -> None:
+    def end_trial_run(self, run_id: str, state: str, reason: str = "",
+                      tags: dict[str, str] | None = None) -> None:
         """Close a trial's run from the driver (used when its actor could not)."""
-        self.client.log_batch(run_id, tags=_end_tags(state, reason))
+        extra = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        self.client.log_batch(run_id, tags=_end_tags(state, reason) + extra)
         self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED"))
+
+    def reopen_trial_run(self, run_id: str) -> None:
+        """A resumed trial continues in its own run: RUNNING again, same id, same history."""
+        self.client.log_batch(run_id, tags=[RunTag(TAG_STATE, "RUNNING")])
+        self.client.update_run(run_id, status="RUNNING")
 
     def log_sweep_facts(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
         """Facts about the whole sweep on its parent run (e.g. the FD floor of the data)."""
@@ -142,8 +171,10 @@ class RunLogger:
     """Writes one trial run from inside its actor, on a background thread.
 
     Training never waits on MLflow: calls enqueue work and return. A failed write is retried with
-    backoff; `flush()` waits until everything queued so far is written and raises the first write
-    that failed for good.
+    backoff. Metrics are never dropped: a batch that still fails stays in `unwritten()` (which
+    the worker puts in every checkpoint) and is tried again at the next `retry_unwritten()` or
+    `flush()`. `flush()` waits until everything queued so far is written and raises the first
+    write that failed for good.
     """
 
     def __init__(self, tracking_uri: str, retries: int = 5):
@@ -151,20 +182,46 @@ class RunLogger:
         self.client = MlflowClient(tracking_uri)
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._unwritten: dict[int, tuple[str, list[Metric]]] = {}  # batch id -> (run, metrics)
+        self._failed: set[int] = set()  # unwritten batches not queued any more
+        self._next_id = 0
         self._thread = threading.Thread(target=self._drain, name="mlflow-logger", daemon=True)
         self._thread.start()
 
     # -- enqueue -------------------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: list[tuple[int, dict[str, float]]]) -> None:
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for step, row in rows for k, v in row.items()]
+        self.log_metric_objects(run_id, [Metric(k, float(v), now, step)
+                                         for step, row in rows for k, v in row.items()])
+
+    def log_metric_objects(self, run_id: str, metrics: list[Metric]) -> None:
         for i in range(0, len(metrics), MAX_BATCH):
-            chunk = metrics[i:i + MAX_BATCH]
-            self._put(lambda c=chunk: self.client.log_batch(run_id, metrics=c))
+            with self._lock:
+                batch_id, self._next_id = self._next_id, self._next_id + 1
+                self._unwritten[batch_id] = (run_id, metrics[i:i + MAX_BATCH])
+            self._queue_batch(batch_id)
+
+    def unwritten(self, run_id: str) -> list[Metric]:
+        """Metrics of `run_id` not yet confirmed written (queued, or failed for now)."""
+        with self._lock:
+            return [m for run, batch in self._unwritten.values() if run == run_id for m in batch]
+
+    def retry_unwritten(self) -> None:
+        with self._lock:
+            again, self._failed = sorted(self._failed), set()
+        for batch_id in again:
+            self._queue_batch(batch_id)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         self._put(lambda: self.client.log_batch(run_id, tags=batch))
+
+    def set_tags_now(self, run_id: str, tags: dict[str, str]) -> None:
+        """Written before returning (with retries): where and which attempt a trial runs must
+        be on its run even if the process dies right after."""
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._with_retries(lambda: self.client.log_batch(run_id, tags=batch))
 
     def log_image(self, run_id: str, png: bytes, key: str, step: int) -> None:
         def write():
@@ -206,6 +263,7 @@ class RunLogger:
         self._put(lambda: self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED")))
 
     def flush(self) -> None:
+        self.retry_unwritten()
         self._queue.join()
         error, self._error = self._error, None
         if error is not None:
@@ -213,13 +271,29 @@ class RunLogger:
 
     # -- the thread ----------------------------------------------------------------------------
     def _put(self, work: Callable[[], Any]) -> None:
-        self._queue.put(work)
+        self._queue.put(lambda: self._with_retries(work))
+
+    def _queue_batch(self, batch_id: int) -> None:
+        def write():
+            with self._lock:
+                if batch_id not in self._unwritten:
+                    return
+                run_id, metrics = self._unwritten[batch_id]
+            try:
+                self._with_retries(lambda: self.client.log_batch(run_id, metrics=metrics))
+            except BaseException:
+                with self._lock:
+                    self._failed.add(batch_id)  # kept: tried again later, never dropped
+                raise
+            with self._lock:
+                del self._unwritten[batch_id]
+        self._queue.put(write)
 
     def _drain(self) -> None:
         while True:
             work = self._queue.get()
             try:
-                self._with_retries(work)
+                work()
             except BaseException as exc:  # kept for flush(); the thread must survive
                 self._error = self._error or exc
             finally:

@@ -7,13 +7,29 @@ returns a small `ChunkResult`. No tensors travel back to the driver.
 
 from __future__ import annotations
 
+import math
+import os
+import random
 import socket
+import time
 import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mlflow.entities import Metric
+
 from orchestrator.checkpoints import TrialCheckpoints
-from orchestrator.tracking import TAG_FINISH_ERROR, TAG_GPUS, TAG_NODE, RunLogger
+from orchestrator.tracking import (
+    TAG_ATTEMPT,
+    TAG_DIVERGED_STEP,
+    TAG_FINISH_ERROR,
+    TAG_GPUS,
+    TAG_NODE,
+    TAG_PID,
+    TAG_RAY_NODE,
+    TAG_RESUMED_FROM,
+    RunLogger,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,8 @@ class TrialSpec:
     total_steps: int
     eval_every: int
     log_every: int
+    attempt: int = 1  # 2 and up: resume from the trial's last checkpoint
+    keep_checkpoints: int = 2
 
 
 @dataclass(frozen=True)
@@ -35,7 +53,10 @@ class ChunkResult:
     number: int
     step: int
     metrics: dict[str, float]
-    error: str | None = None
+    error: str | None = None  # "diverged", or the exception that ended the trial
+
+
+DIVERGED = "diverged"
 
 
 class TrialWorker:
@@ -52,60 +73,99 @@ class TrialWorker:
         self.start_error: str | None = None
         self.last_image: bytes | None = None
         self.checkpoints: TrialCheckpoints | None = None
+        self.logged: dict[str, int] = {}  # on a resumed trial: the last step MLflow has per key
+
+    def ready(self) -> bool:
+        """Answers once the actor is placed and constructed."""
+        return True
 
     def placement(self) -> dict[str, str]:
         """Where this actor runs: the node and the GPU ids Ray assigned (CUDA_VISIBLE_DEVICES)."""
         import ray
 
-        gpus = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
-        return {TAG_NODE: socket.gethostname(), TAG_GPUS: ",".join(map(str, gpus))}
+        context = ray.get_runtime_context()
+        gpus = context.get_accelerator_ids().get("GPU", [])
+        return {TAG_NODE: socket.gethostname(), TAG_GPUS: ",".join(map(str, gpus)),
+                TAG_RAY_NODE: context.get_node_id(), TAG_PID: str(os.getpid())}
 
     def start(self, spec: TrialSpec) -> None:
-        """Build the trial's trainer; a failure is reported by the next `train` call."""
+        """Build the trial's trainer, from its last checkpoint when there is one; a failure is
+        reported by the next `train` call."""
         import torch
 
         from trainers import build_trainer
 
         self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
+        self.logged = {}
         try:
-            self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number)
-            self.logger.set_tags(spec.run_id, self.placement())
+            self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
+                                                spec.keep_checkpoints)
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            self.trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed, device)
+            trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed, device)
+            tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
+            payload = self.checkpoints.load_latest(spec.run_id) if spec.attempt > 1 else None
+            if payload is not None:
+                trainer.load_state_dict(payload["trainer"])
+                _set_rng_state(payload["rng"])
+                tags[TAG_RESUMED_FROM] = str(trainer.step)
+            elif spec.attempt == 1:
+                self.checkpoints.clear()  # files an earlier sweep of this name left behind
+            if spec.attempt > 1:  # metrics continue after what the run already has
+                self.logged = self._logged_steps(spec.run_id)
+                if payload is not None:
+                    self._log(_metrics_from_rows(payload["unwritten"]))
+            self.logger.set_tags_now(spec.run_id, tags)
+            self.trainer = trainer
         except Exception as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"
             self._log_traceback()
 
     def train(self, n_steps: int) -> ChunkResult:
-        """Train up to `n_steps` more steps, evaluate, log and checkpoint; never raises."""
+        """Train up to `n_steps` more steps, evaluate, checkpoint and log; never raises.
+
+        The checkpoint is written before the chunk's metrics are logged and carries the metrics
+        not yet written, so an actor that dies anywhere in here loses no logged step and logs
+        none twice when the trial resumes.
+        """
         spec, trainer = self.spec, self.trainer
         if trainer is None:
             return ChunkResult(spec.number, 0, {}, error=self.start_error)
+        self.logger.retry_unwritten()
         try:
             n_steps = min(n_steps, spec.total_steps - trainer.step)
             rows: list[tuple[int, dict[str, float]]] = []
             while n_steps > 0:  # train metrics at a fixed cadence, written in one batch below
                 k = min(spec.log_every, n_steps)
-                rows.append((trainer.step + k, trainer.train_for(k)))
+                row = trainer.train_for(k)  # a trainer may stop short, e.g. when it diverges
+                rows.append((trainer.step, row))
                 n_steps -= k
+                if not _finite(rows[-1][1]):
+                    return self._diverged(rows)
             metrics = trainer.evaluate()
             rows.append((trainer.step, metrics))
-            self.logger.log_metrics(spec.run_id, rows)
+            state = trainer.state_dict()
+            if not _finite_tensors(state):
+                return self._diverged(rows)
+            now = int(time.time() * 1000)
+            batch = [Metric(k, float(v), now, step) for step, row in rows for k, v in row.items()]
+            self.checkpoints.save(self._payload(state, batch), trainer.step)
+            self._log(batch)
             image = trainer.sample_image()
             if image is not None:
                 self.logger.log_image(spec.run_id, image, key="samples", step=trainer.step)
                 self.last_image = image
-            self.checkpoints.save(self._payload(), trainer.step)
             return ChunkResult(spec.number, trainer.step, metrics)
         except Exception as exc:  # the trial fails; the actor lives on for the next trial
             self._log_traceback()
             return ChunkResult(spec.number, trainer.step, {}, error=f"{type(exc).__name__}: {exc}")
 
     def finish(self, state: str, reason: str = "") -> None:
-        """End the trial's run; a COMPLETE trial also leaves its checkpoint and generator."""
+        """End the trial's run; a COMPLETE trial also leaves its checkpoint and generator.
+
+        state RUNNING: the sweep was interrupted; the run shows KILLED and resumes later."""
         spec, trainer = self.spec, self.trainer
         try:
-            if self.last_image is not None:
+            if self.last_image is not None and state != "RUNNING":
                 self.logger.log_bytes(spec.run_id, self.last_image, "samples/final.png")
             if state == "COMPLETE" and trainer is not None:
                 final = self.checkpoints.latest_bytes()
@@ -117,17 +177,103 @@ class TrialWorker:
         except Exception as exc:  # the result stands; say on the run what could not be saved
             self.logger.set_tags(spec.run_id, {TAG_FINISH_ERROR: f"{type(exc).__name__}: {exc}"})
         finally:
+            self.logger.retry_unwritten()
             self.logger.end_run(spec.run_id, state, reason)
             self.spec = self.trainer = self.checkpoints = self.last_image = None
 
     def flush(self) -> None:
         self.logger.flush()
 
+    # -- helpers -------------------------------------------------------------------------------
+    def _diverged(self, rows: list[tuple[int, dict[str, float]]]) -> ChunkResult:
+        """NaN or inf in a loss or a weight: log what happened up to here; the trial fails."""
+        spec, step = self.spec, self.trainer.step
+        now = int(time.time() * 1000)
+        self._log([Metric(k, float(v), now, s) for s, row in rows for k, v in row.items()])
+        self.logger.set_tags(spec.run_id, {TAG_DIVERGED_STEP: str(step)})
+        return ChunkResult(spec.number, step, {}, error=DIVERGED)
+
+    def _log(self, metrics: list[Metric]) -> None:
+        """Log, skipping (key, step) pairs a resumed run already has: steps never repeat."""
+        fresh = [m for m in metrics if m.step > self.logged.get(m.key, -1)]
+        if fresh:
+            self.logger.log_metric_objects(self.spec.run_id, fresh)
+
+    def _logged_steps(self, run_id: str) -> dict[str, int]:
+        return logged_steps(self.logger.client, run_id)
+
     def _log_traceback(self) -> None:
         self.logger.log_bytes(self.spec.run_id, traceback.format_exc().encode(),
                               "errors/traceback.txt")
 
-    def _payload(self) -> dict[str, Any]:
+    def _payload(self, state: dict[str, Any], batch: list[Metric]) -> dict[str, Any]:
+        """One self-describing checkpoint: trainer state (models, optimizers, EMA, its RNGs),
+        the process RNGs, the trial's spec, run id and attempt, and metrics not yet written."""
         spec = self.spec
-        return {"trainer": self.trainer.state_dict(), "step": self.trainer.step,
-                "spec": asdict(spec), "run_id": spec.run_id, "attempt": 1}
+        unwritten = self.logger.unwritten(spec.run_id) + batch
+        return {"trainer": state, "step": self.trainer.step, "spec": asdict(spec),
+                "run_id": spec.run_id, "attempt": spec.attempt, "rng": _rng_state(),
+                "unwritten": [(m.key, m.value, m.timestamp, m.step) for m in unwritten]}
+
+
+def logged_steps(client, run_id: str) -> dict[str, int]:
+    """The last step MLflow has for each metric of a run."""
+    keys = client.get_run(run_id).data.metrics
+    return {key: max((m.step for m in client.get_metric_history(run_id, key)), default=-1)
+            for key in keys}
+
+
+def salvage_metrics(spec: TrialSpec, client) -> int:
+    """Write the metrics a dead actor had not written yet, from its trial's last checkpoint
+    (the driver calls this when it gives up on a trial). Returns how many were written."""
+    payload = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
+                               spec.keep_checkpoints).load_latest(spec.run_id)
+    if payload is None:
+        return 0
+    logged = logged_steps(client, spec.run_id)
+    fresh = [m for m in _metrics_from_rows(payload["unwritten"])
+             if m.step > logged.get(m.key, -1)]
+    for i in range(0, len(fresh), 900):
+        client.log_batch(spec.run_id, metrics=fresh[i:i + 900])
+    return len(fresh)
+
+
+def _finite(row: dict[str, float]) -> bool:
+    return all(math.isfinite(v) for k, v in row.items() if k.startswith("train/"))
+
+
+def _finite_tensors(tree: Any) -> bool:
+    """Every floating tensor in a (nested) state dict is free of NaN and inf."""
+    import torch
+
+    if isinstance(tree, torch.Tensor):
+        return not tree.is_floating_point() or bool(torch.isfinite(tree).all())
+    if isinstance(tree, dict):
+        return all(_finite_tensors(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return all(_finite_tensors(v) for v in tree)
+    return True
+
+
+def _metrics_from_rows(rows: list[tuple]) -> list[Metric]:
+    return [Metric(key, float(value), int(ts), int(step)) for key, value, ts, step in rows]
+
+
+def _rng_state() -> dict[str, Any]:
+    """Python's and numpy's global RNG states, in types `torch.load(weights_only=True)` reads."""
+    import numpy as np
+    import torch
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)),
+                      "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached"]))

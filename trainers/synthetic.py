@@ -30,6 +30,8 @@ class SyntheticConfig:
     """Raise RuntimeError once training reaches this step (-1: never); tests the failure path."""
     die_at: int = -1
     """Kill the whole process once training reaches this step (-1: never): a lost worker."""
+    nan_at: int = -1
+    """From this step on the loss is NaN (-1: never): a run that diverges."""
 
     def __post_init__(self) -> None:
         check(
@@ -65,10 +67,13 @@ class SyntheticTrainer:
 
     def _loss(self) -> float:
         cfg = self.config
+        if 0 <= cfg.nan_at <= self.step:
+            return math.nan
         return (cfg.x - 1.0) ** 2 + (cfg.y + 0.5) ** 2 + 1.0 / (1.0 + self.step)
 
     def train_for(self, n: int) -> dict[str, float]:
-        stop_at = min((s for s in (self.config.fail_at, self.config.die_at) if s >= 0),
+        cfg = self.config
+        stop_at = min((s for s in (cfg.fail_at, cfg.die_at, cfg.nan_at) if s >= self.step),
                       default=-1)
         if 0 <= stop_at <= self.step + n:  # fails part-way through this chunk
             n = max(0, stop_at - self.step)

@@ -50,7 +50,8 @@ def test_a_trial_that_raises_fails_alone_and_says_why(ray_local, settings, write
         assert "synthetic failure at step 3" in open(traceback).read()
 
 
-def test_orphaned_running_trials_are_failed_not_left_running(ray_local, settings, write_spec):
+def test_a_trial_left_running_by_a_dead_driver_resumes_in_its_own_run(ray_local, settings,
+                                                                     write_spec):
     from orchestrator.tracking import SweepTracker
 
     spec = _spec(write_spec)
@@ -62,17 +63,20 @@ def test_orphaned_running_trials_are_failed_not_left_running(ray_local, settings
     orphan.set_user_attr("mlflow_run_id", run_id)
     stats = launch(spec, settings, notice=lambda m: None)
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
-    assert [t.state for t in trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
-    assert trials[0].user_attrs["fail_reason"] == "driver lost" and stats.done == 3
-    run = MlflowClient(settings.tracking_uri).get_run(run_id)
-    assert run.info.status == "FAILED" and run.data.tags["gansweep.reason"] == "driver lost"
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4  # the budget, not 5
+    assert trials[0].user_attrs["attempt"] == 2 and stats.done == 4 and stats.resumed == 1
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["gansweep.attempt"] == "2"
+    runs = client.search_runs([run.info.experiment_id], "tags.`gansweep.role` = 'trial'")
+    assert sorted(r.data.tags["gansweep.trial"] for r in runs) == ["0", "1", "2", "3"]
 
 
-def test_a_dead_actor_fails_its_trial_and_a_new_actor_takes_the_rest(ray_local, settings,
-                                                                     write_spec):
-    # a trial whose process exits at step 3, as if killed; enqueued so that one surely runs
+def test_a_trial_whose_actor_keeps_dying_fails_after_max_retries(ray_local, settings,
+                                                                 write_spec):
+    # a trial whose process exits at step 3 on every attempt; enqueued so that one surely runs
     study = optuna.create_study(study_name="synth", storage=settings.storage)
-    spec = _spec(write_spec, **{"trials: 4": "trials: 5",
+    spec = _spec(write_spec, **{"trials: 4": "trials: 5", "space:": "max_retries: 1\nspace:",
                                 "  y: {type: float, low: -2.0, high: 2.0}":
                                 "  y: {type: float, low: -2.0, high: 2.0}\n"
                                 "  die_at: {type: categorical, choices: [-1, 3]}"})
@@ -81,19 +85,47 @@ def test_a_dead_actor_fails_its_trial_and_a_new_actor_takes_the_rest(ray_local, 
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
     dead = [t for t in trials if t.params.get("die_at") == 3]
     assert dead and len(trials) == 5 and stats.failed == len(dead)
-    for t in dead:
-        assert t.state == TrialState.FAIL and t.user_attrs["fail_reason"].startswith("actor lost")
-        run = MlflowClient(settings.tracking_uri).get_run(t.user_attrs["mlflow_run_id"])
+    client = MlflowClient(settings.tracking_uri)
+    for t in dead:  # attempt 1 dies at 3, attempt 2 resumes from step 2 and dies at 3 again
+        assert t.state == TrialState.FAIL and t.user_attrs["attempt"] == 2
+        assert t.user_attrs["fail_reason"] == ("actor lost: ActorDiedError (2 times; "
+                                               "max_retries is 1)")
+        run = client.get_run(t.user_attrs["mlflow_run_id"])
         assert run.info.status == "FAILED" and run.data.tags["gansweep.state"] == "FAIL"
+        assert run.data.tags["gansweep.resumed_from_step"] == "2"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+        assert steps == [1, 2]  # each step once, though steps 1-2 were logged before a death
     assert all(t.state == TrialState.COMPLETE for t in trials if t not in dead)
 
 
+def test_a_trial_that_diverges_fails_with_reason_diverged_and_its_step(ray_local, settings,
+                                                                       write_spec):
+    study = optuna.create_study(study_name="synth", storage=settings.storage)
+    spec = _spec(write_spec, **{"  y: {type: float, low: -2.0, high: 2.0}":
+                                "  y: {type: float, low: -2.0, high: 2.0}\n"
+                                "  nan_at: {type: categorical, choices: [-1, 3]}"})
+    study.enqueue_trial({"x": 0.0, "y": 0.0, "nan_at": 3})
+    stats = launch(spec, settings, notice=lambda m: None)
+    trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
+    bad = [t for t in trials if t.params["nan_at"] == 3]
+    assert bad and stats.failed == len(bad) and stats.done == 4 - len(bad)
+    client = MlflowClient(settings.tracking_uri)
+    for t in bad:
+        assert t.state == TrialState.FAIL and t.user_attrs["fail_reason"] == "diverged"
+        assert t.user_attrs["diverged_step"] == 3
+        run = client.get_run(t.user_attrs["mlflow_run_id"])
+        assert run.info.status == "FAILED" and run.data.tags["gansweep.reason"] == "diverged"
+        assert run.data.tags["gansweep.diverged_step"] == "3"
+        history = client.get_metric_history(run.info.run_id, "train/loss")
+        assert [m.step for m in history][-1] == 3 and str(history[-1].value) == "nan"
+    assert all(t.state == TrialState.COMPLETE for t in trials if t not in bad)
+
+
 def test_a_nan_objective_fails_the_trial_and_says_so(ray_local, settings, write_spec):
-    spec = _spec(write_spec, **{"space:": "fixed: {x: .nan}\nspace:",
-                                "  x: {type: float, low: -2.0, high: 2.0}\n": ""})
+    spec = _spec(write_spec, **{"eval/loss": "eval/missing"})
     stats = launch(spec, settings, notice=lambda m: None)
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
     assert stats.failed == 4 and all(t.state == TrialState.FAIL for t in trials)
-    assert trials[0].user_attrs["fail_reason"] == "objective eval/loss is nan at step 2"
+    assert trials[0].user_attrs["fail_reason"] == "objective eval/missing is None at step 2"
     run = MlflowClient(settings.tracking_uri).get_run(trials[0].user_attrs["mlflow_run_id"])
-    assert run.data.tags["gansweep.reason"] == "objective eval/loss is nan at step 2"
+    assert run.data.tags["gansweep.reason"] == "objective eval/missing is None at step 2"
