@@ -129,3 +129,21 @@ def test_a_nan_objective_fails_the_trial_and_says_so(ray_local, settings, write_
     assert trials[0].user_attrs["fail_reason"] == "objective eval/missing is None at step 2"
     run = MlflowClient(settings.tracking_uri).get_run(trials[0].user_attrs["mlflow_run_id"])
     assert run.data.tags["gansweep.reason"] == "objective eval/missing is None at step 2"
+
+
+def test_spec_storage_sets_where_checkpoints_go_and_how_many_stay(ray_local, tmp_path,
+                                                                  write_spec):
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    path = write_spec(SYNTHETIC.replace("budget: {trials: 4, steps: 4, eval_every: 2",
+                                        "budget: {trials: 2, steps: 8, eval_every: 2")
+                      + f"storage: {{checkpoints: {tmp_path}/ck, keep_checkpoints: 3}}\n")
+    result = CliRunner().invoke(main, ["launch", str(path),
+                                       "--storage", f"sqlite:///{tmp_path}/optuna.db",
+                                       "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"])
+    assert result.exit_code == 0, result.output
+    for trial in ("trial-0000", "trial-0001"):
+        assert sorted(p.name for p in (tmp_path / "ck" / "synth" / trial).iterdir()) == [
+            "step-00000004.pt", "step-00000006.pt", "step-00000008.pt"]

@@ -20,6 +20,8 @@ def test_defaults_and_overrides(write_spec):
     spec = SweepSpec.load(write_spec(SYNTHETIC))
     assert spec.sampler.name == "tpe" and spec.resources.gpus_per_trial == 1.0
     assert spec.with_trials(9).budget.trials == 9
+    assert spec.max_retries == 2 and spec.storage.keep_checkpoints == 2
+    assert spec.storage.checkpoints is None  # --checkpoint-root, else ./checkpoints
     with pytest.raises(SpecError, match="--trials: must be >= 1"):
         spec.with_trials(0)
 
@@ -50,6 +52,11 @@ def test_defaults_and_overrides(write_spec):
      "bad.yaml: objective.direction"),
     (lambda t: t.replace("name: ring8-tiny", "name: 'ring 8'"), "bad.yaml: name:"),
     (lambda t: t + "  [", "bad.yaml: line"),
+    (lambda t: t + "max_retries: -1\n", "bad.yaml: max_retries: must be >= 0"),
+    (lambda t: t + "storage: {keep_checkpoints: 0}\n",
+     "bad.yaml: storage.keep_checkpoints: must be >= 1"),
+    (lambda t: t + "storage: {checkpoints: 3}\n", "bad.yaml: storage.checkpoints: must be a path"),
+    (lambda t: t + "storage: {bucket: x}\n", "bad.yaml: storage.bucket: unknown field"),
 ])
 def test_bad_spec_is_one_line_naming_file_and_field(write_spec, edit, expected):
     path = write_spec(edit(RING8_TINY), "bad.yaml")
@@ -104,3 +111,12 @@ def test_status_of_a_missing_store_creates_nothing(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["status", "ring8"])
     assert result.exit_code == 2
     assert "no sweep named 'ring8'" in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_resume_of_an_unknown_sweep_is_one_line_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["resume", "ring8"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"gansweep: error: no sweep named 'ring8': sqlite:///{tmp_path}/optuna.db does not exist"]
+    assert list(tmp_path.iterdir()) == []
