@@ -32,6 +32,11 @@ def friendly_errors(command):
     return wrapper
 
 
+def require_gpu_option(command):
+    return click.option("--require-gpu", is_flag=True, help="Refuse to start when the Ray "
+                        "cluster has no GPU, instead of training on CPU.")(command)
+
+
 def storage_option(command):
     return click.option("--storage", default=None,
                         help="Optuna storage URL [default: sqlite:///optuna.db]")(command)
@@ -63,10 +68,11 @@ def main() -> None:
 @click.option("--feature-extractor", default=None, type=click.Path(dir_okay=False),
               help="A TorchScript feature extractor (e.g. your Inception export): image "
               "sweeps also report eval/fid in its feature space.")
+@require_gpu_option
 @store_options
 @friendly_errors
 def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_extractor,
-           storage, tracking_uri) -> None:
+           require_gpu, storage, tracking_uri) -> None:
     """Run the sweep in SPEC until its trial budget is met (continues an existing sweep)."""
     from orchestrator.launch import Settings
     from orchestrator.spec import SweepSpec
@@ -74,8 +80,37 @@ def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_ex
     spec = SweepSpec.load(spec_path).with_trials(trials)
     settings = Settings.resolve(storage, tracking_uri, address,
                                 checkpoint_root or spec.storage.checkpoints,
-                                feature_extractor=feature_extractor)
+                                feature_extractor=feature_extractor, require_gpu=require_gpu)
     _drive(spec, settings, storage, enqueue_from)
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--address", required=True, help="The cluster's Ray Jobs address, "
+              "http://HEAD:8265.")
+@click.option("--trials", type=int, default=None, help="Total trial budget (overrides the spec).")
+@click.option("--checkpoint-root", default=None, help="Where trials write checkpoints: a URI "
+              "every node sees (s3://, gs://, a shared mount) [default: the spec's].")
+@click.option("--working-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="The project folder uploaded with the job; SPEC must be inside it.")
+@require_gpu_option
+@store_options
+@friendly_errors
+def submit(spec_path, address, trials, checkpoint_root, working_dir, require_gpu, storage,
+           tracking_uri) -> None:
+    """Run the sweep in SPEC as a Ray Job on the cluster at ADDRESS: the driver lives on the
+    cluster, so the sweep survives this machine going away."""
+    from orchestrator.jobs import submit_sweep
+    from orchestrator.spec import SweepSpec
+
+    spec = SweepSpec.load(spec_path).with_trials(trials)
+    job = submit_sweep(spec, address, working_dir, storage=storage, tracking_uri=tracking_uri,
+                       checkpoint_root=checkpoint_root, trials=trials, require_gpu=require_gpu)
+    click.echo(f"submitted sweep {spec.name} as Ray job {job.job_id}")
+    click.echo(f"follow it:  ray job logs --address {address} --follow {job.job_id}")
+    click.echo(f"stop it:    ray job stop --address {address} {job.job_id}   (then: gansweep "
+               f"resume {spec.name} --storage ...)")
+    click.echo(f"trials:     gansweep status {spec.name} --storage {job.storage}")
 
 
 @main.command()

@@ -16,6 +16,7 @@ from orchestrator.checkpoints import resolve_root
 from orchestrator.data import default_cache_dir, prepare_data, read_extractor
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
+    check_storage,
     load_study,
     open_study,
     orphaned_trials,
@@ -45,11 +46,13 @@ class Settings:
     checkpoint_root: str = "checkpoints"
     cache_dir: str = ""  # feature networks, by dataset content hash
     feature_extractor: str | None = None  # a user's TorchScript file: eval/fid in its space
+    require_gpu: bool = False  # refuse to fall back to CPU when the cluster has no GPU
 
     @classmethod
     def resolve(cls, storage: str | None = None, tracking_uri: str | None = None,
                 address: str | None = None, checkpoint_root: str | None = None,
-                cache_dir: str | None = None, feature_extractor: str | None = None) -> Settings:
+                cache_dir: str | None = None, feature_extractor: str | None = None,
+                require_gpu: bool = False) -> Settings:
         """Flags, else environment, else the embedded defaults; local paths made absolute
         because Ray workers do not share the driver's working directory."""
         return cls(storage=_absolute_sqlite(resolve_storage(storage)),
@@ -57,7 +60,7 @@ class Settings:
                    address=address or os.environ.get("RAY_ADDRESS") or None,
                    checkpoint_root=_absolute_path(checkpoint_root or "checkpoints"),
                    cache_dir=str(Path(cache_dir or default_cache_dir()).expanduser().resolve()),
-                   feature_extractor=feature_extractor)
+                   feature_extractor=feature_extractor, require_gpu=require_gpu)
 
 
 def _absolute_sqlite(uri: str) -> str:
@@ -103,23 +106,84 @@ def launch(spec: SweepSpec, settings: Settings,
     problem = check_server(settings.tracking_uri)
     if problem:
         raise SpecError(f"--tracking-uri: {problem}; start it, or check the URI")
+    check_storage(settings.storage)
+    started_ray = init_ray(settings.address)
     try:
-        tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
-    except Exception as exc:
-        raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    study = open_study(spec, settings.storage)
-    lease = DriverLease(settings.storage, study)
-    lease.acquire()
-    try:
-        study.set_user_attr(LAUNCH_ATTR, {
-            "spec": spec.text, "spec_path": spec.path, "trials": spec.budget.trials,
-            "tracking_uri": settings.tracking_uri, "checkpoint_root": settings.checkpoint_root})
-        if enqueue_from:
-            study.enqueue_trial(params_from_run(tracker, enqueue_from, spec))  # asked: always
-        return _launch(spec, settings, study, tracker, extractor, on_update, notice)
+        n_workers, actor_options = _plan_cluster(spec, settings, notice)
+        try:
+            tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
+        except Exception as exc:
+            raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        study = open_study(spec, settings.storage)
+        lease = DriverLease(settings.storage, study)
+        lease.acquire()
+        try:
+            study.set_user_attr(LAUNCH_ATTR, {
+                "spec": spec.text, "spec_path": spec.path, "trials": spec.budget.trials,
+                "tracking_uri": settings.tracking_uri,
+                "checkpoint_root": settings.checkpoint_root})
+            if enqueue_from:
+                study.enqueue_trial(params_from_run(tracker, enqueue_from, spec))  # always
+            return _launch(spec, settings, study, tracker, extractor, n_workers,
+                           actor_options, on_update, notice)
+        finally:
+            lease.release()
     finally:
-        lease.release()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _plan_cluster(spec: SweepSpec, settings: Settings, notice: Callable[[str], None]):
+    """Size the actor pool from the cluster; refuse what cannot work on it."""
+    import ray
+
+    from orchestrator.scheduler import pool_plan
+
+    cluster = ray.cluster_resources()
+    n_workers, actor_options = pool_plan(spec, cluster)
+    if n_workers < 1:
+        raise SpecError(f"{spec.path or spec.name}: resources: the cluster has "
+                        f"{cluster.get('CPU', 0):g} CPUs and {cluster.get('GPU', 0):g} GPUs, "
+                        f"fewer than one trial needs")
+    if spec.resources.actors and cluster.get("GPU", 0) < spec.resources.gpus_per_trial:
+        notice(f"the cluster has no GPU free yet: {n_workers} actors wait for the autoscaler "
+               f"to add GPU nodes")
+    elif actor_options["num_gpus"] == 0 and spec.resources.gpus_per_trial > 0:
+        if settings.require_gpu:
+            raise SpecError("--require-gpu: the Ray cluster has no GPU (resources: "
+                            f"{cluster.get('CPU', 0):g} CPUs); start GPU workers, or drop "
+                            "--require-gpu to train on CPU")
+        notice("no GPU in the Ray cluster: trials run on CPU")
+    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    problem, warning = shared_store_problems(len(hosts), settings.tracking_uri,
+                                             settings.checkpoint_root)
+    if problem:
+        raise SpecError(problem)
+    if warning:
+        notice(warning)
+    return n_workers, actor_options
+
+
+def shared_store_problems(n_hosts: int, tracking_uri: str,
+                          checkpoint_root: str) -> tuple[str | None, str | None]:
+    """(error, warning) for stores on a cluster of `n_hosts` machines: actors elsewhere cannot
+    write to a file on the driver's machine."""
+    if n_hosts <= 1:
+        return None, None
+    scheme = tracking_uri.split(":", 1)[0] if "://" in tracking_uri else "file"
+    if scheme in ("sqlite", "file"):
+        return (f"--tracking-uri: {tracking_uri} is a file on this machine, and the Ray cluster "
+                f"spans {n_hosts} hosts whose actors log there: run an MLflow tracking server "
+                f"every node reaches and pass --tracking-uri http://HOST:5000 (see "
+                f"clusters/README.md)"), None
+    if "://" not in checkpoint_root:
+        return None, (f"checkpoints go to {checkpoint_root} on each node: with {n_hosts} hosts "
+                      f"that must be a shared mount, or use --checkpoint-root s3://... so that "
+                      f"a trial can resume on another node")
+    return None, None
 
 
 def resume_args(name: str, storage: str) -> dict:
@@ -132,38 +196,22 @@ def resume_args(name: str, storage: str) -> dict:
     return found
 
 
-def _launch(spec, settings, study, tracker, extractor, on_update, notice):
-    import ray
-
-    from orchestrator.scheduler import pool_plan
-
-    started_ray = init_ray(settings.address)
+def _launch(spec, settings, study, tracker, extractor, n_workers, actor_options, on_update,
+            notice):
+    tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
     try:
-        cluster = ray.cluster_resources()
-        n_workers, actor_options = pool_plan(spec, cluster)
-        if n_workers < 1:
-            raise SpecError(f"{spec.path or spec.name}: resources: the cluster has "
-                            f"{cluster.get('CPU', 0):g} CPUs and {cluster.get('GPU', 0):g} GPUs, "
-                            f"fewer than one trial needs")
-        if actor_options["num_gpus"] == 0 and spec.resources.gpus_per_trial > 0:
-            notice("no GPU in the Ray cluster: trials run on CPU")
-        tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
-        try:
-            stats = _run(spec, study, tracker, settings, n_workers, actor_options, on_update,
-                         notice, extractor)
-        except BaseException:
-            tracker.close_sweep("KILLED")
-            raise
-        if stats is not None:
-            from orchestrator.report import sweep_artifacts
+        stats = _run(spec, study, tracker, settings, n_workers, actor_options, on_update,
+                     notice, extractor)
+    except BaseException:
+        tracker.close_sweep("KILLED")
+        raise
+    if stats is not None:
+        from orchestrator.report import sweep_artifacts
 
-            tracker.log_files(sweep_artifacts(study, [o.metric for o in spec.objectives]))
-        best = stats.best_trial if stats else None
-        tracker.close_sweep(tags=None if best is None else {"gansweep.best_trial": best})
-        return stats
-    finally:
-        if started_ray:
-            ray.shutdown()
+        tracker.log_files(sweep_artifacts(study, [o.metric for o in spec.objectives]))
+    best = stats.best_trial if stats else None
+    tracker.close_sweep(tags=None if best is None else {"gansweep.best_trial": best})
+    return stats
 
 
 def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice,

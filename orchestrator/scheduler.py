@@ -41,6 +41,7 @@ from orchestrator.worker import DIVERGED, ChunkResult, TrialSpec, TrialWorker, s
 
 WAIT_S = 0.5  # the loop wakes at least this often, to notice Ctrl-C
 START_TIMEOUT_S = 300.0  # a trial waiting to resume gives up when no actor starts for this long
+PROGRESS_EVERY_S = 5.0  # the parent run's sweep/completed, unless the best improved
 
 
 @dataclass
@@ -70,8 +71,14 @@ class Active:
 
 
 def pool_plan(spec: SweepSpec, cluster: dict[str, float]) -> tuple[int, dict[str, float]]:
-    """How many actors the cluster holds, and each actor's Ray resource request."""
+    """How many actors the cluster holds, and each actor's Ray resource request.
+
+    A GPU share below 1 packs several actors per device (Ray places them). With
+    `resources.actors`, the pool has that many actors whatever fits now: on an autoscaling
+    cluster the pending ones make the autoscaler add nodes."""
     res = spec.resources
+    if res.actors:
+        return res.actors, {"num_cpus": res.cpus_per_trial, "num_gpus": res.gpus_per_trial}
     cpus, gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
     by_cpu = int(cpus // res.cpus_per_trial + 1e-9)
     if gpus > 0 and res.gpus_per_trial > 0:
@@ -92,6 +99,7 @@ class Scheduler:
         self.notice = notice
         self.actor_class = ray.remote(TrialWorker)
         self.remaining = spec.budget.trials - trials_used(study)
+        self.progress_logged_at = 0.0
         self.stats = self._initial_stats()
         self.waiting: deque[Active] = deque(self._orphans())  # to resume on the next free actor
         work = self.remaining + len(self.waiting)
@@ -110,8 +118,8 @@ class Scheduler:
         time_s = self.spec.budget.time_s
         self.deadline = time.time() + time_s if time_s else None
         self.on_update(self.stats)
-        for worker in list(self.workers):
-            self._release(worker)
+        for worker in self.workers:  # each takes a trial once placed and constructed
+            self.starting[worker.ready.remote()] = worker
         while True:
             self._prepare_next()
             if not self.in_flight and not (self.starting and self._work_left()):
@@ -129,9 +137,13 @@ class Scheduler:
         for actor in self.starting.values():  # never placed, and no work left for them
             ray.kill(actor)
         for active in list(self.waiting) + ([self.prepared] if self.prepared else []):
-            self._suspend(active)  # only when stopping: no actor took them
+            if not self.stop_requested:
+                self.notice(f"trial {active.trial.number}: no actor could take it; `gansweep "
+                            f"resume {self.spec.name}` continues it")
+            self._suspend(active)
         self.waiting.clear()
         self.prepared = None
+        self._log_progress()
         self._drain_closing()
         return self.stats
 
@@ -209,7 +221,7 @@ class Scheduler:
         trial = self.study.ask()
         params = {**self.spec.fixed, **suggest_all(self.spec.space, trial)}
         seed = trial_seed(self.spec.sampler.seed, trial.number)
-        run_id = self.tracker.create_trial_run(trial.number, params, seed)
+        run_id = self.tracker.create_trial_run(trial.number)
         trial.set_user_attr(USER_ATTR_RUN, run_id)
         trial.set_user_attr(USER_ATTR_SEED, seed)
         return Active(trial, self._trial_spec(trial.number, params, seed, run_id))
@@ -234,7 +246,7 @@ class Scheduler:
             params = {**self.spec.fixed, **frozen.params}
             run_id = attrs.get(USER_ATTR_RUN)
             if run_id is None:  # the driver died between asking and creating the run
-                run_id = self.tracker.create_trial_run(frozen.number, params, seed)
+                run_id = self.tracker.create_trial_run(frozen.number)
                 trial.set_user_attr(USER_ATTR_RUN, run_id)
                 trial.set_user_attr(USER_ATTR_SEED, seed)
             else:
@@ -326,8 +338,10 @@ class Scheduler:
         """A replacement actor is up (or could not start)."""
         try:
             ray.get(ref)
-        except ray.exceptions.RayError:
+        except ray.exceptions.RayError as exc:
             self.workers = [w for w in self.workers if w is not actor]
+            self.notice(f"an actor could not start: {type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
             return
         self._release(actor)
 
@@ -386,14 +400,22 @@ class Scheduler:
         self.on_update(stats)
 
     def _record_best(self, value, number: int, stats: SweepStats, log: bool = True):
-        """Best so far, for a single objective; several objectives have a front, not a best."""
+        """Best so far, for a single objective; several objectives have a front, not a best.
+        The parent run gets it when it improves, else at most every PROGRESS_EVERY_S seconds
+        (and at the end), not one write per trial."""
         minimize = self.spec.objective.direction == "minimize"
-        if not self.spec.multi and (stats.best is None or (
-                value < stats.best if minimize else value > stats.best)):
+        improved = not self.spec.multi and (stats.best is None or (
+            value < stats.best if minimize else value > stats.best))
+        if improved:
             stats.best, stats.best_trial = value, number
-        if log:
-            best = {} if self.spec.multi else {"sweep/best_value": stats.best}
-            self.tracker.log_progress({**best, "sweep/completed": stats.done}, step=stats.done)
+        if log and (improved or time.time() - self.progress_logged_at >= PROGRESS_EVERY_S):
+            self._log_progress()
+
+    def _log_progress(self) -> None:
+        stats = self.stats
+        best = {} if self.spec.multi or stats.best is None else {"sweep/best_value": stats.best}
+        self.tracker.log_progress({**best, "sweep/completed": stats.done}, step=stats.done)
+        self.progress_logged_at = time.time()
 
     def _initial_stats(self) -> SweepStats:
         """Counts carried over from earlier launches of the same sweep."""

@@ -51,6 +51,7 @@ class Budget:
 class Resources:
     gpus_per_trial: float = 1.0
     cpus_per_trial: float = 1.0
+    actors: int | None = None  # a fixed pool (the autoscaler adds nodes); None: what fits now
 
 
 @dataclass(frozen=True)
@@ -260,12 +261,15 @@ def _budget(raw: dict) -> Budget:
 
 
 def _resources(raw: dict) -> Resources:
-    _fields("resources", raw, ("gpus_per_trial", "cpus_per_trial"))
+    _fields("resources", raw, ("gpus_per_trial", "cpus_per_trial", "actors"))
     gpus = _float("resources", raw, "gpus_per_trial", 1.0, 0.0)
     cpus = _float("resources", raw, "cpus_per_trial", 1.0, 0.0)
     if cpus <= 0:
         raise FieldError("resources.cpus_per_trial", "must be > 0")
-    return Resources(gpus, cpus)
+    if gpus > 1 and gpus != int(gpus):
+        raise FieldError("resources.gpus_per_trial", f"a share above 1 must be whole, got {gpus}")
+    actors = _int("resources", raw, "actors", 0, 0) or None
+    return Resources(gpus, cpus, actors)
 
 
 def _storage(raw: dict) -> Storage:

@@ -58,6 +58,14 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
     return study
 
 
+def check_storage(storage: str) -> None:
+    """Open the storage once (creating its tables), so a bad URL fails before Ray starts."""
+    try:
+        optuna.storages.get_storage(storage)
+    except Exception as exc:  # bad URL, missing driver, unreachable database
+        raise SpecError(f"--storage: cannot open {storage}: {_first_line(exc)}") from None
+
+
 def metric_names(study: optuna.Study) -> list[str]:
     return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
 

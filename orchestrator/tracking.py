@@ -32,6 +32,8 @@ TAG_REASON, TAG_NODE, TAG_GPUS = "gansweep.reason", "gansweep.node", "gansweep.g
 TAG_FINISH_ERROR = "gansweep.finish_error"
 TAG_ATTEMPT, TAG_RESUMED_FROM = "gansweep.attempt", "gansweep.resumed_from_step"
 TAG_PID, TAG_RAY_NODE = "gansweep.pid", "gansweep.ray_node_id"
+TAG_DEVICE = "gansweep.device"  # the torch device a trial trains on: cuda or cpu
+TAG_STARTED_AT = "gansweep.started_at"  # unix time the latest attempt began on its actor
 TAG_DIVERGED_STEP = "gansweep.diverged_step"
 TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
@@ -117,13 +119,11 @@ class SweepTracker:
         self.parent_run_id = run_id
         return run_id
 
-    def create_trial_run(self, number: int, params: dict[str, Any], seed: int) -> str:
+    def create_trial_run(self, number: int) -> str:
+        """One write on the driver; the actor logs the params when the trial starts."""
         run = self.client.create_run(self.experiment_id, run_name=trial_run_name(number), tags={
             "mlflow.parentRunId": self.parent_run_id, TAG_SWEEP: self.sweep, TAG_ROLE: "trial",
             TAG_TRIAL: str(number), TAG_STATE: "RUNNING", **self.trial_tags})
-        flat = {**params, "seed": seed}
-        self.client.log_batch(run.info.run_id,
-                              params=[Param(k, str(v)) for k, v in sorted(flat.items())])
         return run.info.run_id
 
     def end_trial_run(self, run_id: str, state: str, reason: str = "",
@@ -185,6 +185,7 @@ class RunLogger:
         self._lock = threading.Lock()
         self._unwritten: dict[int, tuple[str, list[Metric]]] = {}  # batch id -> (run, metrics)
         self._failed: set[int] = set()  # unwritten batches not queued any more
+        self._metric_error: Exception | None = None
         self._next_id = 0
         self._thread = threading.Thread(target=self._drain, name="mlflow-logger", daemon=True)
         self._thread.start()
@@ -217,11 +218,13 @@ class RunLogger:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         self._put(lambda: self.client.log_batch(run_id, tags=batch))
 
-    def set_tags_now(self, run_id: str, tags: dict[str, str]) -> None:
-        """Written before returning (with retries): where and which attempt a trial runs must
-        be on its run even if the process dies right after."""
+    def log_start(self, run_id: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        """A trial's params and where it runs, written before returning (with retries): they
+        must be on its run even if the process dies right after. Logging the same params again
+        on a resumed attempt is allowed by MLflow."""
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
-        self._with_retries(lambda: self.client.log_batch(run_id, tags=batch))
+        values = [Param(k, str(v)) for k, v in sorted(params.items())]
+        self._with_retries(lambda: self.client.log_batch(run_id, params=values, tags=batch))
 
     def log_image(self, run_id: str, png: bytes, key: str, step: int) -> None:
         def write():
@@ -263,11 +266,17 @@ class RunLogger:
         self._put(lambda: self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED")))
 
     def flush(self) -> None:
+        """Write everything queued, trying failed metric batches once more; raise if a write
+        failed for good or metrics are still unwritten (they stay kept)."""
         self.retry_unwritten()
         self._queue.join()
         error, self._error = self._error, None
         if error is not None:
             raise error
+        with self._lock:
+            left = sum(len(batch) for _, batch in self._unwritten.values())
+        if left:
+            raise OSError(f"{left} metrics not written yet ({self._metric_error}); kept")
 
     # -- the thread ----------------------------------------------------------------------------
     def _put(self, work: Callable[[], Any]) -> None:
@@ -281,10 +290,11 @@ class RunLogger:
                 run_id, metrics = self._unwritten[batch_id]
             try:
                 self._with_retries(lambda: self.client.log_batch(run_id, metrics=metrics))
-            except BaseException:
+            except Exception as exc:
                 with self._lock:
                     self._failed.add(batch_id)  # kept: tried again later, never dropped
-                raise
+                    self._metric_error = exc
+                return
             with self._lock:
                 del self._unwritten[batch_id]
         self._queue.put(write)

@@ -21,6 +21,7 @@ from mlflow.entities import Metric
 from orchestrator.checkpoints import TrialCheckpoints
 from orchestrator.tracking import (
     TAG_ATTEMPT,
+    TAG_DEVICE,
     TAG_DIVERGED_STEP,
     TAG_FINISH_ERROR,
     TAG_GPUS,
@@ -28,6 +29,7 @@ from orchestrator.tracking import (
     TAG_PID,
     TAG_RAY_NODE,
     TAG_RESUMED_FROM,
+    TAG_STARTED_AT,
     RunLogger,
 )
 
@@ -80,18 +82,27 @@ class TrialWorker:
         return True
 
     def placement(self) -> dict[str, str]:
-        """Where this actor runs: the node and the GPU ids Ray assigned (CUDA_VISIBLE_DEVICES)."""
+        """Where this actor runs: the node, the GPU ids Ray assigned it (Ray sets
+        CUDA_VISIBLE_DEVICES to them), and the torch device it trains on."""
         import ray
 
         context = ray.get_runtime_context()
         gpus = context.get_accelerator_ids().get("GPU", [])
         return {TAG_NODE: socket.gethostname(), TAG_GPUS: ",".join(map(str, gpus)),
-                TAG_RAY_NODE: context.get_node_id(), TAG_PID: str(os.getpid())}
+                TAG_RAY_NODE: context.get_node_id(), TAG_PID: str(os.getpid()),
+                TAG_DEVICE: self.device(gpus)}
+
+    @staticmethod
+    def device(gpu_ids: list) -> str:
+        """CUDA only on GPUs Ray assigned to this actor; cuda:0 is the first of them, since Ray
+        set CUDA_VISIBLE_DEVICES. An actor given no GPU trains on CPU even on a GPU machine."""
+        import torch
+
+        return "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
 
     def start(self, spec: TrialSpec) -> None:
         """Build the trial's trainer, from its last checkpoint when there is one; a failure is
         reported by the next `train` call."""
-        import torch
 
         from trainers import build_trainer
 
@@ -100,9 +111,9 @@ class TrialWorker:
         try:
             self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
                                                 spec.keep_checkpoints)
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed, device)
             tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
+            trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed,
+                                    tags[TAG_DEVICE])
             payload = self.checkpoints.load_latest(spec.run_id) if spec.attempt > 1 else None
             if payload is not None:
                 trainer.load_state_dict(payload["trainer"])
@@ -114,7 +125,8 @@ class TrialWorker:
                 self.logged = self._logged_steps(spec.run_id)
                 if payload is not None:
                     self._log(_metrics_from_rows(payload["unwritten"]))
-            self.logger.set_tags_now(spec.run_id, tags)
+            tags[TAG_STARTED_AT] = f"{time.time():.3f}"
+            self.logger.log_start(spec.run_id, {**spec.params, "seed": spec.seed}, tags)
             self.trainer = trainer
         except Exception as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"

@@ -107,14 +107,15 @@ def _assert_every_step_once(client: MlflowClient, run_id: str, steps: int) -> No
     assert sorted(_steps(client, run_id, "eval/loss")) == list(range(10, steps + 1, 10))
 
 
-def _running_with_checkpoints(tmp_path: Path, root: Path, at_least: int):
-    """A RUNNING trial that has `at_least` checkpoints: (number, steps)."""
+def _running_with_checkpoints(tmp_path: Path, root: Path, at_least: int, newest: int = 0):
+    """A RUNNING trial that has `at_least` checkpoints (the newest at step `newest`, if
+    given, so that it surely has chunks left): (number, steps)."""
     study = _study(tmp_path)
     if study is None:
         return None
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         steps = TrialCheckpoints(str(root), "ft", t.number).steps()
-        if len(steps) >= at_least:
+        if len(steps) >= at_least and (not newest or steps[-1] == newest):
             return t.number, steps
     return None
 
@@ -151,7 +152,7 @@ def test_a_killed_actor_resumes_its_trial_from_its_checkpoint_on_a_new_actor(
 
 
 def test_sigkill_of_the_driver_then_resume_completes_the_budget_once(tmp_path):
-    (tmp_path / "ft.yaml").write_text(_spec_text(trials=4, steps=30, sleep=0.15))
+    (tmp_path / "ft.yaml").write_text(_spec_text(trials=6, steps=30, sleep=0.15))
     root = tmp_path / "checkpoints"
     driver = _cli(tmp_path, "launch", "ft.yaml", *_stores(tmp_path))
     try:
@@ -160,9 +161,9 @@ def test_sigkill_of_the_driver_then_resume_completes_the_budget_once(tmp_path):
         code, err = _finish(second, timeout=60)
         assert code == 2 and "is being driven by pid" in err, err
         assert driver.poll() is None, "the first driver should still be running"
-        number, steps = _wait_for("a running trial to checkpoint",
-                                  lambda: _running_with_checkpoints(tmp_path, root, 1))
-        os.kill(driver.pid, signal.SIGKILL)
+        number, steps = _wait_for("a running trial to checkpoint step 10",
+                                  lambda: _running_with_checkpoints(tmp_path, root, 1, 10))
+        os.kill(driver.pid, signal.SIGKILL)  # it has 20 steps (3 s) left: surely unfinished
         driver.wait(timeout=30)
     finally:
         _finish(driver)
@@ -172,10 +173,10 @@ def test_sigkill_of_the_driver_then_resume_completes_the_budget_once(tmp_path):
     code, err = _finish(_cli(tmp_path, "resume", "ft", *_stores(tmp_path)))
     assert code == 0, err
     trials = _study(tmp_path).get_trials()
-    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
     tracking = f"sqlite:///{tmp_path}/mlflow.db"
     client, runs = MlflowClient(tracking), _trial_runs(tracking)
-    assert sorted(int(r.data.tags["gansweep.trial"]) for r in runs) == [0, 1, 2, 3]
+    assert sorted(int(r.data.tags["gansweep.trial"]) for r in runs) == list(range(6))
     assert all(r.info.status == "FINISHED" for r in runs)
     by_number = {int(r.data.tags["gansweep.trial"]): r for r in runs}
     resumed = by_number[number].data.tags
@@ -193,9 +194,9 @@ def test_sigint_checkpoints_and_exits_then_resume_falls_back_past_a_corrupt_chec
     root = tmp_path / "checkpoints"
     driver = _cli(tmp_path, "launch", "ft.yaml", *_stores(tmp_path))
     try:
-        _wait_for("a trial with two checkpoints",
-                  lambda: _running_with_checkpoints(tmp_path, root, 2))
-        os.kill(driver.pid, signal.SIGINT)
+        _wait_for("a trial with checkpoints at steps 10 and 20",
+                  lambda: _running_with_checkpoints(tmp_path, root, 2, 20))
+        os.kill(driver.pid, signal.SIGINT)  # it checkpoints at 30 and stops, 10 steps short
         code, err = _finish(driver, timeout=60)
     finally:
         _finish(driver)

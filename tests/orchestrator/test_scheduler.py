@@ -59,7 +59,7 @@ def test_a_trial_left_running_by_a_dead_driver_resumes_in_its_own_run(ray_local,
     tracker.open_sweep_run(spec.text, "spec.yaml")
     study = optuna.create_study(study_name="synth", storage=settings.storage)
     orphan = study.ask()  # a trial a dead driver left RUNNING, with its run
-    run_id = tracker.create_trial_run(orphan.number, {}, 0)
+    run_id = tracker.create_trial_run(orphan.number)
     orphan.set_user_attr("mlflow_run_id", run_id)
     stats = launch(spec, settings, notice=lambda m: None)
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()

@@ -117,7 +117,7 @@ def test_several_objectives_best_prints_the_pareto_front(ray_local, settings, wr
 
 def test_time_budget_stops_new_trials_and_fails_the_unfinished(ray_local, settings, write_spec):
     text = (SYNTHETIC.replace("trials: 4, steps: 4, eval_every: 2",
-                              "trials: 50, steps: 6, eval_every: 2, time: 2s")
+                              "trials: 50, steps: 6, eval_every: 2, time: 5s")
             + "fixed: {sleep_s: 0.15}\n")
     stats = launch(SweepSpec.load(write_spec(text)), settings, notice=lambda m: None)
     trials = _study(settings, "synth").get_trials()

@@ -1,0 +1,280 @@
+"""Cluster sweeps, for real: several Ray nodes with fake GPUs and one MLflow tracking server,
+a PostgreSQL study storage, a sweep submitted as a Ray Job; and the checks that refuse what
+cannot work on a cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from orchestrator.cli import main
+from orchestrator.launch import Settings, launch, shared_store_problems
+from orchestrator.scheduler import pool_plan
+from orchestrator.spec import SweepSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+GPU_SWEEP = """\
+name: gpus
+dataset: none
+trainer: synthetic
+objective: {metric: eval/loss, direction: minimize}
+budget: {trials: 8, steps: 12, eval_every: 4, log_every: 2}
+sampler: {name: random, seed: 0}
+resources: {gpus_per_trial: 1, cpus_per_trial: 0.5}
+fixed: {sleep_s: 0.1}
+space:
+  x: {type: float, low: -2.0, high: 2.0}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(what: str, check, timeout: float = 60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with contextlib.suppress(Exception):
+            found = check()
+            if found:
+                return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, artifacts served by it)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "mlflow-server.log", "w"),
+        start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        import requests
+
+        _wait_for("the MLflow server", lambda: requests.get(f"{uri}/health", timeout=1).ok)
+        yield uri
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server (Debian's binaries) in a temp folder, on a free port."""
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob(
+        "/usr/lib/postgresql/*/bin/initdb"))), None)
+    assert found, "PostgreSQL's initdb is needed (apt install postgresql)"
+    bindir = Path(found).resolve().parent
+    base = Path(tempfile.mkdtemp(prefix="gansweep-pg-"))  # not under pytest's 0700 folders
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(base, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = base / "data"
+    subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust",
+                              "-U", "gansweep"], check=True, capture_output=True)
+    port = _free_port()
+    proc = subprocess.Popen(as_user + [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+                                       "-c", "listen_addresses=127.0.0.1", "-k", str(base)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    import psycopg
+
+    def create_db():
+        with psycopg.connect(host="127.0.0.1", port=port, user="gansweep", dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute("CREATE DATABASE optuna")
+        return True
+    try:
+        _wait_for("PostgreSQL", create_db)
+        yield f"postgresql://gansweep@127.0.0.1:{port}/optuna"
+    finally:
+        _stop(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# -- pure decisions ------------------------------------------------------------------------------
+def test_a_gpu_share_packs_actors_per_device_and_actors_fixes_the_pool(write_spec):
+    spec = SweepSpec.load(write_spec(GPU_SWEEP.replace("gpus_per_trial: 1", "gpus_per_trial: 0.5")))
+    assert pool_plan(spec, {"CPU": 8, "GPU": 2}) == (4, {"num_cpus": 0.5, "num_gpus": 0.5})
+    fixed = SweepSpec.load(write_spec(GPU_SWEEP.replace("cpus_per_trial: 0.5",
+                                                        "cpus_per_trial: 0.5, actors: 6")))
+    # an autoscaling cluster with no GPU node up yet still asks for GPU actors
+    assert pool_plan(fixed, {"CPU": 2}) == (6, {"num_cpus": 0.5, "num_gpus": 1.0})
+
+
+def test_a_file_tracking_store_is_refused_on_several_hosts_and_fine_on_one():
+    error, _ = shared_store_problems(3, "sqlite:////data/mlflow.db", "s3://b/ckpt")
+    assert error.startswith("--tracking-uri: sqlite:////data/mlflow.db is a file on this machine")
+    assert "http://HOST:5000" in error
+    assert shared_store_problems(3, "./mlruns", "s3://b/ckpt")[0] is not None
+    assert shared_store_problems(1, "sqlite:////data/mlflow.db", "/ckpt") == (None, None)
+    error, warning = shared_store_problems(2, "http://mlflow:5000", "/local/ckpt")
+    assert error is None and "shared mount" in warning
+    assert shared_store_problems(2, "https://mlflow:5000", "gs://b/ckpt") == (None, None)
+
+
+def test_require_gpu_refuses_a_cluster_without_gpus(ray_local, tmp_path, write_spec,
+                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_spec(GPU_SWEEP)
+    result = CliRunner().invoke(main, ["launch", str(path), "--require-gpu"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "gansweep: error: --require-gpu: the Ray cluster has no GPU (resources: 2 CPUs); start "
+        "GPU workers, or drop --require-gpu to train on CPU"]
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_without_gpus_trials_fall_back_to_cpu_with_one_notice(ray_local, settings, write_spec):
+    notices: list[str] = []
+    spec = SweepSpec.load(write_spec(GPU_SWEEP.replace("trials: 8", "trials: 2")))
+    stats = launch(spec, settings, notice=notices.append)
+    assert stats.done == 2 and notices == ["no GPU in the Ray cluster: trials run on CPU"]
+    for run in MlflowClient(settings.tracking_uri).search_runs(
+            [MlflowClient(settings.tracking_uri).get_experiment_by_name("gpus").experiment_id],
+            "tags.`gansweep.role` = 'trial'"):
+        assert run.data.tags["gansweep.device"] == "cpu" and run.data.tags["gansweep.gpu_ids"] == ""
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], "gansweep: error: --storage: a submitted sweep needs a study storage"),
+    (["--storage", "postgresql://u@db/optuna"],
+     "gansweep: error: --tracking-uri: a submitted sweep needs an MLflow tracking server"),
+])
+def test_submit_refuses_stores_the_cluster_cannot_share(tmp_path, write_spec, monkeypatch, args,
+                                                        expected):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = write_spec(GPU_SWEEP)
+    result = CliRunner().invoke(main, ["submit", str(path), "--address", "http://h:8265", *args])
+    assert result.exit_code == 2 and result.stderr.startswith(expected), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- real clusters and servers -------------------------------------------------------------------
+def test_two_gpu_nodes_one_tracking_server_distinct_gpus_every_run_complete(tmp_path,
+                                                                            mlflow_server):
+    from ray.cluster_utils import Cluster
+
+    (tmp_path / "gpus.yaml").write_text(GPU_SWEEP)
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0})
+    try:
+        nodes = [cluster.add_node(num_cpus=1, num_gpus=2) for _ in range(2)]  # fake GPUs
+        cluster.wait_for_nodes()
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "launch", "gpus.yaml",
+             "--address", cluster.address, "--tracking-uri", mlflow_server,
+             "--storage", f"sqlite:///{tmp_path}/optuna.db", "--require-gpu"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    finally:
+        cluster.shutdown()
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="gpus", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 8
+    client = MlflowClient(mlflow_server)
+    runs = client.search_runs([client.get_experiment_by_name("gpus").experiment_id],
+                              "tags.`gansweep.role` = 'trial'")
+    assert len(runs) == 8 and all(r.info.status == "FINISHED" for r in runs)
+    # each trial's time on its actor: from its start there to its last metrics
+    placed = [(r.data.tags["gansweep.ray_node_id"], r.data.tags["gansweep.gpu_ids"],
+               float(r.data.tags["gansweep.started_at"]) * 1000,
+               max(m.timestamp for m in client.get_metric_history(r.info.run_id, "eval/loss")))
+              for r in runs]
+    assert {p[0] for p in placed} == {n.node_id for n in nodes}  # trials on both nodes
+    assert {p[1] for p in placed} <= {"0", "1"}  # one GPU each, as Ray assigned it
+    for i, a in enumerate(placed):  # trials running at the same time never share a GPU
+        for b in placed[i + 1:]:
+            if a[2] < b[3] and b[2] < a[3]:
+                assert a[:2] != b[:2], (a, b)
+    assert all(r.data.tags["gansweep.device"] == "cpu" for r in runs)  # fake GPUs: no CUDA
+
+
+def test_a_postgresql_study_storage_drives_a_sweep_and_status_reads_it(ray_local, tmp_path,
+                                                                      postgres_url, write_spec):
+    spec = SweepSpec.load(write_spec(GPU_SWEEP.replace("trials: 8", "trials: 3")))
+    settings = Settings.resolve(postgres_url, f"sqlite:///{tmp_path}/mlflow.db",
+                                checkpoint_root=str(tmp_path / "ck"))
+    stats = launch(spec, settings, notice=lambda m: None)
+    assert stats.done == 3
+    result = CliRunner().invoke(main, ["status", "gpus", "--storage", postgres_url, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["trials"]
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3
+    assert all(r["run_id"] for r in rows)
+
+
+def test_submit_runs_the_sweep_as_a_ray_job_and_status_works_from_here(tmp_path):
+    port, dashboard = _free_port(), _free_port()
+    # the head's `python` is the project's venv, as the cluster configs' setup commands make it
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    temp = tempfile.mkdtemp(prefix="rayjob-")  # short: Ray's socket paths have a length limit
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         f"--temp-dir={temp}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        from ray.job_submission import JobStatus, JobSubmissionClient
+
+        jobs = _wait_for("the Ray Jobs server", lambda: JobSubmissionClient(address), 90)
+        spec = ROOT / "search_spaces" / f"submit-test-{os.getpid()}.yaml"
+        spec.write_text(GPU_SWEEP.replace("name: gpus", "name: submitted")
+                        .replace("trials: 8", "trials: 2"))
+        try:
+            storage = f"sqlite:///{tmp_path}/optuna.db"
+            result = CliRunner().invoke(main, [
+                "submit", str(spec), "--address", address, "--working-dir", str(ROOT),
+                "--storage", storage, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                "--checkpoint-root", str(tmp_path / "ck")], env=env)
+        finally:
+            spec.unlink()
+        assert result.exit_code == 0, result.output
+        job_id = result.output.split("as Ray job ", 1)[1].split()[0]
+        assert f"ray job logs --address {address} --follow {job_id}" in result.output
+        status = _wait_for("the job to end", lambda: jobs.get_job_status(job_id)
+                           if jobs.get_job_status(job_id).is_terminal() else None, 180)
+        assert status == JobStatus.SUCCEEDED, jobs.get_job_logs(job_id)[-3000:]
+    finally:
+        _stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
+    result = CliRunner().invoke(main, ["status", "submitted", "--storage", storage, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["state"] for r in json.loads(result.output)["trials"]] == ["COMPLETE"] * 2
