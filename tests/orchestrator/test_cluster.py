@@ -245,10 +245,15 @@ def test_submit_runs_the_sweep_as_a_ray_job_and_status_works_from_here(tmp_path)
     # the head's `python` is the project's venv, as the cluster configs' setup commands make it
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
     temp = tempfile.mkdtemp(prefix="rayjob-")  # short: Ray's socket paths have a length limit
+    # every port its own: the session's Ray in this process already holds Ray's default agent
+    # ports, and a job needs the head's dashboard agent
+    agent_ports = [f"--{flag}={_free_port()}" for flag in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+        "metrics-export-port", "ray-client-server-port")]
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         f"--temp-dir={temp}"],
+         f"--temp-dir={temp}", *agent_ports],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
     try:
