@@ -61,6 +61,8 @@ def trials_table(name: str, rows: list[dict[str, Any]]) -> None:
         value = " / ".join(f"{v:.5g}" for v in values.values())
         params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(row["params"].items()))
         state = row["state"] + (f" ({row['reason']})" if row["reason"] else "")
+        if row.get("attempt", 1) > 1:
+            state += f" [attempt {row['attempt']}]"
         table.add_row(str(row["number"]), state, value, str(row["last_step"] or ""), params,
                       row["run_id"] or "")
     Console().print(table)

@@ -15,7 +15,13 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from orchestrator.spec import SpecError
-from orchestrator.study import USER_ATTR_REASON, USER_ATTR_RUN, USER_ATTR_SEED, metric_names
+from orchestrator.study import (
+    USER_ATTR_ATTEMPT,
+    USER_ATTR_REASON,
+    USER_ATTR_RUN,
+    USER_ATTR_SEED,
+    metric_names,
+)
 from orchestrator.tracking import MODEL_NAME, TAG_SWEEP, TAG_TRIAL
 
 ALIAS = "champion"
@@ -38,6 +44,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "params": t.params, "seed": t.user_attrs.get(USER_ATTR_SEED),
             "run_id": t.user_attrs.get(USER_ATTR_RUN),
             "reason": t.user_attrs.get(USER_ATTR_REASON),
+            "attempt": t.user_attrs.get(USER_ATTR_ATTEMPT, 1),
             "last_step": max(t.intermediate_values, default=None),
             "duration_s": duration})
     return rows

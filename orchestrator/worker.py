@@ -103,7 +103,6 @@ class TrialWorker:
     def start(self, spec: TrialSpec) -> None:
         """Build the trial's trainer, from its last checkpoint when there is one; a failure is
         reported by the next `train` call."""
-
         from trainers import build_trainer
 
         self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None

@@ -9,6 +9,7 @@ session's Ray and SIGKILLs the actor's process by the PID its run is tagged with
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -20,10 +21,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+from click.testing import CliRunner
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from orchestrator.checkpoints import TrialCheckpoints
+from orchestrator.cli import main
 from orchestrator.launch import launch
 from orchestrator.spec import SpecError, SweepSpec
 
@@ -181,6 +184,9 @@ def test_sigkill_of_the_driver_then_resume_completes_the_budget_once(tmp_path):
     by_number = {int(r.data.tags["gansweep.trial"]): r for r in runs}
     resumed = by_number[number].data.tags
     assert resumed["gansweep.attempt"] == "2"
+    status = CliRunner().invoke(main, ["status", "ft", "--json", "--storage",
+                                       f"sqlite:///{tmp_path}/optuna.db"])
+    assert {r["number"]: r["attempt"] for r in json.loads(status.output)["trials"]}[number] == 2
     assert int(resumed["gansweep.resumed_from_step"]) >= steps[-1]  # not from scratch
     for r in runs:
         _assert_every_step_once(client, r.info.run_id, 30)
