@@ -72,6 +72,12 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (db_path.resolve().parent / "mlartifacts").as_uri()
 
 
+def metrics_of(rows: list[tuple[int, dict[str, float]]], now: int | None = None) -> list[Metric]:
+    """MLflow metrics of (step, {key: value}) rows, all stamped `now` (ms; default: now)."""
+    now = int(time.time() * 1000) if now is None else now
+    return [Metric(k, float(v), now, step) for step, row in rows for k, v in row.items()]
+
+
 def trial_run_name(number: int) -> str:
     return f"trial-{number:04d}"
 
@@ -192,9 +198,7 @@ class RunLogger:
 
     # -- enqueue -------------------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: list[tuple[int, dict[str, float]]]) -> None:
-        now = int(time.time() * 1000)
-        self.log_metric_objects(run_id, [Metric(k, float(v), now, step)
-                                         for step, row in rows for k, v in row.items()])
+        self.log_metric_objects(run_id, metrics_of(rows))
 
     def log_metric_objects(self, run_id: str, metrics: list[Metric]) -> None:
         for i in range(0, len(metrics), MAX_BATCH):

@@ -20,6 +20,7 @@ from mlflow.entities import Metric
 
 from orchestrator.checkpoints import TrialCheckpoints
 from orchestrator.tracking import (
+    MAX_BATCH,
     TAG_ATTEMPT,
     TAG_DEVICE,
     TAG_DIVERGED_STEP,
@@ -31,6 +32,7 @@ from orchestrator.tracking import (
     TAG_RESUMED_FROM,
     TAG_STARTED_AT,
     RunLogger,
+    metrics_of,
 )
 
 
@@ -121,7 +123,7 @@ class TrialWorker:
             elif spec.attempt == 1:
                 self.checkpoints.clear()  # files an earlier sweep of this name left behind
             if spec.attempt > 1:  # metrics continue after what the run already has
-                self.logged = self._logged_steps(spec.run_id)
+                self.logged = logged_steps(self.logger.client, spec.run_id)
                 if payload is not None:
                     self._log(_metrics_from_rows(payload["unwritten"]))
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
@@ -157,8 +159,7 @@ class TrialWorker:
             state = trainer.state_dict()
             if not _finite_tensors(state):
                 return self._diverged(rows)
-            now = int(time.time() * 1000)
-            batch = [Metric(k, float(v), now, step) for step, row in rows for k, v in row.items()]
+            batch = metrics_of(rows)
             self.checkpoints.save(self._payload(state, batch), trainer.step)
             self._log(batch)
             image = trainer.sample_image()
@@ -199,19 +200,15 @@ class TrialWorker:
     def _diverged(self, rows: list[tuple[int, dict[str, float]]]) -> ChunkResult:
         """NaN or inf in a loss or a weight: log what happened up to here; the trial fails."""
         spec, step = self.spec, self.trainer.step
-        now = int(time.time() * 1000)
-        self._log([Metric(k, float(v), now, s) for s, row in rows for k, v in row.items()])
+        self._log(metrics_of(rows))
         self.logger.set_tags(spec.run_id, {TAG_DIVERGED_STEP: str(step)})
         return ChunkResult(spec.number, step, {}, error=DIVERGED)
 
     def _log(self, metrics: list[Metric]) -> None:
         """Log, skipping (key, step) pairs a resumed run already has: steps never repeat."""
-        fresh = [m for m in metrics if m.step > self.logged.get(m.key, -1)]
+        fresh = _not_logged(metrics, self.logged)
         if fresh:
             self.logger.log_metric_objects(self.spec.run_id, fresh)
-
-    def _logged_steps(self, run_id: str) -> dict[str, int]:
-        return logged_steps(self.logger.client, run_id)
 
     def _log_traceback(self) -> None:
         self.logger.log_bytes(self.spec.run_id, traceback.format_exc().encode(),
@@ -241,12 +238,16 @@ def salvage_metrics(spec: TrialSpec, client) -> int:
                                spec.keep_checkpoints).load_latest(spec.run_id)
     if payload is None:
         return 0
-    logged = logged_steps(client, spec.run_id)
-    fresh = [m for m in _metrics_from_rows(payload["unwritten"])
-             if m.step > logged.get(m.key, -1)]
-    for i in range(0, len(fresh), 900):
-        client.log_batch(spec.run_id, metrics=fresh[i:i + 900])
+    fresh = _not_logged(_metrics_from_rows(payload["unwritten"]),
+                        logged_steps(client, spec.run_id))
+    for i in range(0, len(fresh), MAX_BATCH):
+        client.log_batch(spec.run_id, metrics=fresh[i:i + MAX_BATCH])
     return len(fresh)
+
+
+def _not_logged(metrics: list[Metric], logged: dict[str, int]) -> list[Metric]:
+    """The metrics past the last step MLflow has for their key: steps never repeat."""
+    return [m for m in metrics if m.step > logged.get(m.key, -1)]
 
 
 def _finite(row: dict[str, float]) -> bool:
