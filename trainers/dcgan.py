@@ -20,7 +20,7 @@ from trainers.conv import D_NORMS, G_NORMS, IMAGE_SIZES, ConvDiscriminator, Conv
 from trainers.conv import max_blocks as conv_max_blocks
 from trainers.grids import image_grid_png
 from trainers.losses import LOSSES, r1_penalty
-from trainers.models import ACTIVATIONS, n_params
+from trainers.models import ACTIVATIONS, n_params, update_ema
 from trainers.params import check, check_same_config, config_from_params, state_header
 
 NAME = "dcgan"
@@ -228,15 +228,9 @@ class DCGANTrainer:
         out["g_loss"] = g_loss.detach()
         return out
 
-    @torch.no_grad()
     def _update_ema(self) -> None:
-        if self.g_ema is None:
-            return
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        for avg, param in zip(self.g_ema.parameters(), self.g.parameters(), strict=True):
-            avg.lerp_(param, 1.0 - decay)
-        for avg, buf in zip(self.g_ema.buffers(), self.g.buffers(), strict=True):
-            avg.copy_(buf)  # batch norm running statistics: G's own, not averaged
+        if self.g_ema is not None:
+            update_ema(self.g_ema, self.g, self.step, self.config.ema_decay)
 
     def _batch_real(self) -> Tensor:
         """A batch of training images, sampled with replacement, converted on the device."""

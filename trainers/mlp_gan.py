@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trainers.losses import LOSSES
+from trainers.losses import LOSSES, r1_penalty
 from trainers.mixtures import Mixture, mixture_metrics
-from trainers.models import ACTIVATIONS, Discriminator, Generator, n_params
+from trainers.models import ACTIVATIONS, Discriminator, Generator, n_params, update_ema
 from trainers.params import check, check_same_config, config_from_params, state_header
 from trainers.plots import scatter_png
 
@@ -62,6 +62,12 @@ class MLPGANConfig:
     """Weight of the gradient penalty; used only by wgan_gp."""
     d_steps: int = 2
     """Discriminator steps before each generator step (2 damps ring8's oscillations)."""
+    r1_weight: float = 0.0
+    """R1 penalty on real points, r1_weight / 2 * E||grad D(x)||^2, with any loss; 0 is off."""
+    ema: bool = False
+    """Evaluate, plot and export an exponential moving average of G's weights."""
+    ema_decay: float = 0.999
+    """Decay of the EMA per G step, warmed up as min(ema_decay, (1 + t) / (10 + t))."""
 
     def __post_init__(self) -> None:
         for field in ("g_depth", "g_width", "d_depth", "d_width", "z_dim", "batch_size", "d_steps"):
@@ -69,10 +75,12 @@ class MLPGANConfig:
         for field in ("lr_g", "lr_d"):
             value = getattr(self, field)
             check(math.isfinite(value) and value > 0, NAME, field, "must be > 0", value)
-        for field in ("beta1", "beta2"):
+        for field in ("beta1", "beta2", "ema_decay"):
             value = getattr(self, field)
             check(0 <= value < 1, NAME, field, "must be in [0, 1)", value)
-        check(self.gp_weight >= 0, NAME, "gp_weight", "must be >= 0", self.gp_weight)
+        for field in ("gp_weight", "r1_weight"):
+            value = getattr(self, field)
+            check(math.isfinite(value) and value >= 0, NAME, field, "must be >= 0", value)
         check(
             self.activation in ACTIVATIONS,
             NAME,
@@ -112,6 +120,7 @@ class MLPGANTrainer:
         self.d = Discriminator(cfg.d_width, cfg.d_depth, cfg.activation)
         self.g.to(self.device).train()
         self.d.to(self.device).train()
+        self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas)
@@ -141,21 +150,26 @@ class MLPGANTrainer:
 
     def _train_step(self) -> dict[str, float]:
         cfg = self.config
-        d_loss = gp = 0.0
+        sums = {"d_loss": 0.0}
         for _ in range(cfg.d_steps):
-            # D step: minimise loss.d(D(x), D(G(z))) [+ gp_weight * GP], scoring real above fake.
+            # D step: minimise loss.d(D(x), D(G(z))) [+ gp_weight * GP] [+ r1_weight / 2 * R1],
+            # scoring real above fake.
             real = self._batch_real()  # (B, 2)
             with torch.no_grad():
                 fake = self.g(self._batch_z())  # (B, z_dim) -> (B, 2), no gradient into G
             loss = self._loss.d(self.d(real), self.d(fake))  # D: (B, 2) -> (B, 1); loss scalar
+            penalties = {}
             if self._loss.penalty is not None:
-                penalty = self._loss.penalty(self.d, real, fake, self._rng)  # scalar
-                loss = loss + cfg.gp_weight * penalty
-                gp += penalty.item()
+                penalties["gp"] = self._loss.penalty(self.d, real, fake, self._rng)  # scalar
+                loss = loss + cfg.gp_weight * penalties["gp"]
+            if cfg.r1_weight > 0:
+                penalties["r1"] = r1_penalty(self.d, real, fake, self._rng)  # scalar
+                loss = loss + cfg.r1_weight / 2 * penalties["r1"]
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_d.step()
-            d_loss += loss.item()
+            for key, value in {"d_loss": loss, **penalties}.items():
+                sums[key] = sums.get(key, 0.0) + value.item()
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         fake = self.g(self._batch_z())  # (B, z_dim) -> (B, 2)
         g_loss = self._loss.g(self.d(fake))  # (B, 1) -> scalar
@@ -163,10 +177,10 @@ class MLPGANTrainer:
         g_loss.backward()  # also fills D's grads; zeroed before D's next step
         self.opt_g.step()
         self.step += 1
-        out = {"d_loss": d_loss / cfg.d_steps, "g_loss": g_loss.item()}
-        if self._loss.penalty is not None:
-            out["gp"] = gp / cfg.d_steps
-        return out
+        if self.g_ema is not None:
+            update_ema(self.g_ema, self.g, self.step, cfg.ema_decay)
+        return {**{key: total / cfg.d_steps for key, total in sums.items()},
+                "g_loss": g_loss.item()}
 
     def _batch_real(self) -> Tensor:
         return self.data.sample(self.config.batch_size, self._rng).to(self.device)  # (B, 2)
@@ -175,13 +189,18 @@ class MLPGANTrainer:
         z = torch.randn(self.config.batch_size, self.config.z_dim, generator=self._rng)
         return z.to(self.device)  # (B, z_dim)
 
+    def _sampler(self) -> Generator:
+        return self.g_ema if self.g_ema is not None else self.g
+
     @torch.no_grad()
     def _eval_points(self) -> Tensor:
-        self.g.eval()  # batchnorm uses running statistics: the points depend on z alone
+        g = self._sampler()
+        was_training = g.training
+        g.eval()  # batchnorm uses running statistics: the points depend on z alone
         try:
-            return self.g(self.eval_z.to(self.device)).cpu()  # (2500, z_dim) -> (2500, 2)
+            return g(self.eval_z.to(self.device)).cpu()  # (2500, z_dim) -> (2500, 2)
         finally:
-            self.g.train()
+            g.train(was_training)
 
     def evaluate(self) -> dict[str, float]:
         """PacGAN metrics of G on the fixed eval noise, plus the generator's size."""
@@ -196,8 +215,8 @@ class MLPGANTrainer:
         return scatter_png(self._real_plot, self._eval_points().numpy(), extent)
 
     def generator(self) -> Generator:
-        """A CPU copy of G in eval mode: z (n, z_dim) float32 -> (n, 2)."""
-        return copy.deepcopy(self.g).cpu().eval()
+        """A CPU copy of G (its EMA when ema is on) in eval mode: z (n, z_dim) float32 -> (n, 2)."""
+        return copy.deepcopy(self._sampler()).cpu().eval()
 
     def state_dict(self) -> dict:
         """Everything needed to resume bitwise: loads with torch.load(..., weights_only=True)."""
@@ -205,6 +224,7 @@ class MLPGANTrainer:
             **state_header(NAME, self.config, self.seed, self.step),
             "g": self.g.state_dict(),
             "d": self.d.state_dict(),
+            "g_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "eval_z": self.eval_z.clone(),
@@ -216,6 +236,8 @@ class MLPGANTrainer:
         check_same_config(sd, self.config)
         self.g.load_state_dict(sd["g"])
         self.d.load_state_dict(sd["d"])
+        if self.g_ema is not None:
+            self.g_ema.load_state_dict(sd["g_ema"])
         self.opt_g.load_state_dict(sd["opt_g"])
         self.opt_d.load_state_dict(sd["opt_d"])
         self.step = int(sd["step"])

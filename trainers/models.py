@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+import torch
 from torch import Tensor, nn
 
 # Activation registry: the keys are the strings a search space emits.
@@ -61,3 +62,15 @@ class Discriminator(nn.Module):
 
 def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def update_ema(avg: nn.Module, model: nn.Module, step: int, decay: float) -> None:
+    """avg <- EMA of model's weights after G step `step` (1-based), warmed up as
+    min(decay, (1 + step) / (10 + step)) so that short runs do not average in the random init.
+    Buffers (batch norm running statistics) are copied: the model's own, not averaged."""
+    rate = 1.0 - min(decay, (1 + step) / (10 + step))
+    for a, p in zip(avg.parameters(), model.parameters(), strict=True):
+        a.lerp_(p, rate)
+    for a, b in zip(avg.buffers(), model.buffers(), strict=True):
+        a.copy_(b)

@@ -33,6 +33,22 @@ def test_each_loss_trains_with_finite_metrics(loss):
     assert trainer.step == 3
 
 
+def test_r1_penalty_is_trained_and_reported():
+    metrics = make(r1_weight=0.1, data="grid25").train_for(3)
+    assert math.isfinite(metrics["train/r1"]) and metrics["train/r1"] >= 0
+
+
+def test_ema_generator_is_what_evaluate_and_export_use():
+    trainer = make(ema=True, ema_decay=0.9)
+    trainer.train_for(20)
+    z = trainer.eval_z[:5]
+    exported = trainer.generator()
+    with torch.no_grad():
+        assert torch.equal(exported(z), trainer.g_ema(z))
+        assert not torch.equal(exported(z), trainer.g.eval()(z))  # the average, not G itself
+    assert trainer.g.train()
+
+
 def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
     trainer = make(batchnorm=True)
     trainer.train_for(2)
@@ -43,7 +59,9 @@ def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
     assert trainer.g.training
 
 
-@pytest.mark.parametrize("params", [{}, {"loss": "wgan_gp", "batchnorm": True, "d_steps": 2}])
+@pytest.mark.parametrize("params", [
+    {}, {"loss": "wgan_gp", "batchnorm": True, "d_steps": 2},
+    {"ema": True, "r1_weight": 0.1}])
 def test_state_dict_round_trip_resumes_bitwise(params):
     original = make(seed=1, **params)
     original.train_for(3)
