@@ -39,7 +39,9 @@ def require_gpu_option(command):
 
 def storage_option(command):
     return click.option("--storage", default=None,
-                        help="Optuna storage URL [default: sqlite:///optuna.db]")(command)
+                        help="Optuna storage: an RDB URL, or the path of a journal file "
+                             "(e.g. optuna.journal: less driver time per trial) "
+                             "[default: sqlite:///optuna.db]")(command)
 
 
 def store_options(command):

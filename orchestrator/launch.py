@@ -17,6 +17,7 @@ from orchestrator.data import default_cache_dir, prepare_data, read_extractor
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
     check_storage,
+    is_journal,
     load_study,
     open_study,
     orphaned_trials,
@@ -64,6 +65,9 @@ class Settings:
 
 
 def _absolute_sqlite(uri: str) -> str:
+    """sqlite URLs and journal paths made absolute: `resume` and Ray Jobs run elsewhere."""
+    if is_journal(uri):
+        return str(Path(uri).expanduser().resolve())
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
         return prefix + str(Path(uri[len(prefix):]).resolve())

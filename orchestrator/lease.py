@@ -18,6 +18,7 @@ import uuid
 import optuna
 
 from orchestrator.spec import SpecError
+from orchestrator.study import open_storage
 
 LEASE_ATTR = "gansweep.driver"
 
@@ -82,7 +83,7 @@ class DriverLease:
             "renewed": time.time()})
 
     def _beat(self) -> None:
-        storage = optuna.storages.get_storage(self.url)  # its own connections, off the loop's
+        storage = open_storage(self.url)  # its own connections, off the loop's
         while not self._stop.wait(self.every_s):
             try:
                 self._write(storage)

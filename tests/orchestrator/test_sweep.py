@@ -156,3 +156,30 @@ def test_launching_again_continues_the_same_study_and_parent_run(ray_local, sett
     children = client.search_runs([exp.experiment_id], "tags.`gansweep.role` = 'trial'")
     assert len(parents) == 1 and len(children) == 6
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+
+
+def test_a_journal_file_holds_the_study_across_launches_and_for_status(ray_local, tmp_path,
+                                                                       write_spec, monkeypatch):
+    from orchestrator.launch import Settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.resolve(storage="optuna.journal",
+                                tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                                checkpoint_root=str(tmp_path / "checkpoints"))
+    assert settings.storage == str(tmp_path / "optuna.journal")  # resume may run elsewhere
+    spec = SweepSpec.load(write_spec(SYNTHETIC))
+    assert launch(spec, settings, notice=lambda m: None).done == 4
+    assert launch(spec.with_trials(6), settings, notice=lambda m: None).done == 6
+    runner = CliRunner()
+    status = runner.invoke(main, ["status", "synth", "--storage", "optuna.journal", "--json"])
+    assert status.exit_code == 0, status.output
+    rows = json.loads(status.stdout)["trials"]
+    assert [r["number"] for r in rows] == list(range(6))
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 6
+    client = MlflowClient(settings.tracking_uri)
+    children = client.search_runs([client.get_experiment_by_name("synth").experiment_id],
+                                  "tags.`gansweep.role` = 'trial'")
+    assert sorted(int(c.data.tags["gansweep.trial"]) for c in children) == list(range(6))
+    missing = runner.invoke(main, ["status", "synth", "--storage", "other.journal"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert not (tmp_path / "other.journal").exists()
