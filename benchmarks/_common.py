@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import yaml
 from optuna.trial import TrialState
 
 from orchestrator.launch import Settings, launch
@@ -23,44 +24,25 @@ from orchestrator.study import USER_ATTR_RUN
 
 METRICS = ("score", "modes", "high_quality", "reverse_kl")
 
-# grid25 (25 modes of std 0.05, 2 apart, out to +-4): a larger extent than ring8 and narrow modes,
-# so the ring8 defaults (3x128, z_dim 2, lr 1e-3, ns) reach ~15 modes at 40% high quality in
-# 3,000 steps while wgan_gp finds all 25 with a low KL but off-centre points. The space spans
-# both families, a larger latent, and D steps 1-3; widths stop at 256 so that a 2-core trial
-# stays under ~40 ms per step.
-GRID25 = """\
-name: {name}
-dataset: grid25
-trainer: mlp_gan
-objective: {{metric: eval/score, direction: maximize}}
-budget: {{trials: {trials}, steps: {steps}, eval_every: {eval_every}, log_every: {eval_every}}}
-sampler: {{name: {sampler}, seed: {seed}}}
-pruner: {pruner}
-resources: {{gpus_per_trial: 0, cpus_per_trial: 1}}
-fixed: {{batchnorm: false}}
-space:
-  g_depth: {{type: int, low: 2, high: 4}}
-  g_width: {{type: categorical, choices: [64, 128, 256]}}
-  d_depth: {{type: int, low: 2, high: 4}}
-  d_width: {{type: categorical, choices: [64, 128, 256]}}
-  activation: {{type: categorical, choices: [relu, leaky_relu, elu, silu]}}
-  z_dim: {{type: categorical, choices: [2, 4, 8]}}
-  lr_g: {{type: float, low: 1.0e-4, high: 2.0e-3, log: true}}
-  lr_d: {{type: float, low: 1.0e-4, high: 2.0e-3, log: true}}
-  beta1: {{type: categorical, choices: [0.0, 0.5]}}
-  beta2: {{type: categorical, choices: [0.9, 0.999]}}
-  batch_size: {{type: categorical, choices: [128, 256]}}
-  loss: {{type: categorical, choices: [ns, hinge, lsgan, wgan_gp]}}
-  gp_weight: {{type: float, low: 0.1, high: 10.0, log: true, when: {{loss: wgan_gp}}}}
-  d_steps: {{type: int, low: 1, high: 3}}
-"""
+# The space of search_spaces/grid25.yaml (its comment says why it looks the way it does); a run
+# overrides its name, budget, sampler and pruner.
+GRID25 = Path(__file__).resolve().parents[1] / "search_spaces" / "grid25.yaml"
+
+
+def hyperband(min_resource: int, reduction_factor: int = 4) -> str:
+    """The spec's pruner field: Hyperband over training steps, up to the trial's budget."""
+    return (f"{{name: hyperband, min_resource: {min_resource}, "
+            f"reduction_factor: {reduction_factor}}}")
 
 
 def grid25_spec(name: str, trials: int, steps: int, eval_every: int, sampler: str = "tpe",
                 seed: int = 0, pruner: str = "none") -> SweepSpec:
-    return SweepSpec.parse(GRID25.format(name=name, trials=trials, steps=steps,
-                                         eval_every=eval_every, sampler=sampler, seed=seed,
-                                         pruner=pruner))
+    raw = yaml.safe_load(GRID25.read_text())
+    raw.update(name=name, sampler={"name": sampler, "seed": seed}, pruner=yaml.safe_load(pruner),
+               budget={"trials": trials, "steps": steps, "eval_every": eval_every,
+                       "log_every": eval_every},
+               resources={"gpus_per_trial": 0, "cpus_per_trial": 1})
+    return SweepSpec.parse(yaml.safe_dump(raw, sort_keys=False), str(GRID25))
 
 
 @dataclass

@@ -1,8 +1,12 @@
 """Orchestration overhead: 40 trials of a trainer that sleeps 0.1 s per step for 5 steps, on 2
 actors, with real MLflow logging (sqlite) and real Optuna storage (sqlite) in the loop.
 
-utilization = ideal / wall, ideal = total sleep / actors; overhead per trial = (wall - ideal) *
-actors / trials. The clock starts once the actors are up (their start-up is reported apart).
+utilization = ideal / wall, where ideal is the makespan of a perfect scheduler: ceil(trials /
+actors) rounds of one trial's sleep (equal trials cannot end sooner). busy = total sleep /
+(actors x wall), which also counts the last round's unavoidably idle actors; the two agree when
+trials fill every round. overhead per trial = (wall - ideal) * actors / trials. The clock starts
+once the actors are up (their start-up is reported apart). `storage` is sqlite (the default) or
+journal (an Optuna journal file).
 
     .venv/bin/python benchmarks/orchestration.py [--trials 40] [--actors 2] [--eval-every 5]
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -40,10 +45,12 @@ space:
 
 
 def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
-            workdir: Path) -> dict:
+            workdir: Path, storage: str = "sqlite") -> dict:
     spec = SweepSpec.parse(SPEC.format(trials=trials, steps=steps, eval_every=eval_every,
                                        sleep=sleep))
-    settings = Settings.resolve(f"sqlite:///{workdir}/optuna.db", f"sqlite:///{workdir}/mlflow.db",
+    study_store = (str(workdir / "optuna.journal") if storage == "journal"
+                   else f"sqlite:///{workdir}/optuna.db")
+    settings = Settings.resolve(study_store, f"sqlite:///{workdir}/mlflow.db",
                                 checkpoint_root=str(workdir / "checkpoints"))
     tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
     study = open_study(spec, settings.storage)
@@ -57,10 +64,12 @@ def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
     stats = scheduler.run()
     wall, driver_cpu = time.perf_counter() - t1, time.process_time() - cpu0
     tracker.close_sweep()
-    ideal = trials * steps * sleep / actors
+    ideal = math.ceil(trials / actors) * steps * sleep
+    busy = trials * steps * sleep / (actors * wall)
     return {"trials": trials, "actors": actors, "steps": steps, "eval_every": eval_every,
-            "sleep_per_step_s": sleep, "completed": stats.done, "ideal_s": round(ideal, 3),
-            "wall_s": round(wall, 3), "utilization": round(ideal / wall, 4),
+            "storage": storage, "sleep_per_step_s": sleep, "completed": stats.done,
+            "ideal_s": round(ideal, 3), "wall_s": round(wall, 3),
+            "utilization": round(ideal / wall, 4), "busy": round(busy, 4),
             "overhead_per_trial_ms": round((wall - ideal) * actors / trials * 1000, 1),
             "driver_cpu_per_trial_ms": round(driver_cpu / trials * 1000, 1),
             "actor_startup_s": round(startup, 2)}

@@ -1,13 +1,15 @@
 """Pruning on grid25: the same TPE sweep (trials, steps, seed) without a pruner and with Hyperband.
 
-Hyperband's resource is training steps: min_resource = eval_every, max_resource = steps,
-reduction_factor 3. Per arm: generator steps trained (the compute), trials pruned, the best final
+The space is search_spaces/grid25.yaml's. Hyperband's resource is training steps: min_resource
+= eval_every, max_resource = steps, reduction_factor 4 (with 4,000 steps and evals every 500: two
+brackets, one with rungs at 500 and 2,000 steps, one with a rung at 2,000 only; each rung keeps
+the best quarter). Per arm: generator steps trained (the compute), trials pruned, the best final
 eval/reverse_kl among COMPLETE trials, and the best-score trial's score, modes and high-quality
 fraction; then compute(no pruner) / compute(hyperband). The target: >= 2x less compute for a best
 score that is equal or better.
 
-    RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py [--trials 24] [--steps 3000]
-        [--eval-every 300] [--seed 0] [--cpus 2]
+    RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py [--trials 24] [--steps 4000]
+        [--eval-every 500] [--reduction-factor 4] [--seed 0] [--cpus 2]
 """
 
 from __future__ import annotations
@@ -18,26 +20,27 @@ import os
 import sys
 
 import ray
-from _common import grid25_spec, run_sweep
+from _common import grid25_spec, hyperband, run_sweep
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=3000, help="generator steps per trial")
-    parser.add_argument("--eval-every", type=int, default=300,
+    parser.add_argument("--steps", type=int, default=4000, help="generator steps per trial")
+    parser.add_argument("--eval-every", type=int, default=500,
                         help="report cadence, and Hyperband's min_resource")
+    parser.add_argument("--reduction-factor", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (trial seeds follow)")
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs: one trial per CPU")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    hyperband = f"{{name: hyperband, min_resource: {args.eval_every}, reduction_factor: 3}}"
+    pruner = hyperband(args.eval_every, args.reduction_factor)
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
     arms = {}
     try:
-        for name, pruner in (("none", "none"), ("hyperband", hyperband)):
+        for name, arm_pruner in (("none", "none"), ("hyperband", pruner)):
             spec = grid25_spec(f"grid25-pruning-{name}", args.trials, args.steps,
-                               args.eval_every, "tpe", args.seed, pruner)
+                               args.eval_every, "tpe", args.seed, arm_pruner)
             arms[name] = run_sweep(spec).summary()
     finally:
         ray.shutdown()

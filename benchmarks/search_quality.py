@@ -1,6 +1,8 @@
 """Search quality on grid25: random vs TPE at a fixed budget, then the best config on fresh seeds.
 
-Both arms sweep the same space for the same trials and steps (no pruner). The config with the best
+Both arms sweep the same space (benchmarks/_common.py) for the same trials and steps, each with
+the same Hyperband pruner (`--pruner none` turns it off; it halves the compute, which is what
+fits both sweeps and the retraining in the time goal). The config with the best
 final eval/score across both arms is retrained with the trainer directly (no Ray: one process per
 CPU) on seeds 0..N-1 for the same steps; modes, high-quality fraction and reverse KL are reported
 as mean and standard error, beside PacGAN Table 1 (grid, mean of 10 runs). The goal: all 25 modes,
@@ -8,7 +10,8 @@ as mean and standard error, beside PacGAN Table 1 (grid, mean of 10 runs). The g
 retraining).
 
     RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/search_quality.py [--trials 24]
-        [--steps 3000] [--eval-every 300] [--seeds 10] [--seed 0] [--cpus 2]
+        [--steps 4000] [--eval-every 500] [--pruner hyperband|none] [--seeds 10] [--seed 0]
+        [--cpus 2]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import ray
-from _common import grid25_spec, run_sweep
+from _common import grid25_spec, hyperband, run_sweep
 
 PACGAN_GRID = {  # PacGAN Table 1, grid: modes, high-quality fraction, reverse KL
     "GAN": {"modes": 17.3, "high_quality": 0.948, "reverse_kl": 0.70},
@@ -62,21 +65,24 @@ def mean_se(values: list[float]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24, help="trials per arm")
-    parser.add_argument("--steps", type=int, default=3000,
+    parser.add_argument("--steps", type=int, default=4000,
                         help="generator steps per trial, and per retrained seed")
-    parser.add_argument("--eval-every", type=int, default=300)
+    parser.add_argument("--eval-every", type=int, default=500,
+                        help="report cadence, and Hyperband's min_resource")
+    parser.add_argument("--pruner", choices=["hyperband", "none"], default="hyperband")
     parser.add_argument("--seeds", type=int, default=10, help="seeds for the best config")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed of both arms")
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs / retraining processes")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    pruner = hyperband(args.eval_every) if args.pruner == "hyperband" else "none"
     t0 = time.perf_counter()
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
     arms, best = {}, None
     try:
         for sampler in ("random", "tpe"):
             spec = grid25_spec(f"grid25-search-{sampler}", args.trials, args.steps,
-                               args.eval_every, sampler, args.seed)
+                               args.eval_every, sampler, args.seed, pruner)
             sweep = run_sweep(spec)
             arms[sampler] = sweep.summary()
             found = sweep.best_by_score()
@@ -86,6 +92,7 @@ def main() -> None:
         ray.shutdown()
     sweeps_s = time.perf_counter() - t0
     result = {"dataset": "grid25", "trials": args.trials, "steps": args.steps,
+              "pruner": args.pruner,
               "cpus": args.cpus, "arms": arms, "sweeps_wall_s": round(sweeps_s, 1)}
     if best is not None:
         sampler, trial = best

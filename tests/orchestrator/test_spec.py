@@ -16,6 +16,19 @@ def test_shipped_ring8_spec_loads():
     assert {p.name for p in spec.space} >= {"lr_g", "lr_d", "loss", "gp_weight", "d_steps"}
 
 
+@pytest.mark.parametrize("path", ["search_spaces/grid25.yaml", "search_spaces/digits-dcgan.yaml"])
+def test_every_shipped_spec_loads_and_its_params_build_a_trainer_config(path):
+    import optuna
+
+    from orchestrator.space import suggest_all
+    from trainers import TRAINERS
+
+    spec = SweepSpec.load(path)
+    assert spec.budget.steps % spec.budget.eval_every == 0
+    trial = optuna.create_study().ask()  # one random point of the space
+    TRAINERS[spec.trainer].Config.from_params({**spec.fixed, **suggest_all(spec.space, trial)})
+
+
 def test_defaults_and_overrides(write_spec):
     spec = SweepSpec.load(write_spec(SYNTHETIC))
     assert spec.sampler.name == "tpe" and spec.resources.gpus_per_trial == 1.0
