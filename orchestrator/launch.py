@@ -56,7 +56,7 @@ class Settings:
                 require_gpu: bool = False) -> Settings:
         """Flags, else environment, else the embedded defaults; local paths made absolute
         because Ray workers do not share the driver's working directory."""
-        return cls(storage=_absolute_sqlite(resolve_storage(storage)),
+        return cls(storage=_absolute_storage(resolve_storage(storage)),
                    tracking_uri=_absolute_sqlite(resolve_tracking_uri(tracking_uri)),
                    address=address or os.environ.get("RAY_ADDRESS") or None,
                    checkpoint_root=_absolute_path(checkpoint_root or "checkpoints"),
@@ -64,10 +64,16 @@ class Settings:
                    feature_extractor=feature_extractor, require_gpu=require_gpu)
 
 
+def _absolute_storage(storage: str) -> str:
+    """A study storage with its file made absolute: `resume` and Ray Jobs run elsewhere."""
+    if is_journal(storage):
+        return str(Path(storage).expanduser().resolve())
+    return _absolute_sqlite(storage)
+
+
 def _absolute_sqlite(uri: str) -> str:
-    """sqlite URLs and journal paths made absolute: `resume` and Ray Jobs run elsewhere."""
-    if is_journal(uri):
-        return str(Path(uri).expanduser().resolve())
+    """A relative sqlite URL made absolute; any other URI (a tracking URI may be a bare word such
+    as `databricks`) is left as it is."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
         return prefix + str(Path(uri[len(prefix):]).resolve())

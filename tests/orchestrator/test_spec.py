@@ -133,3 +133,15 @@ def test_resume_of_an_unknown_sweep_is_one_line_and_creates_nothing(tmp_path, mo
     assert result.stderr.strip().splitlines() == [
         f"gansweep: error: no sweep named 'ring8': sqlite:///{tmp_path}/optuna.db does not exist"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_settings_make_store_files_absolute_and_leave_other_uris_alone(tmp_path, monkeypatch):
+    from orchestrator.launch import Settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.resolve("sweeps/optuna.journal", "databricks")
+    assert settings.storage == str(tmp_path / "sweeps" / "optuna.journal")
+    assert settings.tracking_uri == "databricks"  # a bare word, not a file here
+    settings = Settings.resolve("sqlite:///optuna.db", "sqlite:///mlflow.db")
+    assert settings.storage == f"sqlite:///{tmp_path}/optuna.db"
+    assert settings.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
