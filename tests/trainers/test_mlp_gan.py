@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import io
 import math
@@ -8,6 +9,7 @@ import torch
 from PIL import Image
 
 from trainers import TRAINERS, MLPGANTrainer, build_trainer, load_dataset
+from trainers.mixtures import mixture_metrics
 from trainers.mlp_gan import MLPGANConfig
 from trainers.models import Generator
 
@@ -41,12 +43,14 @@ def test_r1_penalty_is_trained_and_reported():
 def test_ema_generator_is_what_evaluate_and_export_use():
     trainer = make(ema=True, ema_decay=0.9)
     trainer.train_for(20)
-    z = trainer.eval_z[:5]
-    exported = trainer.generator()
+    z = trainer.eval_z
     with torch.no_grad():
-        assert torch.equal(exported(z), trainer.g_ema(z))
-        assert not torch.equal(exported(z), trainer.g.eval()(z))  # the average, not G itself
-    assert trainer.g.train()
+        averaged, plain = trainer.g_ema(z), copy.deepcopy(trainer.g).eval()(z)
+        assert torch.equal(trainer.generator()(z), averaged)
+    assert not torch.equal(averaged, plain)  # the average, not G itself
+    scores = mixture_metrics(averaged, trainer.data)
+    assert trainer.evaluate()["eval/score"] == scores["score"]
+    assert trainer.g.training
 
 
 def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
