@@ -115,8 +115,7 @@ class Scheduler:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> SweepStats:
-        time_s = self.spec.budget.time_s
-        self.deadline = time.time() + time_s if time_s else None
+        self.deadline: float | None = None  # budget.time counts from the first actor ready
         self.on_update(self.stats)
         for worker in self.workers:  # each takes a trial once placed and constructed
             self.starting[worker.ready.remote()] = worker
@@ -335,7 +334,8 @@ class Scheduler:
             self.starting[replacement.ready.remote()] = replacement
 
     def _started(self, ref: ray.ObjectRef, actor) -> None:
-        """A replacement actor is up (or could not start)."""
+        """An actor is up (or could not start). The first one up starts `budget.time`: placing
+        actors, importing torch and an autoscaler adding nodes are not part of the budget."""
         try:
             ray.get(ref)
         except ray.exceptions.RayError as exc:
@@ -343,6 +343,8 @@ class Scheduler:
             self.notice(f"an actor could not start: {type(exc).__name__}: "
                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
             return
+        if self.deadline is None and self.spec.budget.time_s:  # not spent on start-up
+            self.deadline = time.time() + self.spec.budget.time_s
         self._release(actor)
 
     def _give_up_waiting(self) -> None:
