@@ -29,10 +29,10 @@ METRICS = ("score", "modes", "high_quality", "reverse_kl")
 GRID25 = Path(__file__).resolve().parents[1] / "search_spaces" / "grid25.yaml"
 
 
-def hyperband(min_resource: int, reduction_factor: int = 4) -> str:
+def hyperband(min_resource: int, reduction_factor: int = 4, bootstrap_count: int = 0) -> str:
     """The spec's pruner field: Hyperband over training steps, up to the trial's budget."""
     return (f"{{name: hyperband, min_resource: {min_resource}, "
-            f"reduction_factor: {reduction_factor}}}")
+            f"reduction_factor: {reduction_factor}, bootstrap_count: {bootstrap_count}}}")
 
 
 def grid25_spec(name: str, trials: int, steps: int, eval_every: int, sampler: str = "tpe",
@@ -51,6 +51,7 @@ class TrialResult:
     state: str
     params: dict
     metrics: dict = field(default_factory=dict)  # score, modes, ... at the trial's last eval
+    curve: dict = field(default_factory=dict)  # step -> objective reported at each eval
 
 
 @dataclass
@@ -88,7 +89,9 @@ class SweepResult:
                 "best_modes": best.metrics.get("modes") if best else None,
                 "best_high_quality": _round(best.metrics.get("high_quality")) if best else None,
                 "best_reverse_kl": _round(best.metrics.get("reverse_kl")) if best else None,
-                "best_params": best.params if best else None}
+                "best_params": best.params if best else None,
+                "per_trial": [{"number": t.number, "state": t.state, "params": t.params,
+                               "curve": t.curve} for t in self.trials]}
 
 
 def run_sweep(spec: SweepSpec) -> SweepResult:
@@ -112,7 +115,9 @@ def _trial_results(study: optuna.Study, tracking_uri: str, fixed: dict) -> list[
     client = mlflow.MlflowClient(tracking_uri)
     out = []
     for trial in study.get_trials(deepcopy=False):
-        result = TrialResult(trial.number, trial.state.name, {**fixed, **trial.params})
+        curve = {int(step): v for step, v in sorted(trial.intermediate_values.items())}
+        result = TrialResult(trial.number, trial.state.name, {**fixed, **trial.params},
+                             curve=curve)
         run_id = trial.user_attrs.get(USER_ATTR_RUN)
         if run_id and trial.state != TrialState.RUNNING:
             logged = client.get_run(run_id).data.metrics  # latest value of each key

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -60,9 +61,10 @@ def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
                           {"num_cpus": 1, "num_gpus": 0})
     ray.get([w.flush.remote() for w in scheduler.workers])  # actors up and imported
     startup = time.perf_counter() - t0
-    cpu0, t1 = time.process_time(), time.perf_counter()
+    cpu0, machine0, t1 = time.process_time(), machine_cpu_s(), time.perf_counter()
     stats = scheduler.run()
     wall, driver_cpu = time.perf_counter() - t1, time.process_time() - cpu0
+    machine = machine_cpu_s() - machine0 if machine0 is not None else None
     tracker.close_sweep()
     ideal = math.ceil(trials / actors) * steps * sleep
     busy = trials * steps * sleep / (actors * wall)
@@ -72,7 +74,22 @@ def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
             "utilization": round(ideal / wall, 4), "busy": round(busy, 4),
             "overhead_per_trial_ms": round((wall - ideal) * actors / trials * 1000, 1),
             "driver_cpu_per_trial_ms": round(driver_cpu / trials * 1000, 1),
+            "machine_cpu_per_trial_ms": (None if machine is None
+                                         else round(machine / trials * 1000, 1)),
+            "machine_cores_busy": None if machine is None else round(machine / wall, 2),
             "actor_startup_s": round(startup, 2)}
+
+
+def machine_cpu_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (every process: driver, actors, Ray's own
+    daemons), from /proc/stat; None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

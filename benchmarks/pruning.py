@@ -32,18 +32,29 @@ def main() -> None:
     parser.add_argument("--reduction-factor", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (trial seeds follow)")
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs: one trial per CPU")
+    parser.add_argument("--bootstrap-count", type=int, default=0,
+                        help="Hyperband: trials a rung needs before it promotes any")
+    parser.add_argument("--arms", nargs="+", choices=["none", "hyperband"],
+                        default=["none", "hyperband"],
+                        help="one arm alone gives its per-trial curves, no ratio")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    pruner = hyperband(args.eval_every, args.reduction_factor)
+    pruner = hyperband(args.eval_every, args.reduction_factor, args.bootstrap_count)
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
     arms = {}
     try:
         for name, arm_pruner in (("none", "none"), ("hyperband", pruner)):
+            if name not in args.arms:
+                continue
             spec = grid25_spec(f"grid25-pruning-{name}", args.trials, args.steps,
                                args.eval_every, "tpe", args.seed, arm_pruner)
             arms[name] = run_sweep(spec).summary()
     finally:
         ray.shutdown()
+    if len(arms) < 2:
+        print(json.dumps({"dataset": "grid25", "seed": args.seed, "cpus": args.cpus,
+                          "arms": arms}, indent=2))
+        return
     none, hb = arms["none"], arms["hyperband"]
     ratio = none["steps_trained"] / hb["steps_trained"] if hb["steps_trained"] else None
     score_ok = _not_worse(hb["best_score"], none["best_score"], higher_is_better=True)

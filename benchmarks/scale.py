@@ -43,12 +43,14 @@ def main() -> None:
         ray.shutdown()
     print(json.dumps(results, indent=2))
     print(f"{'actors':>6} {'storage':>8} {'trials':>6} {'ideal_s':>8} {'wall_s':>8} "
-          f"{'util':>6} {'busy':>6} {'driver cpu/trial ms':>20} {'startup_s':>9}",
+          f"{'util':>6} {'busy':>6} {'driver cpu/trial ms':>20} {'machine cpu/trial ms':>21} "
+          f"{'cores busy':>10} {'startup_s':>9}",
           file=sys.stderr)
     for r in results:
         print(f"{r['actors']:>6} {r['storage']:>8} {r['trials']:>6} {r['ideal_s']:>8} "
               f"{r['wall_s']:>8} {r['utilization']:>6} {r['busy']:>6} "
-              f"{r['driver_cpu_per_trial_ms']:>20} {r['actor_startup_s']:>9}", file=sys.stderr)
+              f"{r['driver_cpu_per_trial_ms']:>20} {r['machine_cpu_per_trial_ms']!s:>21} "
+              f"{r['machine_cores_busy']!s:>10} {r['actor_startup_s']:>9}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 Results are handled in completion order (`ray.wait` over every in-flight chunk), with at most one
 chunk in flight per actor. A trial stays on its actor while it runs, since its state lives there.
-The next trial is asked (and its MLflow run created) while the actors are busy, so an actor that
-frees up gets new work at once instead of waiting on sqlite writes.
+The next trial is asked while the actors are busy, so an actor that frees up gets new work at
+once instead of waiting on storage writes. Each trial's MLflow run is made by its actor (off the
+driver's path; found again by its tags if the driver never learnt its id), and recorded on the
+Optuna trial when its first chunk returns.
 
 Nothing is lost: a trial whose actor dies (process killed, node gone) waits for the next free
 actor and resumes from its last checkpoint in the same Optuna trial and MLflow run; trials a dead
@@ -99,6 +101,7 @@ class Scheduler:
         self.notice = notice
         self.actor_class = ray.remote(TrialWorker)
         self.remaining = spec.budget.trials - trials_used(study)
+        self.run_template = tracker.run_template()  # actors create their trials' runs
         self.progress_logged_at = 0.0
         self.stats = self._initial_stats()
         self.waiting: deque[Active] = deque(self._orphans())  # to resume on the next free actor
@@ -107,7 +110,7 @@ class Scheduler:
         self.starting: dict[ray.ObjectRef, Any] = {}  # replacement actor's ready() -> actor
         self.idle: list[Any] = []  # actors with nothing to do (budget asked out, or stopping)
         self.in_flight: dict[ray.ObjectRef, Active] = {}
-        self.closing: dict[ray.ObjectRef, str] = {}  # finish() call -> run id, checked at end
+        self.closing: dict[ray.ObjectRef, Active] = {}  # finish() calls, checked at the end
         self.prepared: Active | None = None
         self.can_prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
         self.stop_requested: str | None = None  # why (e.g. SIGINT), once asked to stop
@@ -154,11 +157,12 @@ class Scheduler:
         """Wait for every run to be closed by its actor; close from here what an actor could not
         (it died after its trial ended). Late write failures are reported, not raised: every
         trial has already been told to Optuna."""
-        for ref, run_id in self.closing.items():
+        for ref, active in self.closing.items():
             try:
                 ray.get(ref)
             except ray.exceptions.RayError as exc:
-                self.tracker.end_trial_run(run_id, "FAIL", f"actor lost while closing: {exc}")
+                self.tracker.end_trial_run(self._run_of(active), "FAIL",
+                                           f"actor lost while closing: {exc}")
         for worker in self.workers:
             try:
                 ray.get(worker.flush.remote())
@@ -170,7 +174,10 @@ class Scheduler:
         had not ended stays RUNNING in Optuna, to be resumed from its last checkpoint."""
         actives = list(self.in_flight.values()) + list(self.waiting)
         for active in actives + ([self.prepared] if self.prepared else []):
-            self.tracker.end_trial_run(active.spec.run_id, "RUNNING", why)
+            # an actor may be making the run right now: find it, never make a second one
+            run_id = active.spec.run_id or self.tracker.find_trial_run(active.trial.number)
+            if run_id is not None:
+                self.tracker.end_trial_run(run_id, "RUNNING", why)
             self.suspended.append(active.trial.number)
         self.in_flight.clear()
         self.waiting.clear()
@@ -209,7 +216,7 @@ class Scheduler:
         if self._out_of_time():  # budget.time: no new trial; one asked ahead never ran
             self.remaining = 0
             if self.prepared is not None:
-                self.tracker.end_trial_run(self.prepared.spec.run_id, "FAIL", "timeout")
+                self.tracker.end_trial_run(self._run_of(self.prepared), "FAIL", "timeout")
                 self._tell(self.prepared, TrialState.FAIL, reason="timeout")
                 self.prepared = None
         elif self.prepared is None and self.remaining > 0:
@@ -220,19 +227,18 @@ class Scheduler:
         trial = self.study.ask()
         params = {**self.spec.fixed, **suggest_all(self.spec.space, trial)}
         seed = trial_seed(self.spec.sampler.seed, trial.number)
-        run_id = self.tracker.create_trial_run(trial.number)
-        trial.set_user_attr(USER_ATTR_RUN, run_id)
-        trial.set_user_attr(USER_ATTR_SEED, seed)
-        return Active(trial, self._trial_spec(trial.number, params, seed, run_id))
+        trial.set_user_attr(USER_ATTR_SEED, seed)  # its run: made by its actor, recorded later
+        return Active(trial, self._trial_spec(trial.number, params, seed, None))
 
-    def _trial_spec(self, number: int, params: dict, seed: int, run_id: str,
+    def _trial_spec(self, number: int, params: dict, seed: int, run_id: str | None,
                     attempt: int = 1) -> TrialSpec:
         budget = self.spec.budget
         return TrialSpec(
             sweep=self.spec.name, number=number, trainer=self.spec.trainer, params=params,
             seed=seed, run_id=run_id, checkpoint_root=self.checkpoint_root,
             total_steps=budget.steps, eval_every=budget.eval_every, log_every=budget.log_every,
-            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints)
+            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints,
+            run_template=self.run_template)
 
     def _orphans(self) -> list[Active]:
         """Trials an earlier driver left RUNNING (it was killed or interrupted): each resumes
@@ -244,10 +250,8 @@ class Scheduler:
             seed = attrs.get(USER_ATTR_SEED, trial_seed(self.spec.sampler.seed, frozen.number))
             params = {**self.spec.fixed, **frozen.params}
             run_id = attrs.get(USER_ATTR_RUN)
-            if run_id is None:  # the driver died between asking and creating the run
-                run_id = self.tracker.create_trial_run(frozen.number)
-                trial.set_user_attr(USER_ATTR_RUN, run_id)
-                trial.set_user_attr(USER_ATTR_SEED, seed)
+            if run_id is None:  # died before its first chunk came back: the actor of its
+                trial.set_user_attr(USER_ATTR_SEED, seed)  # next attempt finds or makes the run
             else:
                 self.tracker.reopen_trial_run(run_id)
             attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1
@@ -267,6 +271,7 @@ class Scheduler:
             result: ChunkResult = ray.get(ref)
         except ray.exceptions.RayError as exc:  # the actor died, or its node with it
             return self._lost(active, exc)
+        self._record_run(active, result.run_id)
         if result.error == DIVERGED:
             active.trial.set_user_attr(USER_ATTR_DIVERGED_STEP, result.step)
             return self._end(active, TrialState.FAIL, reason=DIVERGED)
@@ -290,8 +295,7 @@ class Scheduler:
             if active.trial.should_prune():
                 return self._end(active, TrialState.PRUNED)
         if self.stop_requested:  # checkpointed at this step: resumable from here
-            self.closing[active.worker.finish.remote("RUNNING", self.stop_requested)] = (
-                active.spec.run_id)
+            self.closing[active.worker.finish.remote("RUNNING", self.stop_requested)] = active
             self.stats.running -= 1
             self.suspended.append(active.trial.number)
             return
@@ -311,11 +315,12 @@ class Scheduler:
             self._suspend(active)
         elif active.losses > retries:
             reason = f"actor lost: {what} ({active.losses} times; max_retries is {retries})"
+            run_id = self._run_of(active)
             try:  # what the actor had not written yet is in its checkpoint: keep it
                 salvage_metrics(active.spec, self.tracker.client)
             except Exception as err:
                 self.notice(f"trial {active.trial.number}: unwritten metrics lost: {err}")
-            self.tracker.end_trial_run(active.spec.run_id, "FAIL", reason)
+            self.tracker.end_trial_run(run_id, "FAIL", reason)
             self._tell(active, TrialState.FAIL, reason=reason)
         else:
             attempt = active.spec.attempt + 1
@@ -361,13 +366,28 @@ class Scheduler:
         while self.waiting:
             active = self.waiting.popleft()
             reason = f"no actor could start within {START_TIMEOUT_S:.0f}s to resume it"
-            self.tracker.end_trial_run(active.spec.run_id, "FAIL", reason)
+            self.tracker.end_trial_run(self._run_of(active), "FAIL", reason)
             self._tell(active, TrialState.FAIL, reason=reason)
 
     def _suspend(self, active: Active) -> None:
         """Leave a trial RUNNING in Optuna, its run KILLED: `gansweep resume` continues it."""
-        self.tracker.end_trial_run(active.spec.run_id, "RUNNING", self.stop_requested or "")
+        self.tracker.end_trial_run(self._run_of(active), "RUNNING", self.stop_requested or "")
         self.suspended.append(active.trial.number)
+
+    def _record_run(self, active: Active, run_id: str | None) -> None:
+        """The run its actor made: on the trial (for status, best, promote) and its spec."""
+        if active.spec.run_id is None and run_id is not None:
+            active.spec = dataclasses.replace(active.spec, run_id=run_id)
+            active.trial.set_user_attr(USER_ATTR_RUN, run_id)
+
+    def _run_of(self, active: Active) -> str:
+        """The trial's run, for the driver to write to when no actor holds the trial: the one
+        an actor made (found by its tags if never recorded), else one made here."""
+        if active.spec.run_id is None:
+            number = active.trial.number
+            self._record_run(active, self.tracker.find_trial_run(number)
+                             or self.tracker.create_trial_run(number))
+        return active.spec.run_id
 
     def _next_chunk(self, active: Active) -> None:
         self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
@@ -376,12 +396,17 @@ class Scheduler:
              reason: str = "", step: int | None = None) -> None:
         """Free the actor first (it closes the run and starts the next trial while the driver
         writes to Optuna), then record the outcome."""
-        self.closing[active.worker.finish.remote(state.name, reason)] = active.spec.run_id
+        self.closing[active.worker.finish.remote(state.name, reason)] = active
         self._release(active.worker)
         if step is not None and not self.spec.multi:
             active.trial.report(value, step)
         self.stats.running -= 1
         self._tell(active, state, value, reason)
+        if active.spec.run_id is None:  # its actor could not make the run (MLflow down?)
+            try:
+                self.tracker.end_trial_run(self._run_of(active), state.name, reason)
+            except Exception as exc:
+                self.notice(f"trial {active.trial.number}: no MLflow run: {exc}")
 
     def _tell(self, active: Active, state: TrialState, value: float | list[float] | None = None,
               reason: str = "") -> None:

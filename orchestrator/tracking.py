@@ -82,6 +82,32 @@ def trial_run_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
+def find_trial_run(client: MlflowClient, template: dict[str, Any], number: int) -> str | None:
+    """The run of trial `number` of the template's sweep, if one was made."""
+    tags = template["tags"]
+    runs = client.search_runs(
+        [template["experiment_id"]],
+        f"tags.`{TAG_SWEEP}` = '{tags[TAG_SWEEP]}' and tags.`{TAG_ROLE}` = 'trial' "
+        f"and tags.`{TAG_TRIAL}` = '{number}'", max_results=1,
+        order_by=["attributes.start_time ASC"])
+    return runs[0].info.run_id if runs else None
+
+
+def open_trial_run(client: MlflowClient, template: dict[str, Any], number: int,
+                   find: bool) -> str:
+    """Create trial `number`'s run, one write. With `find` (a resumed attempt whose run id the
+    driver never recorded: it died, or the actor did, right after creating it), reuse the run
+    an earlier attempt made, RUNNING again, so that a trial never gets two runs."""
+    found = find_trial_run(client, template, number) if find else None
+    if found is not None:
+        client.log_batch(found, tags=[RunTag(TAG_STATE, "RUNNING")])
+        client.update_run(found, status="RUNNING")
+        return found
+    run = client.create_run(template["experiment_id"], run_name=trial_run_name(number), tags={
+        **template["tags"], TAG_TRIAL: str(number), TAG_STATE: "RUNNING"})
+    return run.info.run_id
+
+
 def _end_tags(state: str, reason: str) -> list[RunTag]:
     return [RunTag(TAG_STATE, state)] + ([RunTag(TAG_REASON, reason)] if reason else [])
 
@@ -125,12 +151,20 @@ class SweepTracker:
         self.parent_run_id = run_id
         return run_id
 
-    def create_trial_run(self, number: int) -> str:
-        """One write on the driver; the actor logs the params when the trial starts."""
-        run = self.client.create_run(self.experiment_id, run_name=trial_run_name(number), tags={
+    def run_template(self) -> dict[str, Any]:
+        """What an actor needs to create a trial's run itself: the experiment and the tags
+        every trial run carries (the trial number is added per run)."""
+        return {"experiment_id": self.experiment_id, "tags": {
             "mlflow.parentRunId": self.parent_run_id, TAG_SWEEP: self.sweep, TAG_ROLE: "trial",
-            TAG_TRIAL: str(number), TAG_STATE: "RUNNING", **self.trial_tags})
-        return run.info.run_id
+            **self.trial_tags}}
+
+    def create_trial_run(self, number: int) -> str:
+        """A trial's run made on the driver: only where no actor made it (the trial ended or
+        was suspended before it started)."""
+        return open_trial_run(self.client, self.run_template(), number, find=False)
+
+    def find_trial_run(self, number: int) -> str | None:
+        return find_trial_run(self.client, self.run_template(), number)
 
     def end_trial_run(self, run_id: str, state: str, reason: str = "",
                       tags: dict[str, str] | None = None) -> None:
@@ -221,6 +255,10 @@ class RunLogger:
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         self._put(lambda: self.client.log_batch(run_id, tags=batch))
+
+    def open_run(self, template: dict[str, Any], number: int, find: bool) -> str:
+        """The trial's run, made (or, with `find`, found) from the actor, with retries."""
+        return self._with_retries(lambda: open_trial_run(self.client, template, number, find))
 
     def log_start(self, run_id: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         """A trial's params and where it runs, written before returning (with retries): they

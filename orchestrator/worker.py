@@ -43,13 +43,14 @@ class TrialSpec:
     trainer: str
     params: dict[str, Any]
     seed: int
-    run_id: str
+    run_id: str | None  # None: the actor creates the trial's run (find-or-create on a retry)
     checkpoint_root: str
     total_steps: int
     eval_every: int
     log_every: int
     attempt: int = 1  # 2 and up: resume from the trial's last checkpoint
     keep_checkpoints: int = 2
+    run_template: dict[str, Any] | None = None  # SweepTracker.run_template(), to create the run
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ChunkResult:
     step: int
     metrics: dict[str, float]
     error: str | None = None  # "diverged", or the exception that ended the trial
+    run_id: str | None = None  # the trial's MLflow run (None: it could not be made)
 
 
 DIVERGED = "diverged"
@@ -73,6 +75,7 @@ class TrialWorker:
         self.data = data
         self.logger = RunLogger(tracking_uri)
         self.spec: TrialSpec | None = None
+        self.run_id: str | None = None
         self.trainer = None
         self.start_error: str | None = None
         self.last_image: bytes | None = None
@@ -108,14 +111,17 @@ class TrialWorker:
         from trainers import build_trainer
 
         self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
-        self.logged = {}
+        self.logged, self.run_id = {}, spec.run_id
         try:
+            if self.run_id is None:  # made here, not on the driver: off the scheduling path
+                self.run_id = self.logger.open_run(spec.run_template, spec.number,
+                                                   find=spec.attempt > 1)
             self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
                                                 spec.keep_checkpoints)
             tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
             trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed,
                                     tags[TAG_DEVICE])
-            payload = self.checkpoints.load_latest(spec.run_id) if spec.attempt > 1 else None
+            payload = self.checkpoints.load_latest(self.run_id) if spec.attempt > 1 else None
             if payload is not None:
                 trainer.load_state_dict(payload["trainer"])
                 _set_rng_state(payload["rng"])
@@ -123,11 +129,11 @@ class TrialWorker:
             elif spec.attempt == 1:
                 self.checkpoints.clear()  # files an earlier sweep of this name left behind
             if spec.attempt > 1:  # metrics continue after what the run already has
-                self.logged = logged_steps(self.logger.client, spec.run_id)
+                self.logged = logged_steps(self.logger.client, self.run_id)
                 if payload is not None:
                     self._log(_metrics_from_rows(payload["unwritten"]))
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
-            self.logger.log_start(spec.run_id, {**spec.params, "seed": spec.seed}, tags)
+            self.logger.log_start(self.run_id, {**spec.params, "seed": spec.seed}, tags)
             self.trainer = trainer
         except Exception as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"
@@ -142,7 +148,7 @@ class TrialWorker:
         """
         spec, trainer = self.spec, self.trainer
         if trainer is None:
-            return ChunkResult(spec.number, 0, {}, error=self.start_error)
+            return ChunkResult(spec.number, 0, {}, error=self.start_error, run_id=self.run_id)
         self.logger.retry_unwritten()
         try:
             n_steps = min(n_steps, spec.total_steps - trainer.step)
@@ -164,34 +170,41 @@ class TrialWorker:
             self._log(batch)
             image = trainer.sample_image()
             if image is not None:
-                self.logger.log_image(spec.run_id, image, key="samples", step=trainer.step)
+                self.logger.log_image(self.run_id, image, key="samples", step=trainer.step)
                 self.last_image = image
-            return ChunkResult(spec.number, trainer.step, metrics)
+            return ChunkResult(spec.number, trainer.step, metrics, run_id=self.run_id)
         except Exception as exc:  # the trial fails; the actor lives on for the next trial
             self._log_traceback()
-            return ChunkResult(spec.number, trainer.step, {}, error=f"{type(exc).__name__}: {exc}")
+            return ChunkResult(spec.number, trainer.step, {}, run_id=self.run_id,
+                               error=f"{type(exc).__name__}: {exc}")
 
     def finish(self, state: str, reason: str = "") -> None:
         """End the trial's run; a COMPLETE trial also leaves its checkpoint and generator.
 
         state RUNNING: the sweep was interrupted; the run shows KILLED and resumes later."""
-        spec, trainer = self.spec, self.trainer
+        try:
+            if self.run_id is not None:  # else it could not be made: the driver records the end
+                self._close_run(state, reason)
+        finally:
+            self.spec = self.trainer = self.checkpoints = self.last_image = None
+
+    def _close_run(self, state: str, reason: str) -> None:
+        run_id, trainer = self.run_id, self.trainer
         try:
             if self.last_image is not None and state != "RUNNING":
-                self.logger.log_bytes(spec.run_id, self.last_image, "samples/final.png")
+                self.logger.log_bytes(run_id, self.last_image, "samples/final.png")
             if state == "COMPLETE" and trainer is not None:
                 final = self.checkpoints.latest_bytes()
                 if final is not None:
-                    self.logger.log_bytes(spec.run_id, final, "checkpoints/final.pt")
+                    self.logger.log_bytes(run_id, final, "checkpoints/final.pt")
                 generator = trainer.generator()
                 if generator is not None:
-                    self.logger.log_model(spec.run_id, generator, trainer.z_dim)
+                    self.logger.log_model(run_id, generator, trainer.z_dim)
         except Exception as exc:  # the result stands; say on the run what could not be saved
-            self.logger.set_tags(spec.run_id, {TAG_FINISH_ERROR: f"{type(exc).__name__}: {exc}"})
+            self.logger.set_tags(run_id, {TAG_FINISH_ERROR: f"{type(exc).__name__}: {exc}"})
         finally:
             self.logger.retry_unwritten()
-            self.logger.end_run(spec.run_id, state, reason)
-            self.spec = self.trainer = self.checkpoints = self.last_image = None
+            self.logger.end_run(run_id, state, reason)
 
     def flush(self) -> None:
         self.logger.flush()
@@ -201,26 +214,27 @@ class TrialWorker:
         """NaN or inf in a loss or a weight: log what happened up to here; the trial fails."""
         spec, step = self.spec, self.trainer.step
         self._log(metrics_of(rows))
-        self.logger.set_tags(spec.run_id, {TAG_DIVERGED_STEP: str(step)})
-        return ChunkResult(spec.number, step, {}, error=DIVERGED)
+        self.logger.set_tags(self.run_id, {TAG_DIVERGED_STEP: str(step)})
+        return ChunkResult(spec.number, step, {}, error=DIVERGED, run_id=self.run_id)
 
     def _log(self, metrics: list[Metric]) -> None:
         """Log, skipping (key, step) pairs a resumed run already has: steps never repeat."""
         fresh = _not_logged(metrics, self.logged)
         if fresh:
-            self.logger.log_metric_objects(self.spec.run_id, fresh)
+            self.logger.log_metric_objects(self.run_id, fresh)
 
     def _log_traceback(self) -> None:
-        self.logger.log_bytes(self.spec.run_id, traceback.format_exc().encode(),
-                              "errors/traceback.txt")
+        if self.run_id is not None:
+            self.logger.log_bytes(self.run_id, traceback.format_exc().encode(),
+                                  "errors/traceback.txt")
 
     def _payload(self, state: dict[str, Any], batch: list[Metric]) -> dict[str, Any]:
         """One self-describing checkpoint: trainer state (models, optimizers, EMA, its RNGs),
         the process RNGs, the trial's spec, run id and attempt, and metrics not yet written."""
         spec = self.spec
-        unwritten = self.logger.unwritten(spec.run_id) + batch
+        unwritten = self.logger.unwritten(self.run_id) + batch
         return {"trainer": state, "step": self.trainer.step, "spec": asdict(spec),
-                "run_id": spec.run_id, "attempt": spec.attempt, "rng": _rng_state(),
+                "run_id": self.run_id, "attempt": spec.attempt, "rng": _rng_state(),
                 "unwritten": [(m.key, m.value, m.timestamp, m.step) for m in unwritten]}
 
 

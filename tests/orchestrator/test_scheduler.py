@@ -72,6 +72,37 @@ def test_a_trial_left_running_by_a_dead_driver_resumes_in_its_own_run(ray_local,
     assert sorted(r.data.tags["gansweep.trial"] for r in runs) == ["0", "1", "2", "3"]
 
 
+def test_a_run_an_actor_made_but_the_driver_never_recorded_is_reused_on_resume(
+        ray_local, settings, write_spec):
+    # The driver died after an actor made trial 0's run and before the first chunk told it the
+    # run id; trial 1 had been asked and never started. Resume: no trial gets a second run.
+    from orchestrator.tracking import SweepTracker
+
+    spec = _spec(write_spec)
+    tracker = SweepTracker(settings.tracking_uri, "synth", "synth")
+    tracker.open_sweep_run(spec.text, "spec.yaml")
+    study = optuna.create_study(study_name="synth", storage=settings.storage)
+    made, _never_started = study.ask(), study.ask()
+    run_id = tracker.create_trial_run(made.number)  # as the actor does; no user attr
+    stats = launch(spec, settings, notice=lambda m: None)
+    trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4 and stats.resumed == 2
+    assert trials[made.number].user_attrs["mlflow_run_id"] == run_id
+    client = MlflowClient(settings.tracking_uri)
+    runs = client.search_runs([client.get_run(run_id).info.experiment_id],
+                              "tags.`gansweep.role` = 'trial'")
+    by_trial = {}
+    for r in runs:
+        by_trial.setdefault(r.data.tags["gansweep.trial"], []).append(r)
+    assert sorted(by_trial) == ["0", "1", "2", "3"]
+    assert all(len(found) == 1 for found in by_trial.values())  # one run per trial
+    assert by_trial["0"][0].info.status == "FINISHED"
+    assert by_trial["0"][0].data.tags["gansweep.attempt"] == "2"
+    for t in trials:
+        assert client.get_run(t.user_attrs["mlflow_run_id"]).data.tags["gansweep.trial"] == (
+            str(t.number))
+
+
 def test_a_trial_whose_actor_keeps_dying_fails_after_max_retries(ray_local, settings,
                                                                  write_spec):
     # a trial whose process exits at step 3 on every attempt; enqueued so that one surely runs
