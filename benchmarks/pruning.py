@@ -9,7 +9,8 @@ fraction; then compute(no pruner) / compute(hyperband). The target: >= 2x less c
 score that is equal or better.
 
     RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py [--trials 24] [--steps 4000]
-        [--eval-every 500] [--reduction-factor 4] [--seed 0] [--cpus 2]
+        [--eval-every 500] [--reduction-factor 4] [--bootstrap-count 0] [--seed 0] [--cpus 2]
+        [--arms none hyperband]
 """
 
 from __future__ import annotations

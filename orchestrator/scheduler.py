@@ -250,8 +250,8 @@ class Scheduler:
             seed = attrs.get(USER_ATTR_SEED, trial_seed(self.spec.sampler.seed, frozen.number))
             params = {**self.spec.fixed, **frozen.params}
             run_id = attrs.get(USER_ATTR_RUN)
-            if run_id is None:  # died before its first chunk came back: the actor of its
-                trial.set_user_attr(USER_ATTR_SEED, seed)  # next attempt finds or makes the run
+            if run_id is None:  # no chunk came back: its next actor finds or makes the run
+                trial.set_user_attr(USER_ATTR_SEED, seed)
             else:
                 self.tracker.reopen_trial_run(run_id)
             attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1

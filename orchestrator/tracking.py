@@ -100,12 +100,17 @@ def open_trial_run(client: MlflowClient, template: dict[str, Any], number: int,
     an earlier attempt made, RUNNING again, so that a trial never gets two runs."""
     found = find_trial_run(client, template, number) if find else None
     if found is not None:
-        client.log_batch(found, tags=[RunTag(TAG_STATE, "RUNNING")])
-        client.update_run(found, status="RUNNING")
+        reopen_trial_run(client, found)
         return found
     run = client.create_run(template["experiment_id"], run_name=trial_run_name(number), tags={
         **template["tags"], TAG_TRIAL: str(number), TAG_STATE: "RUNNING"})
     return run.info.run_id
+
+
+def reopen_trial_run(client: MlflowClient, run_id: str) -> None:
+    """A resumed trial continues in its own run: RUNNING again, same id, same history."""
+    client.log_batch(run_id, tags=[RunTag(TAG_STATE, "RUNNING")])
+    client.update_run(run_id, status="RUNNING")
 
 
 def _end_tags(state: str, reason: str) -> list[RunTag]:
@@ -174,9 +179,7 @@ class SweepTracker:
         self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED"))
 
     def reopen_trial_run(self, run_id: str) -> None:
-        """A resumed trial continues in its own run: RUNNING again, same id, same history."""
-        self.client.log_batch(run_id, tags=[RunTag(TAG_STATE, "RUNNING")])
-        self.client.update_run(run_id, status="RUNNING")
+        reopen_trial_run(self.client, run_id)
 
     def log_sweep_facts(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
         """Facts about the whole sweep on its parent run (e.g. the FD floor of the data)."""
