@@ -383,10 +383,11 @@ class Scheduler:
     def _run_of(self, active: Active) -> str:
         """The trial's run, for the driver to write to when no actor holds the trial: the one
         an actor made (found by its tags if never recorded), else one made here."""
-        if active.spec.run_id is None:
-            number = active.trial.number
+        if active.spec.run_id is None:  # no chunk came back: its params may not be written
+            number, spec = active.trial.number, active.spec
             self._record_run(active, self.tracker.find_trial_run(number)
                              or self.tracker.create_trial_run(number))
+            self.tracker.log_params(active.spec.run_id, {**spec.params, "seed": spec.seed})
         return active.spec.run_id
 
     def _next_chunk(self, active: Active) -> None:

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,10 @@ class SweepTracker:
     def reopen_trial_run(self, run_id: str) -> None:
         reopen_trial_run(self.client, run_id)
 
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """A trial's params, from the driver (the same values its actor logs, if it did)."""
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+
     def log_sweep_facts(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
         """Facts about the whole sweep on its parent run (e.g. the FD floor of the data)."""
         self.trial_tags = dict(tags)
@@ -259,17 +264,40 @@ class RunLogger:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         self._put(lambda: self.client.log_batch(run_id, tags=batch))
 
-    def open_run(self, template: dict[str, Any], number: int, find: bool) -> str:
-        """The trial's run, made (or, with `find`, found) from the actor, with retries."""
-        return self._with_retries(lambda: open_trial_run(self.client, template, number, find))
+    def open_run(self, template: dict[str, Any], number: int, find: bool) -> Future:
+        """The trial's run id, as a future: the run is made (or, with `find`, found), with
+        retries, first thing on the logging thread, so the trial trains meanwhile and every
+        write queued after it finds the run made."""
+        made: Future = Future()
 
-    def log_start(self, run_id: str, params: dict[str, Any], tags: dict[str, str]) -> None:
-        """A trial's params and where it runs, written before returning (with retries): they
-        must be on its run even if the process dies right after. Logging the same params again
-        on a resumed attempt is allowed by MLflow."""
+        def work():
+            try:
+                made.set_result(self._with_retries(
+                    lambda: open_trial_run(self.client, template, number, find)))
+            except Exception as exc:  # the trial fails when it needs the run
+                made.set_exception(exc)
+        self._queue.put(work)
+        return made
+
+    def log_start(self, run: str | Future, params: dict[str, Any], tags: dict[str, str],
+                  wait: bool = False) -> None:
+        """A trial's params and where it runs. Queued right after its run is made, so a first
+        attempt trains without waiting on MLflow: if its actor dies before they are written,
+        the next attempt writes them, and a run the driver ends for a lost trial gets the params
+        from the driver. With `wait` (a resumed attempt: its tags say where it resumed from),
+        written before returning, with retries."""
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         values = [Param(k, str(v)) for k, v in sorted(params.items())]
-        self._with_retries(lambda: self.client.log_batch(run_id, params=values, tags=batch))
+
+        def write():
+            if isinstance(run, Future) and run.exception() is not None:
+                return  # no run: the trial fails with that error, not this one
+            run_id = run.result() if isinstance(run, Future) else run
+            self.client.log_batch(run_id, params=values, tags=batch)
+        if wait:
+            self._with_retries(write)
+        else:
+            self._put(write)
 
     def log_image(self, run_id: str, png: bytes, key: str, step: int) -> None:
         def write():

@@ -13,6 +13,7 @@ import random
 import socket
 import time
 import traceback
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -75,12 +76,29 @@ class TrialWorker:
         self.data = data
         self.logger = RunLogger(tracking_uri)
         self.spec: TrialSpec | None = None
-        self.run_id: str | None = None
+        self._run_id: str | None = None
+        self._run_made: Future | None = None  # the run being made on the logging thread
         self.trainer = None
         self.start_error: str | None = None
         self.last_image: bytes | None = None
         self.checkpoints: TrialCheckpoints | None = None
         self.logged: dict[str, int] = {}  # on a resumed trial: the last step MLflow has per key
+
+    @property
+    def run_id(self) -> str | None:
+        """The trial's MLflow run, waiting for its making if queued; raises (once) if it could
+        not be made, so the trial fails with that error."""
+        made, self._run_made = self._run_made, None
+        if made is not None:
+            self._run_id = made.result()
+        return self._run_id
+
+    def _known_run(self) -> str | None:
+        """The run id, or None if it could not be made (for paths that must not raise)."""
+        try:
+            return self.run_id
+        except Exception:
+            return None
 
     def ready(self) -> bool:
         """Answers once the actor is placed and constructed."""
@@ -111,16 +129,17 @@ class TrialWorker:
         from trainers import build_trainer
 
         self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
-        self.logged, self.run_id = {}, spec.run_id
+        self.logged, self._run_id, self._run_made = {}, spec.run_id, None
         try:
-            if self.run_id is None:  # made here, not on the driver: off the scheduling path
-                self.run_id = self.logger.open_run(spec.run_template, spec.number,
-                                                   find=spec.attempt > 1)
+            if spec.run_id is None:  # made here, not on the driver, while the trial trains
+                self._run_made = self.logger.open_run(spec.run_template, spec.number,
+                                                      find=spec.attempt > 1)
             self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
                                                 spec.keep_checkpoints)
             tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
             trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed,
                                     tags[TAG_DEVICE])
+            # a resumed attempt needs its run now: its checkpoints and metrics are the run's
             payload = self.checkpoints.load_latest(self.run_id) if spec.attempt > 1 else None
             if payload is not None:
                 trainer.load_state_dict(payload["trainer"])
@@ -133,7 +152,9 @@ class TrialWorker:
                 if payload is not None:
                     self._log(_metrics_from_rows(payload["unwritten"]))
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
-            self.logger.log_start(self.run_id, {**spec.params, "seed": spec.seed}, tags)
+            run = self._run_made if self._run_made is not None else self._run_id
+            self.logger.log_start(run, {**spec.params, "seed": spec.seed}, tags,
+                                  wait=spec.attempt > 1)
             self.trainer = trainer
         except Exception as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"
@@ -148,7 +169,8 @@ class TrialWorker:
         """
         spec, trainer = self.spec, self.trainer
         if trainer is None:
-            return ChunkResult(spec.number, 0, {}, error=self.start_error, run_id=self.run_id)
+            return ChunkResult(spec.number, 0, {}, error=self.start_error,
+                               run_id=self._known_run())
         self.logger.retry_unwritten()
         try:
             n_steps = min(n_steps, spec.total_steps - trainer.step)
@@ -175,7 +197,7 @@ class TrialWorker:
             return ChunkResult(spec.number, trainer.step, metrics, run_id=self.run_id)
         except Exception as exc:  # the trial fails; the actor lives on for the next trial
             self._log_traceback()
-            return ChunkResult(spec.number, trainer.step, {}, run_id=self.run_id,
+            return ChunkResult(spec.number, trainer.step, {}, run_id=self._known_run(),
                                error=f"{type(exc).__name__}: {exc}")
 
     def finish(self, state: str, reason: str = "") -> None:
@@ -183,7 +205,7 @@ class TrialWorker:
 
         state RUNNING: the sweep was interrupted; the run shows KILLED and resumes later."""
         try:
-            if self.run_id is not None:  # else it could not be made: the driver records the end
+            if self._known_run() is not None:  # else the driver records the end
                 self._close_run(state, reason)
         finally:
             self.spec = self.trainer = self.checkpoints = self.last_image = None
@@ -224,7 +246,7 @@ class TrialWorker:
             self.logger.log_metric_objects(self.run_id, fresh)
 
     def _log_traceback(self) -> None:
-        if self.run_id is not None:
+        if self._known_run() is not None:
             self.logger.log_bytes(self.run_id, traceback.format_exc().encode(),
                                   "errors/traceback.txt")
 

@@ -129,6 +129,29 @@ def test_a_trial_whose_actor_keeps_dying_fails_after_max_retries(ray_local, sett
     assert all(t.state == TrialState.COMPLETE for t in trials if t not in dead)
 
 
+def test_a_trial_whose_actor_dies_at_once_gets_one_failed_run_with_its_params(
+        ray_local, settings, write_spec):
+    # the actor dies before its first chunk returns, maybe before its logging thread wrote
+    # the run: the driver ends the one run there is (or makes it) and writes the params
+    study = optuna.create_study(study_name="synth", storage=settings.storage)
+    spec = _spec(write_spec, **{"trials: 4": "trials: 2", "space:": "max_retries: 0\nspace:",
+                                "  y: {type: float, low: -2.0, high: 2.0}":
+                                "  y: {type: float, low: -2.0, high: 2.0}\n"
+                                "  die_at: {type: categorical, choices: [-1, 1]}"})
+    study.enqueue_trial({"x": 0.0, "y": 0.0, "die_at": 1})
+    launch(spec, settings, notice=lambda m: None)
+    dead = optuna.load_study(study_name="synth", storage=settings.storage).trials[0]
+    assert dead.state == TrialState.FAIL and dead.user_attrs["fail_reason"].startswith(
+        "actor lost")
+    client = MlflowClient(settings.tracking_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              "tags.`gansweep.trial` = '0'")
+    assert [r.info.run_id for r in runs] == [dead.user_attrs["mlflow_run_id"]]
+    assert runs[0].info.status == "FAILED" and runs[0].data.tags["gansweep.state"] == "FAIL"
+    assert runs[0].data.params == {"x": "0.0", "y": "0.0", "die_at": "1",
+                                   "seed": str(dead.user_attrs["seed"])}
+
+
 def test_a_trial_that_diverges_fails_with_reason_diverged_and_its_step(ray_local, settings,
                                                                        write_spec):
     study = optuna.create_study(study_name="synth", storage=settings.storage)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from orchestrator.tracking import RunLogger
+from orchestrator.tracking import RunLogger, SweepTracker
+from orchestrator.worker import TrialSpec, TrialWorker
 
 
 class Flaky:
@@ -63,3 +64,35 @@ def test_flush_says_when_metrics_are_still_unwritten(run):
     with pytest.raises(OSError, match="2 metrics not written yet"):
         logger.flush()
     assert len(logger.unwritten(run_id)) == 2
+
+
+def _trial(number: int, template: dict, tmp_path) -> TrialSpec:
+    return TrialSpec(sweep="s", number=number, trainer="synthetic", params={"x": 0.5, "y": -1.0},
+                     seed=7, run_id=None, checkpoint_root=str(tmp_path / "ck"), total_steps=2,
+                     eval_every=2, log_every=1, run_template=template)
+
+
+def test_an_actor_makes_its_trials_run_while_it_trains_and_survives_a_run_it_cannot_make(
+        ray_local, tmp_path):
+    """The run is made on the actor's logging thread: when MLflow refuses it, the trial fails
+    with MLflow's error (no run id), and the same actor makes and fills the next trial's run."""
+    tracker = SweepTracker(f"sqlite:///{tmp_path}/mlflow.db", "exp", "s")
+    tracker.open_sweep_run("name: s", "spec.yaml")
+    actor = ray_local.remote(TrialWorker).remote(None, tracker.uri, 1)
+
+    bad = {**tracker.run_template(), "experiment_id": "424242"}  # no such experiment
+    actor.start.remote(_trial(0, bad, tmp_path))
+    failed = ray_local.get(actor.train.remote(2))
+    assert failed.run_id is None and "424242" in failed.error
+    ray_local.get(actor.finish.remote("FAIL", failed.error))  # nothing to close: no raise
+
+    actor.start.remote(_trial(1, tracker.run_template(), tmp_path))
+    done = ray_local.get(actor.train.remote(2))
+    assert done.error is None and done.step == 2
+    ray_local.get(actor.finish.remote("COMPLETE"))
+    ray_local.get(actor.flush.remote())
+    run = tracker.client.get_run(done.run_id)
+    assert run.data.params == {"x": "0.5", "y": "-1.0", "seed": "7"}
+    assert run.data.tags["gansweep.trial"] == "1" and run.data.tags["gansweep.attempt"] == "1"
+    assert run.data.tags["mlflow.parentRunId"] == tracker.parent_run_id
+    assert run.info.status == "FINISHED" and "eval/loss" in run.data.metrics
