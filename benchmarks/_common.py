@@ -29,8 +29,15 @@ METRICS = ("score", "modes", "high_quality", "reverse_kl")
 GRID25 = Path(__file__).resolve().parents[1] / "search_spaces" / "grid25.yaml"
 
 
-def hyperband(min_resource: int, reduction_factor: int = 4, bootstrap_count: int = 0) -> str:
-    """The spec's pruner field: Hyperband over training steps, up to the trial's budget."""
+GRID25_PRUNER = yaml.safe_load(GRID25.read_text())["pruner"]
+
+
+def hyperband(min_resource: int | None = None, reduction_factor: int | None = None,
+              bootstrap_count: int = 0) -> str:
+    """The spec's pruner field: Hyperband over training steps, up to the trial's budget; by
+    default grid25.yaml's min_resource and reduction_factor."""
+    min_resource = min_resource or GRID25_PRUNER["min_resource"]
+    reduction_factor = reduction_factor or GRID25_PRUNER["reduction_factor"]
     return (f"{{name: hyperband, min_resource: {min_resource}, "
             f"reduction_factor: {reduction_factor}, bootstrap_count: {bootstrap_count}}}")
 

@@ -1,16 +1,15 @@
 """Pruning on grid25: the same TPE sweep (trials, steps, seed) without a pruner and with Hyperband.
 
-The space is search_spaces/grid25.yaml's. Hyperband's resource is training steps: min_resource
-= eval_every, max_resource = steps, reduction_factor 4 (with 4,000 steps and evals every 500: two
-brackets, one with rungs at 500 and 2,000 steps, one with a rung at 2,000 only; each rung keeps
-the best quarter). Per arm: generator steps trained (the compute), trials pruned, the best final
-eval/reverse_kl among COMPLETE trials, and the best-score trial's score, modes and high-quality
-fraction; then compute(no pruner) / compute(hyperband). The target: >= 2x less compute for a best
-score that is equal or better.
+The space and the pruner are search_spaces/grid25.yaml's. Hyperband's resource is training
+steps: max_resource = steps; min_resource 1,500 and reduction_factor 3 (with 4,000 steps: one
+bracket, one rung at 1,500 steps that keeps the best third). Per arm: generator steps trained (the
+compute), trials pruned, the best final eval/reverse_kl among COMPLETE trials, and the best-score
+trial's score, modes and high-quality fraction; then compute(no pruner) / compute(hyperband). The
+target: >= 2x less compute for a best score that is equal or better.
 
     RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py [--trials 24] [--steps 4000]
-        [--eval-every 500] [--reduction-factor 4] [--bootstrap-count 0] [--seed 0] [--cpus 2]
-        [--arms none hyperband]
+        [--eval-every 500] [--min-resource 1500] [--reduction-factor 3] [--bootstrap-count 0]
+        [--seed 0] [--cpus 2] [--arms none hyperband]
 """
 
 from __future__ import annotations
@@ -28,9 +27,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--steps", type=int, default=4000, help="generator steps per trial")
-    parser.add_argument("--eval-every", type=int, default=500,
-                        help="report cadence, and Hyperband's min_resource")
-    parser.add_argument("--reduction-factor", type=int, default=4)
+    parser.add_argument("--eval-every", type=int, default=500, help="report cadence")
+    parser.add_argument("--min-resource", type=int, default=None,
+                        help="Hyperband's min_resource in steps (default: grid25.yaml's)")
+    parser.add_argument("--reduction-factor", type=int, default=None,
+                        help="Hyperband's reduction factor (default: grid25.yaml's)")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (trial seeds follow)")
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs: one trial per CPU")
     parser.add_argument("--bootstrap-count", type=int, default=0,
@@ -40,7 +41,7 @@ def main() -> None:
                         help="one arm alone gives its per-trial curves, no ratio")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    pruner = hyperband(args.eval_every, args.reduction_factor, args.bootstrap_count)
+    pruner = hyperband(args.min_resource, args.reduction_factor, args.bootstrap_count)
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
     arms = {}
     try:
