@@ -45,7 +45,7 @@ def local_file(storage: str) -> Path | None:
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
     """An RDB URL (sqlite:///, postgresql://, mysql+pymysql://), or the path of a journal file:
     an append-only log that the driver replays into memory. Only the driver writes to the study,
-    so the journal's in-memory reads and appended writes cost ~5x less driver time per trial
+    so the journal's in-memory reads and appended writes cost ~4x less driver time per trial
     than sqlite (benchmarks/scale.py); optuna-dashboard opens the same file."""
     if not is_journal(storage):
         return optuna.storages.get_storage(storage)

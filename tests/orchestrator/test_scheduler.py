@@ -103,16 +103,22 @@ def test_a_run_an_actor_made_but_the_driver_never_recorded_is_reused_on_resume(
             str(t.number))
 
 
-def test_a_trial_whose_actor_keeps_dying_fails_after_max_retries(ray_local, settings,
-                                                                 write_spec):
-    # a trial whose process exits at step 3 on every attempt; enqueued so that one surely runs
+def _launch_with_a_dying_trial(write_spec, settings, trials: int, retries: int, die_at: int):
+    """A sweep whose first trial (enqueued, so that one surely runs) exits its process at step
+    `die_at` on every attempt; the others may too (die_at is in the space)."""
     study = optuna.create_study(study_name="synth", storage=settings.storage)
-    spec = _spec(write_spec, **{"trials: 4": "trials: 5", "space:": "max_retries: 1\nspace:",
+    spec = _spec(write_spec, **{"trials: 4": f"trials: {trials}",
+                                "space:": f"max_retries: {retries}\nspace:",
                                 "  y: {type: float, low: -2.0, high: 2.0}":
                                 "  y: {type: float, low: -2.0, high: 2.0}\n"
-                                "  die_at: {type: categorical, choices: [-1, 3]}"})
-    study.enqueue_trial({"x": 0.0, "y": 0.0, "die_at": 3})
-    stats = launch(spec, settings, notice=lambda m: None)
+                                f"  die_at: {{type: categorical, choices: [-1, {die_at}]}}"})
+    study.enqueue_trial({"x": 0.0, "y": 0.0, "die_at": die_at})
+    return launch(spec, settings, notice=lambda m: None)
+
+
+def test_a_trial_whose_actor_keeps_dying_fails_after_max_retries(ray_local, settings,
+                                                                 write_spec):
+    stats = _launch_with_a_dying_trial(write_spec, settings, trials=5, retries=1, die_at=3)
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
     dead = [t for t in trials if t.params.get("die_at") == 3]
     assert dead and len(trials) == 5 and stats.failed == len(dead)
@@ -133,13 +139,7 @@ def test_a_trial_whose_actor_dies_at_once_gets_one_failed_run_with_its_params(
         ray_local, settings, write_spec):
     # the actor dies before its first chunk returns, maybe before its logging thread wrote
     # the run: the driver ends the one run there is (or makes it) and writes the params
-    study = optuna.create_study(study_name="synth", storage=settings.storage)
-    spec = _spec(write_spec, **{"trials: 4": "trials: 2", "space:": "max_retries: 0\nspace:",
-                                "  y: {type: float, low: -2.0, high: 2.0}":
-                                "  y: {type: float, low: -2.0, high: 2.0}\n"
-                                "  die_at: {type: categorical, choices: [-1, 1]}"})
-    study.enqueue_trial({"x": 0.0, "y": 0.0, "die_at": 1})
-    launch(spec, settings, notice=lambda m: None)
+    _launch_with_a_dying_trial(write_spec, settings, trials=2, retries=0, die_at=1)
     dead = optuna.load_study(study_name="synth", storage=settings.storage).trials[0]
     assert dead.state == TrialState.FAIL and dead.user_attrs["fail_reason"].startswith(
         "actor lost")
