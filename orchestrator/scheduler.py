@@ -249,10 +249,10 @@ class Scheduler:
             trial = optuna.Trial(self.study, frozen._trial_id)
             seed = attrs.get(USER_ATTR_SEED, trial_seed(self.spec.sampler.seed, frozen.number))
             params = {**self.spec.fixed, **frozen.params}
-            run_id = attrs.get(USER_ATTR_RUN)
-            if run_id is None:  # no chunk came back: its next actor finds or makes the run
+            if USER_ATTR_SEED not in attrs:  # the driver died between asking and recording it
                 trial.set_user_attr(USER_ATTR_SEED, seed)
-            else:
+            run_id = attrs.get(USER_ATTR_RUN)  # None: its next actor finds or makes the run
+            if run_id is not None:
                 self.tracker.reopen_trial_run(run_id)
             attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1
             trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
@@ -384,10 +384,10 @@ class Scheduler:
         """The trial's run, for the driver to write to when no actor holds the trial: the one
         an actor made (found by its tags if never recorded), else one made here."""
         if active.spec.run_id is None:  # no chunk came back: its params may not be written
-            number, spec = active.trial.number, active.spec
+            number = active.trial.number
             self._record_run(active, self.tracker.find_trial_run(number)
                              or self.tracker.create_trial_run(number))
-            self.tracker.log_params(active.spec.run_id, {**spec.params, "seed": spec.seed})
+            self.tracker.log_params(active.spec.run_id, active.spec.run_params)
         return active.spec.run_id
 
     def _next_chunk(self, active: Active) -> None:

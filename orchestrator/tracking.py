@@ -114,6 +114,12 @@ def reopen_trial_run(client: MlflowClient, run_id: str) -> None:
     client.update_run(run_id, status="RUNNING")
 
 
+def params_of(params: dict[str, Any]) -> list[Param]:
+    """A trial's params as MLflow writes them (the actor's and the driver's write agree, so
+    MLflow accepts the second)."""
+    return [Param(k, str(v)) for k, v in sorted(params.items())]
+
+
 def _end_tags(state: str, reason: str) -> list[RunTag]:
     return [RunTag(TAG_STATE, state)] + ([RunTag(TAG_REASON, reason)] if reason else [])
 
@@ -184,7 +190,7 @@ class SweepTracker:
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         """A trial's params, from the driver (the same values its actor logs, if it did)."""
-        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+        self.client.log_batch(run_id, params=params_of(params))
 
     def log_sweep_facts(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
         """Facts about the whole sweep on its parent run (e.g. the FD floor of the data)."""
@@ -287,7 +293,7 @@ class RunLogger:
         from the driver. With `wait` (a resumed attempt: its tags say where it resumed from),
         written before returning, with retries."""
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
-        values = [Param(k, str(v)) for k, v in sorted(params.items())]
+        values = params_of(params)
 
         def write():
             if isinstance(run, Future) and run.exception() is not None:

@@ -53,6 +53,11 @@ class TrialSpec:
     keep_checkpoints: int = 2
     run_template: dict[str, Any] | None = None  # SweepTracker.run_template(), to create the run
 
+    @property
+    def run_params(self) -> dict[str, Any]:
+        """What the trial's run shows as params: its params and its seed."""
+        return {**self.params, "seed": self.seed}
+
 
 @dataclass(frozen=True)
 class ChunkResult:
@@ -153,8 +158,7 @@ class TrialWorker:
                     self._log(_metrics_from_rows(payload["unwritten"]))
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
             run = self._run_made if self._run_made is not None else self._run_id
-            self.logger.log_start(run, {**spec.params, "seed": spec.seed}, tags,
-                                  wait=spec.attempt > 1)
+            self.logger.log_start(run, spec.run_params, tags, wait=spec.attempt > 1)
             self.trainer = trainer
         except Exception as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"
@@ -246,9 +250,9 @@ class TrialWorker:
             self.logger.log_metric_objects(self.run_id, fresh)
 
     def _log_traceback(self) -> None:
-        if self._known_run() is not None:
-            self.logger.log_bytes(self.run_id, traceback.format_exc().encode(),
-                                  "errors/traceback.txt")
+        run_id = self._known_run()
+        if run_id is not None:
+            self.logger.log_bytes(run_id, traceback.format_exc().encode(), "errors/traceback.txt")
 
     def _payload(self, state: dict[str, Any], batch: list[Metric]) -> dict[str, Any]:
         """One self-describing checkpoint: trainer state (models, optimizers, EMA, its RNGs),
