@@ -33,13 +33,16 @@ GRID25_PRUNER = yaml.safe_load(GRID25.read_text())["pruner"]
 
 
 def hyperband(min_resource: int | None = None, reduction_factor: int | None = None,
-              bootstrap_count: int = 0) -> str:
+              bootstrap_count: int = 0, n_startup_trials: int | None = None) -> str:
     """The spec's pruner field: Hyperband over training steps, up to the trial's budget; by
-    default grid25.yaml's min_resource and reduction_factor."""
+    default grid25.yaml's min_resource, reduction_factor and n_startup_trials."""
     min_resource = min_resource or GRID25_PRUNER["min_resource"]
     reduction_factor = reduction_factor or GRID25_PRUNER["reduction_factor"]
+    if n_startup_trials is None:
+        n_startup_trials = GRID25_PRUNER.get("n_startup_trials", 0)
     return (f"{{name: hyperband, min_resource: {min_resource}, "
-            f"reduction_factor: {reduction_factor}, bootstrap_count: {bootstrap_count}}}")
+            f"reduction_factor: {reduction_factor}, bootstrap_count: {bootstrap_count}, "
+            f"n_startup_trials: {n_startup_trials}}}")
 
 
 def grid25_spec(name: str, trials: int, steps: int, eval_every: int, sampler: str = "tpe",

@@ -9,7 +9,7 @@ target: >= 2x less compute for a best score that is equal or better.
 
     RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py [--trials 24] [--steps 4000]
         [--eval-every 500] [--min-resource 1500] [--reduction-factor 3] [--bootstrap-count 0]
-        [--seed 0] [--cpus 2] [--arms none hyperband]
+        [--startup-trials 0] [--seed 0] [--cpus 2] [--arms none hyperband]
 """
 
 from __future__ import annotations
@@ -36,12 +36,16 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs: one trial per CPU")
     parser.add_argument("--bootstrap-count", type=int, default=0,
                         help="Hyperband: trials a rung needs before it promotes any")
+    parser.add_argument("--startup-trials", type=int, default=None,
+                        help="Hyperband: trials that complete before any is pruned "
+                             "(default: grid25.yaml's)")
     parser.add_argument("--arms", nargs="+", choices=["none", "hyperband"],
                         default=["none", "hyperband"],
                         help="one arm alone gives its per-trial curves, no ratio")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    pruner = hyperband(args.min_resource, args.reduction_factor, args.bootstrap_count)
+    pruner = hyperband(args.min_resource, args.reduction_factor, args.bootstrap_count,
+                       args.startup_trials)
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
     arms = {}
     try:

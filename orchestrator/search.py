@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from orchestrator.space import FieldError, Param
 
@@ -25,8 +26,8 @@ PRUNER_OPTIONS = {
     "percentile": ("percentile", "n_startup_trials", "n_warmup_steps", "interval_steps",
                    "n_min_trials"),
     "successive_halving": ("min_resource", "reduction_factor", "min_early_stopping_rate",
-                           "bootstrap_count"),
-    "hyperband": ("min_resource", "reduction_factor", "bootstrap_count"),
+                           "bootstrap_count", "n_startup_trials"),
+    "hyperband": ("min_resource", "reduction_factor", "bootstrap_count", "n_startup_trials"),
     "wilcoxon": ("p_threshold", "n_startup_steps"),
 }
 DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
@@ -187,12 +188,42 @@ def _pruner(spec: PrunerSpec, steps: int) -> optuna.pruners.BasePruner:
             raise ValueError("percentile: required (e.g. 25.0)")
         return optuna.pruners.PercentilePruner(**o)
     if spec.name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(**o)
+        return SuccessiveHalvingPruner(**o)
     if spec.name == "hyperband":  # resources are training steps, up to the trial's budget
-        return optuna.pruners.HyperbandPruner(max_resource=steps, **o)
+        return HyperbandPruner(max_resource=steps, **o)
     if spec.name == "wilcoxon":
         return optuna.pruners.WilcoxonPruner(**o)
     return optuna.pruners.NopPruner()
+
+
+class _StartupTrials:
+    """`n_startup_trials` for the rung pruners, as Optuna's median and percentile pruners have
+    it: no trial is pruned until that many trials have completed. A short sweep needs it: the
+    rungs' first trials run to the end however poor (a rung promotes the best so far until it
+    has reduction_factor trials), and TPE then models "good" on those few complete trials and
+    steers the sweep towards them, while the trials it should learn from are pruned."""
+
+    def __init__(self, *args: Any, n_startup_trials: int = 0, **kwargs: Any) -> None:
+        if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) \
+                or n_startup_trials < 0:
+            raise ValueError(f"n_startup_trials: must be an int >= 0, got {n_startup_trials!r}")
+        super().__init__(*args, **kwargs)
+        self.n_startup_trials = n_startup_trials
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        # asked even in the start-up, as it records the trial's value at each rung it reaches:
+        # the start-up trials are the later ones' competitors
+        prune = super().prune(study, trial)
+        return prune and len(study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE,))) >= self.n_startup_trials
+
+
+class SuccessiveHalvingPruner(_StartupTrials, optuna.pruners.SuccessiveHalvingPruner):
+    pass
+
+
+class HyperbandPruner(_StartupTrials, optuna.pruners.HyperbandPruner):
+    pass
 
 
 def grid_space(space: tuple[Param, ...]) -> dict[str, list]:

@@ -1,10 +1,12 @@
 """Search settings in the spec: objectives, sampler, pruner, enqueue, budget.time."""
 
+import optuna
 import pytest
 from click.testing import CliRunner
+from optuna.trial import TrialState
 
 from orchestrator.cli import main
-from orchestrator.search import build_sampler, grid_size, parse_duration
+from orchestrator.search import build_pruner, build_sampler, grid_size, parse_duration
 from orchestrator.spec import SpecError, SweepSpec
 from tests.conftest import SYNTHETIC
 
@@ -34,6 +36,8 @@ def test_pruners_load(write_spec, extra, expected):
      "s.yaml: pruner.min_resourse: not an option of the hyperband pruner"),
     ("pruner: {name: percentile}\n", "s.yaml: pruner.percentile: percentile: required"),
     ("pruner: {name: median, n_startup_trials: -1}\n", "s.yaml: pruner.median: "),
+    ("pruner: {name: hyperband, n_startup_trials: -1}\n",
+     "s.yaml: pruner.hyperband: n_startup_trials: must be an int >= 0, got -1"),
     ("pruner: bandit\n", "s.yaml: pruner.name: must be one of"),
     ("sampler: {name: annealing}\n", "s.yaml: sampler.name: must be one of"),
     ("enqueue: [{x: 9.0}]\n", "s.yaml: enqueue[0].x: 9.0 is outside space.x"),
@@ -43,6 +47,26 @@ def test_bad_search_settings_name_their_field(write_spec, extra, message):
     with pytest.raises(SpecError) as err:
         _load(write_spec, SYNTHETIC + extra)
     assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize("pruner", [
+    "{name: hyperband, min_resource: 1, reduction_factor: 3, n_startup_trials: 2}",
+    "{name: successive_halving, min_resource: 1, reduction_factor: 2, n_startup_trials: 2}",
+])
+def test_rung_pruners_prune_nothing_until_their_startup_trials_complete(write_spec, pruner):
+    """The first two trials run to the end even when the second is worse than the first at
+    the rung; from then on, a trial as bad is pruned there, the start-up trials being its
+    competitors."""
+    spec = _load(write_spec, SYNTHETIC + f"pruner: {pruner}\n")
+    # a budget of 2 steps: one Hyperband bracket, its one rung at step 1
+    study = optuna.create_study(direction="maximize", pruner=build_pruner(spec.pruner, 2))
+    pruned = []
+    for value in (1.0, 0.0, 0.0, 2.0):
+        trial = study.ask()
+        trial.report(value, 1)
+        pruned.append(trial.should_prune())
+        study.tell(trial, state=TrialState.PRUNED) if pruned[-1] else study.tell(trial, value)
+    assert pruned == [False, False, True, False]
 
 
 def test_grid_needs_a_finite_space(write_spec):
