@@ -198,10 +198,10 @@ def _pruner(spec: PrunerSpec, steps: int) -> optuna.pruners.BasePruner:
 
 class _StartupTrials:
     """`n_startup_trials` for the rung pruners, as Optuna's median and percentile pruners have
-    it: no trial is pruned until that many trials have completed. A short sweep needs it: the
-    rungs' first trials run to the end however poor (a rung promotes the best so far until it
-    has reduction_factor trials), and TPE then models "good" on those few complete trials and
-    steers the sweep towards them, while the trials it should learn from are pruned."""
+    it: no trial is pruned until that many trials have completed. Without it a rung's first
+    trials run to the end however poor (a rung promotes only the best so far until it has seen
+    reduction_factor trials), and TPE models "good" on those few complete trials; the start-up
+    gives it more complete trials to learn from (on grid25 it did not help: README, Benchmarks)."""
 
     def __init__(self, *args: Any, n_startup_trials: int = 0, **kwargs: Any) -> None:
         if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) \
