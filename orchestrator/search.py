@@ -214,7 +214,9 @@ class _StartupTrials:
         # asked even in the start-up, as it records the trial's value at each rung it reaches:
         # the start-up trials are the later ones' competitors
         prune = super().prune(study, trial)
-        return prune and len(study.get_trials(
+        if not prune or not self.n_startup_trials:  # no count of the study's trials needed
+            return prune
+        return len(study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE,))) >= self.n_startup_trials
 
 
