@@ -113,6 +113,7 @@ class Scheduler:
         self.closing: dict[ray.ObjectRef, Active] = {}  # finish() calls, checked at the end
         self.prepared: Active | None = None
         self.can_prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
+        self.prune_metric = spec.pruner.metric
         self.stop_requested: str | None = None  # why (e.g. SIGINT), once asked to stop
         self.suspended: list[int] = []  # trials left RUNNING to resume, when stopped early
 
@@ -285,13 +286,20 @@ class Scheduler:
                 return self._end(active, TrialState.FAIL, reason=f"objective "
                                  f"{objective.metric} is {v} at step {result.step}")
         value = values if self.spec.multi else values[0]
+        reported = value  # the intermediate value: the pruner's metric where it has its own
+        if self.prune_metric is not None:
+            reported = result.metrics.get(self.prune_metric)
+            if reported is None or not math.isfinite(reported):
+                return self._end(active, TrialState.FAIL, reason=f"pruner.metric "
+                                 f"{self.prune_metric} is {reported} at step {result.step}")
         if result.step >= self.spec.budget.steps:
-            return self._end(active, TrialState.COMPLETE, value=value, step=result.step)
+            return self._end(active, TrialState.COMPLETE, value=value, step=result.step,
+                             reported=reported)
         if self._out_of_time():  # its chunk is done and checkpointed; no more chunks
             return self._end(active, TrialState.FAIL, value=value, step=result.step,
-                             reason="timeout")
+                             reported=reported, reason="timeout")
         if self.can_prune:  # decide before the next chunk (never with several objectives)
-            active.trial.report(value, result.step)
+            active.trial.report(reported, result.step)
             if active.trial.should_prune():
                 return self._end(active, TrialState.PRUNED)
         if self.stop_requested:  # checkpointed at this step: resumable from here
@@ -301,7 +309,7 @@ class Scheduler:
             return
         self._next_chunk(active)
         if not self.can_prune and not self.spec.multi:  # report while the actor trains on
-            active.trial.report(value, result.step)
+            active.trial.report(reported, result.step)
 
     def _lost(self, active: Active, exc: Exception) -> None:
         """Its actor died: the trial waits for the next free actor and resumes from its last
@@ -394,13 +402,14 @@ class Scheduler:
         self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
 
     def _end(self, active: Active, state: TrialState, value: float | list[float] | None = None,
-             reason: str = "", step: int | None = None) -> None:
+             reason: str = "", step: int | None = None, reported: float | None = None) -> None:
         """Free the actor first (it closes the run and starts the next trial while the driver
-        writes to Optuna), then record the outcome."""
+        writes to Optuna), then record the outcome (`reported`: the intermediate value at its
+        last `step`)."""
         self.closing[active.worker.finish.remote(state.name, reason)] = active
         self._release(active.worker)
         if step is not None and not self.spec.multi:
-            active.trial.report(value, step)
+            active.trial.report(reported, step)
         self.stats.running -= 1
         self._tell(active, state, value, reason)
         if active.spec.run_id is None:  # its actor could not make the run (MLflow down?)

@@ -50,6 +50,7 @@ class SamplerSpec:
 class PrunerSpec:
     name: str = "none"
     options: dict[str, Any] = field(default_factory=dict)
+    metric: str | None = None  # what trials are reported and pruned on; None: the objective
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -116,16 +117,23 @@ def parse_pruner(raw: Any, steps: int, n_objectives: int) -> PrunerSpec:
     if name not in PRUNER_OPTIONS:
         raise FieldError("pruner.name", f"must be one of {', '.join(PRUNER_OPTIONS)}, "
                                         f"got {name!r}")
-    options = {k: v for k, v in raw.items() if k != "name"}
+    options = {k: v for k, v in raw.items() if k not in ("name", "metric")}
+    metric = raw.get("metric")
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise FieldError("pruner.metric", f"must be a metric name, e.g. eval/coverage, got "
+                                          f"{metric!r}")
+    if metric is not None and name == "none":
+        raise FieldError("pruner.metric", "the none pruner prunes nothing: give a pruner name, "
+                                          "or drop metric")
     for key in options:
         if key not in PRUNER_OPTIONS[name]:
-            known = ", ".join(PRUNER_OPTIONS[name]) or "none"
+            known = ", ".join(PRUNER_OPTIONS[name] + ("metric",)) if name != "none" else "none"
             raise FieldError(f"pruner.{key}", f"not an option of the {name} pruner "
                                               f"(known: {known})")
     if name != "none" and n_objectives > 1:
         raise FieldError("pruner", "pruning needs a single objective: Optuna's pruners are "
                                    "single-objective (use pruner: none)")
-    spec = PrunerSpec(name, options)
+    spec = PrunerSpec(name, options, metric)
     try:
         build_pruner(spec, steps)
     except (TypeError, ValueError) as exc:

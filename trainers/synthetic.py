@@ -86,7 +86,10 @@ class SyntheticTrainer:
         return {"train/loss": self._loss()}
 
     def evaluate(self) -> dict[str, float]:
-        return {"eval/loss": self._loss()}
+        """eval/loss, and eval/x_loss: the same without its y term (a second metric, e.g. to
+        prune on)."""
+        loss = self._loss()
+        return {"eval/loss": loss, "eval/x_loss": loss - (self.config.y + 0.5) ** 2}
 
     def sample_image(self) -> None:
         return None

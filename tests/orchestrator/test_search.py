@@ -31,6 +31,13 @@ def test_pruners_load(write_spec, extra, expected):
     assert _load(write_spec, SYNTHETIC + extra).pruner.name == expected
 
 
+def test_a_pruner_takes_its_own_metric_and_the_objective_by_default(write_spec):
+    spec = _load(write_spec, SYNTHETIC + "pruner: {name: median, metric: eval/x_loss}\n")
+    assert (spec.pruner.name, spec.pruner.metric, spec.pruner.options) == (
+        "median", "eval/x_loss", {})
+    assert _load(write_spec, SYNTHETIC + "pruner: median\n").pruner.metric is None
+
+
 @pytest.mark.parametrize("extra, message", [
     ("pruner: {name: hyperband, min_resourse: 1}\n",
      "s.yaml: pruner.min_resourse: not an option of the hyperband pruner"),
@@ -39,6 +46,9 @@ def test_pruners_load(write_spec, extra, expected):
     ("pruner: {name: hyperband, n_startup_trials: -1}\n",
      "s.yaml: pruner.hyperband: n_startup_trials: must be an int >= 0, got -1"),
     ("pruner: bandit\n", "s.yaml: pruner.name: must be one of"),
+    ("pruner: {name: median, metric: 3}\n", "s.yaml: pruner.metric: must be a metric name"),
+    ("pruner: {name: none, metric: eval/x_loss}\n",
+     "s.yaml: pruner.metric: the none pruner prunes nothing"),
     ("sampler: {name: annealing}\n", "s.yaml: sampler.name: must be one of"),
     ("enqueue: [{x: 9.0}]\n", "s.yaml: enqueue[0].x: 9.0 is outside space.x"),
     ("enqueue: [{z: 1.0}]\n", "s.yaml: enqueue[0].z: not a parameter of space"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import optuna
+import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 from optuna.trial import TrialState
@@ -44,6 +45,30 @@ def test_median_pruner_prunes_bad_trials_at_their_first_eval(ray_local, settings
         assert run.info.status == "FINISHED"
         assert max(m.step for m in client.get_metric_history(run.info.run_id, "eval/loss")) == (
             max(t.intermediate_values))
+
+
+def test_a_pruner_with_its_own_metric_prunes_on_it_while_optuna_keeps_the_objective(
+        ray_local, settings, write_spec):
+    # eval/x_loss is eval/loss without its y term. Y_BAD (x right, y wrong) has the worst loss
+    # of all, yet on x_loss it ties the best and runs to the end; X_BAD is pruned at once.
+    y_bad, x_bad = {"x": 1.0, "y": 2.0}, {"x": -2.0, "y": -0.5}
+    text = (SYNTHETIC.replace("resources: {cpus_per_trial: 1}", "resources: {cpus_per_trial: 2}")
+            + "pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 0, "
+              "metric: eval/x_loss}\n"
+            + f"enqueue: [{GOOD_A}, {GOOD_B}, {y_bad}, {x_bad}]\n")
+    launch(SweepSpec.load(write_spec(text)), settings, notice=lambda m: None)
+    trials = _study(settings, "synth").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED]
+    kept = trials[2]  # its intermediate values are the pruner's metric, its value the objective
+    assert kept.intermediate_values == {2: pytest.approx(1 / 3), 4: pytest.approx(1 / 5)}
+    assert kept.value == pytest.approx(2.5**2 + 1 / 5)
+    # a metric the trainer does not report fails the trial at its first eval, saying which
+    typo = (SYNTHETIC.replace("name: synth", "name: synth-typo").replace("trials: 4", "trials: 1")
+            + "pruner: {name: median, metric: eval/x_los}\n")
+    launch(SweepSpec.load(write_spec(typo)), settings, notice=lambda m: None)
+    [failed] = _study(settings, "synth-typo").get_trials()
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["fail_reason"] == "pruner.metric eval/x_los is None at step 2"
 
 
 def test_hyperband_on_a_real_2d_sweep_saves_compute(ray_local, settings, write_spec):

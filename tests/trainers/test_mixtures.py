@@ -45,7 +45,7 @@ def test_collapse_on_one_mean_scores_one_mode_and_log_k(name):
     assert scores["modes"] == 1
     assert scores["high_quality"] == 1.0
     assert scores["reverse_kl"] == pytest.approx(math.log(mixture.n_modes))
-    assert scores["score"] == pytest.approx(1 / mixture.n_modes**2)
+    assert scores["score"] == scores["coverage"] == pytest.approx(1 / mixture.n_modes**2)
 
 
 def test_points_far_from_every_mean_score_nothing():
@@ -62,7 +62,8 @@ def test_non_finite_points_are_never_high_quality():
     scores = mixture_metrics(points, mixture)
     assert scores["modes"] == 8
     assert scores["high_quality"] == 0.5
-    assert math.isnan(mixture_metrics(points[8:], mixture)["reverse_kl"])
+    nothing = mixture_metrics(points[8:], mixture)
+    assert math.isnan(nothing["reverse_kl"]) and nothing["score"] == nothing["coverage"] == 0.0
 
 
 def test_load_dataset_knows_none_and_names_the_known_on_a_typo():
@@ -81,3 +82,22 @@ def test_score_needs_quality_not_only_a_flat_histogram():
     points = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     scores = mixture_metrics(points, mixture)
     assert scores["reverse_kl"] < 0.01 and scores["score"] == 0.0
+
+
+def test_coverage_ranks_a_blurred_full_grid_above_a_sharp_half_where_the_score_does_not():
+    # early in training the winners cover every mode but blurred, the losers are sharp on a few:
+    # the score ranks them the wrong way round, coverage (the score without sharpness) does not
+    mixture = load_dataset("grid25")
+    gen = torch.Generator().manual_seed(0)
+    blurred = np.repeat(mixture.means, 200, axis=0) + 0.3 * torch.randn(
+        25 * 200, 2, generator=gen).numpy()
+    sharp_half = np.repeat(mixture.means[:12], 400, axis=0) + mixture.std * torch.randn(
+        12 * 400, 2, generator=gen).numpy()
+    b, s = mixture_metrics(blurred, mixture), mixture_metrics(sharp_half, mixture)
+    assert b["modes"] == 25 and s["modes"] < 20
+    assert b["score"] < s["score"]
+    assert b["coverage"] > 0.9 > 0.5 > s["coverage"]
+    for scores in (b, s):
+        assert scores["coverage"] == pytest.approx(
+            scores["modes"] / 25 * math.exp(-scores["reverse_kl"]))
+        assert scores["score"] == pytest.approx(scores["coverage"] * scores["high_quality"])

@@ -58,7 +58,7 @@ def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
     trainer.train_for(2)
     metrics = trainer.evaluate()
     assert set(metrics) == {"eval/modes", "eval/high_quality", "eval/reverse_kl", "eval/score",
-                            "model/g_params"}
+                            "eval/coverage", "model/g_params"}
     assert metrics["model/g_params"] == sum(p.numel() for p in trainer.g.parameters())
     assert trainer.g.training
 

@@ -13,11 +13,12 @@ def expected(x, y, step):
 
 def test_evaluate_follows_the_formula_as_steps_pass():
     trainer = build_trainer("synthetic", {"x": 0.5, "y": 2}, load_dataset("none"), seed=0)
-    assert trainer.evaluate() == {"eval/loss": expected(0.5, 2.0, 0)}
+    assert trainer.evaluate()["eval/loss"] == expected(0.5, 2.0, 0)
     metrics = trainer.train_for(7)
     assert trainer.step == 7
     assert metrics == {"train/loss": expected(0.5, 2.0, 7)}
-    assert trainer.evaluate() == {"eval/loss": expected(0.5, 2.0, 7)}
+    assert trainer.evaluate() == {"eval/loss": expected(0.5, 2.0, 7),
+                                  "eval/x_loss": pytest.approx(expected(0.5, -0.5, 7))}
 
 
 def test_train_for_sleeps_once_for_the_whole_chunk(monkeypatch):
