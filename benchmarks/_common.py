@@ -33,16 +33,23 @@ GRID25_PRUNER = yaml.safe_load(GRID25.read_text())["pruner"]
 
 
 def hyperband(min_resource: int | None = None, reduction_factor: int | None = None,
-              bootstrap_count: int = 0, n_startup_trials: int | None = None) -> str:
+              bootstrap_count: int | None = None, n_startup_trials: int | None = None,
+              metric: str | None = None) -> str:
     """The spec's pruner field: Hyperband over training steps, up to the trial's budget; by
-    default grid25.yaml's min_resource, reduction_factor and n_startup_trials."""
+    default grid25.yaml's min_resource, reduction_factor, bootstrap_count, n_startup_trials and
+    metric (`none`: prune on the objective)."""
     min_resource = min_resource or GRID25_PRUNER["min_resource"]
     reduction_factor = reduction_factor or GRID25_PRUNER["reduction_factor"]
+    if bootstrap_count is None:
+        bootstrap_count = GRID25_PRUNER.get("bootstrap_count", 0)
     if n_startup_trials is None:
         n_startup_trials = GRID25_PRUNER.get("n_startup_trials", 0)
+    if metric is None:
+        metric = GRID25_PRUNER.get("metric")
+    on = f", metric: {metric}" if metric and metric != "none" else ""
     return (f"{{name: hyperband, min_resource: {min_resource}, "
             f"reduction_factor: {reduction_factor}, bootstrap_count: {bootstrap_count}, "
-            f"n_startup_trials: {n_startup_trials}}}")
+            f"n_startup_trials: {n_startup_trials}{on}}}")
 
 
 def grid25_spec(name: str, trials: int, steps: int, eval_every: int, sampler: str = "tpe",
@@ -61,7 +68,7 @@ class TrialResult:
     state: str
     params: dict
     metrics: dict = field(default_factory=dict)  # score, modes, ... at the trial's last eval
-    curve: dict = field(default_factory=dict)  # step -> objective reported at each eval
+    curve: dict = field(default_factory=dict)  # step -> intermediate value at each eval
 
 
 @dataclass

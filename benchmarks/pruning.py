@@ -1,15 +1,17 @@
 """Pruning on grid25: the same TPE sweep (trials, steps, seed) without a pruner and with Hyperband.
 
 The space and the pruner are search_spaces/grid25.yaml's. Hyperband's resource is training
-steps: max_resource = steps; min_resource 1,500 and reduction_factor 3 (with 4,000 steps: one
-bracket, one rung at 1,500 steps that keeps the best third). Per arm: generator steps trained (the
-compute), trials pruned, the best final eval/reverse_kl among COMPLETE trials, and the best-score
-trial's score, modes and high-quality fraction; then compute(no pruner) / compute(hyperband). The
-target: >= 2x less compute for a best score that is equal or better.
+steps: max_resource = steps; min_resource 1,500, reduction_factor 6 and bootstrap_count 5 (with
+4,000 steps: one bracket, one rung at 1,500 steps; the first 5 trials to reach it stop there, and
+after them a trial runs on only if it is in the best sixth there). Per arm: generator steps
+trained (the compute), trials pruned, the best final eval/reverse_kl among COMPLETE trials, and the
+best-score trial's score, modes and high-quality fraction; then compute(no pruner) /
+compute(hyperband). The target: >= 2x less compute for a best score that is equal or better.
 
     RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py [--trials 24] [--steps 4000]
-        [--eval-every 500] [--min-resource 1500] [--reduction-factor 3] [--bootstrap-count 0]
-        [--startup-trials 0] [--seed 0] [--cpus 2] [--arms none hyperband]
+        [--eval-every 500] [--min-resource 1500] [--reduction-factor 6] [--bootstrap-count 5]
+        [--startup-trials 0] [--prune-metric eval/coverage] [--seed 0] [--cpus 2]
+        [--arms none hyperband]
 """
 
 from __future__ import annotations
@@ -34,18 +36,22 @@ def main() -> None:
                         help="Hyperband's reduction factor (default: grid25.yaml's)")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (trial seeds follow)")
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs: one trial per CPU")
-    parser.add_argument("--bootstrap-count", type=int, default=0,
-                        help="Hyperband: trials a rung needs before it promotes any")
+    parser.add_argument("--bootstrap-count", type=int, default=None,
+                        help="Hyperband: trials a rung prunes before it promotes any "
+                             "(default: grid25.yaml's)")
     parser.add_argument("--startup-trials", type=int, default=None,
                         help="Hyperband: trials that complete before any is pruned "
                              "(default: grid25.yaml's)")
+    parser.add_argument("--prune-metric", default=None,
+                        help="Hyperband: the metric it prunes on, e.g. eval/coverage; none: the "
+                             "objective (default: grid25.yaml's)")
     parser.add_argument("--arms", nargs="+", choices=["none", "hyperband"],
                         default=["none", "hyperband"],
                         help="one arm alone gives its per-trial curves, no ratio")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     pruner = hyperband(args.min_resource, args.reduction_factor, args.bootstrap_count,
-                       args.startup_trials)
+                       args.startup_trials, args.prune_metric)
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
     arms = {}
     try:
