@@ -113,7 +113,6 @@ class Scheduler:
         self.closing: dict[ray.ObjectRef, Active] = {}  # finish() calls, checked at the end
         self.prepared: Active | None = None
         self.can_prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
-        self.prune_metric = spec.pruner.metric
         self.stop_requested: str | None = None  # why (e.g. SIGINT), once asked to stop
         self.suspended: list[int] = []  # trials left RUNNING to resume, when stopped early
 
@@ -280,18 +279,18 @@ class Scheduler:
             return self._end(active, TrialState.FAIL, reason=result.error)
         self.stats.steps_trained += max(0, result.step - active.step)
         active.step = result.step
-        values = [result.metrics.get(o.metric) for o in self.spec.objectives]
-        for objective, v in zip(self.spec.objectives, values, strict=True):
+        prune_metric = self.spec.pruner.metric  # None: the pruner's is the objective
+        needed = [("objective", o.metric) for o in self.spec.objectives] + (
+            [("pruner.metric", prune_metric)] if prune_metric else [])
+        for role, metric in needed:
+            v = result.metrics.get(metric)
             if v is None or not math.isfinite(v):
-                return self._end(active, TrialState.FAIL, reason=f"objective "
-                                 f"{objective.metric} is {v} at step {result.step}")
+                return self._end(active, TrialState.FAIL, reason=f"{role} {metric} is {v} at "
+                                 f"step {result.step}")
+        values = [result.metrics[o.metric] for o in self.spec.objectives]
         value = values if self.spec.multi else values[0]
-        reported = value  # the intermediate value: the pruner's metric where it has its own
-        if self.prune_metric is not None:
-            reported = result.metrics.get(self.prune_metric)
-            if reported is None or not math.isfinite(reported):
-                return self._end(active, TrialState.FAIL, reason=f"pruner.metric "
-                                 f"{self.prune_metric} is {reported} at step {result.step}")
+        # the intermediate value: the pruner's metric where it has its own
+        reported = result.metrics[prune_metric] if prune_metric else value
         if result.step >= self.spec.budget.steps:
             return self._end(active, TrialState.COMPLETE, value=value, step=result.step,
                              reported=reported)
