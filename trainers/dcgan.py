@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from trainers.conv import D_NORMS, G_NORMS, IMAGE_SIZES, ConvDiscriminator, ConvGenerator
 from trainers.conv import max_blocks as conv_max_blocks
 from trainers.grids import image_grid_png
-from trainers.losses import LOSSES, r1_penalty
+from trainers.losses import LOSSES, r1_due, r1_penalty
 from trainers.models import ACTIVATIONS, n_params, update_ema
 from trainers.params import check, check_same_config, config_from_params, state_header
 
@@ -60,6 +60,9 @@ class DCGANConfig:
     """Weight of the WGAN-GP gradient penalty; used only by wgan_gp."""
     r1_weight: float = 0.0
     """R1 penalty on real data, r1_weight / 2 * E||grad D(x)||^2, with any loss; 0 turns it off."""
+    r1_every: int = 1
+    """Lazy R1 (StyleGAN2 uses 16): the penalty on every r1_every-th D step only, r1_every times
+    as heavy, saving most of its double backward through D."""
     d_steps: int = 1
     """Discriminator steps before each generator step."""
     lr_g: float = 2e-4
@@ -79,7 +82,7 @@ class DCGANConfig:
     that short runs do not average in the random initialisation."""
 
     def __post_init__(self) -> None:
-        for field in ("n_blocks", "base_width", "z_dim", "d_steps", "batch_size"):
+        for field in ("n_blocks", "base_width", "z_dim", "d_steps", "batch_size", "r1_every"):
             check(getattr(self, field) >= 1, NAME, field, "must be >= 1", getattr(self, field))
         check(
             self.n_blocks <= MAX_BLOCKS,
@@ -173,24 +176,29 @@ class DCGANTrainer:
         return self.config.z_dim
 
     def train_for(self, n: int) -> dict[str, float]:
-        """n generator steps, each after d_steps D steps; losses are means over the n steps."""
+        """n generator steps, each after d_steps D steps; losses are means over the steps that
+        computed them (a lazy R1 skips some)."""
         sums: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
         start = time.perf_counter()
         for _ in range(n):
             for key, value in self._train_step().items():
                 sums[key] = sums[key] + value if key in sums else value
+                counts[key] = counts.get(key, 0) + 1
         # Losses stay on the device until here: one synchronisation per call, not per step.
-        metrics = {f"train/{key}": total.item() / n for key, total in sums.items()}
+        metrics = {f"train/{key}": total.item() / counts[key] for key, total in sums.items()}
         elapsed = time.perf_counter() - start
         metrics["perf/steps_per_s"] = n / elapsed if elapsed > 0 else math.nan
         return metrics
 
     def _train_step(self) -> dict[str, Tensor]:
         cfg = self.config
-        out: dict[str, Tensor] = {}
-        for _ in range(cfg.d_steps):
-            # D step: minimise loss.d(D(x), D(G(z))) [+ gp_weight * GP] [+ r1_weight / 2 * R1],
-            # scoring real images above fakes.
+        sums: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
+        for i in range(cfg.d_steps):
+            # D step: minimise loss.d(D(x), D(G(z))) [+ gp_weight * GP]
+            # [+ r1_weight * r1_every / 2 * R1 on every r1_every-th step], scoring real images
+            # above fakes.
             real = self._batch_real()  # (B, C, H, W) in [-1, 1]
             z = self._batch_z()  # (B, z_dim)
             with torch.no_grad(), self._autocast():
@@ -204,15 +212,17 @@ class DCGANTrainer:
                 if self._loss.penalty is not None:
                     penalties["gp"] = self._loss.penalty(self.d, real, fake, self._rng)
                     loss = loss + cfg.gp_weight * penalties["gp"]
-                if cfg.r1_weight > 0:
+                if r1_due(cfg.r1_weight, cfg.r1_every, self.step * cfg.d_steps + i):
                     penalties["r1"] = r1_penalty(self.d, real, fake, self._rng)
-                    loss = loss + cfg.r1_weight / 2 * penalties["r1"]
+                    loss = loss + cfg.r1_weight * cfg.r1_every / 2 * penalties["r1"]
             terms = {"d_loss": loss, **penalties}
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_d.step()
             for key, value in terms.items():
-                out[key] = out.get(key, 0.0) + value.detach() / cfg.d_steps
+                sums[key] = sums[key] + value.detach() if key in sums else value.detach()
+                counts[key] = counts.get(key, 0) + 1
+        out = {key: total / counts[key] for key, total in sums.items()}
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
         with self._autocast():

@@ -74,6 +74,12 @@ def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Genera
     return grad.pow(2).flatten(1).sum(dim=1).mean()
 
 
+def r1_due(weight: float, every: int, d_step: int) -> bool:
+    """Whether D step `d_step` (0-based, counted over the whole run) adds the R1 penalty: with
+    lazy regularization (StyleGAN2) every `every`-th step does, weighted `every` times."""
+    return weight > 0 and d_step % every == 0
+
+
 @dataclass(frozen=True)
 class GANLoss:
     """A D objective, a G objective and an optional penalty added to D's loss."""

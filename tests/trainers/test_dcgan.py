@@ -116,7 +116,9 @@ def test_evaluate_scores_n_eval_images_and_keeps_train_mode():
     assert trainer.g.training
 
 
-@pytest.mark.parametrize("params", [{}, {"loss": "wgan_gp", "r1_weight": 0.5, "d_steps": 2}])
+@pytest.mark.parametrize("params", [
+    {}, {"loss": "wgan_gp", "r1_weight": 0.5, "d_steps": 2},
+    {"r1_weight": 0.5, "r1_every": 3, "d_steps": 2}])
 def test_state_dict_round_trip_resumes_bitwise(params):
     original = make(seed=1, **params)
     original.train_for(2)
@@ -211,6 +213,7 @@ def test_from_params_casts_and_rejects_unknown_keys_and_bad_values():
         "base_width": 2.5,
         "ema_decay": 1.0,
         "r1_weight": -1.0,
+        "r1_every": 0,
         "lr_d": 0.0,
     }
     for field, value in bad.items():

@@ -21,6 +21,10 @@ def make(seed=0, data="ring8", **params):
     return MLPGANTrainer({**TINY, **params}, load_dataset(data), seed=seed)
 
 
+def same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+
 def without_perf(metrics):
     return {k: v for k, v in metrics.items() if not k.startswith("perf/")}
 
@@ -38,6 +42,21 @@ def test_each_loss_trains_with_finite_metrics(loss):
 def test_r1_penalty_is_trained_and_reported():
     metrics = make(r1_weight=0.1, data="grid25").train_for(3)
     assert math.isfinite(metrics["train/r1"]) and metrics["train/r1"] >= 0
+
+
+def test_lazy_r1_adds_the_penalty_every_kth_d_step_k_times_as_heavy():
+    lazy = make(r1_weight=0.1, r1_every=2, d_steps=1, data="grid25")
+    heavy = make(r1_weight=0.2, d_steps=1, data="grid25")  # that penalty on every D step
+    lazy.train_for(1)  # D step 0: due, so 2 x 0.1 = 0.2
+    heavy.train_for(1)
+    assert same_weights(lazy.d, heavy.d)
+    plain = copy.deepcopy(lazy)  # the same state, trained on without any penalty
+    plain.config = dataclasses.replace(lazy.config, r1_weight=0.0)
+    lazy.train_for(1)  # D step 1: not due
+    plain.train_for(1)
+    assert same_weights(lazy.d, plain.d)
+    metrics = lazy.train_for(3)  # steps 2 and 4 compute it: the mean is over those two
+    assert math.isfinite(metrics["train/r1"]) and metrics["train/r1"] > 0
 
 
 def test_ema_generator_is_what_evaluate_and_export_use():
@@ -65,7 +84,7 @@ def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
 
 @pytest.mark.parametrize("params", [
     {}, {"loss": "wgan_gp", "batchnorm": True, "d_steps": 2},
-    {"ema": True, "r1_weight": 0.1}])
+    {"ema": True, "r1_weight": 0.1}, {"r1_weight": 0.1, "r1_every": 2, "d_steps": 3}])
 def test_state_dict_round_trip_resumes_bitwise(params):
     original = make(seed=1, **params)
     original.train_for(3)
@@ -149,6 +168,7 @@ def test_from_params_rejects_unknown_keys_listing_the_known():
         ("loss", "bogus"),
         ("batch_size", 0),
         ("d_steps", 0),
+        ("r1_every", 0),
         ("batchnorm", "maybe"),
     ],
 )
