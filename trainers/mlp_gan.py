@@ -180,11 +180,13 @@ class MLPGANTrainer:
                 sums[key] = sums.get(key, 0.0) + value.item()
                 counts[key] = counts.get(key, 0) + 1
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
+        self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
         fake = self.g(self._batch_z())  # (B, z_dim) -> (B, 2)
         g_loss = self._loss.g(self.d(fake))  # (B, 1) -> scalar
         self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()  # also fills D's grads; zeroed before D's next step
+        g_loss.backward()
         self.opt_g.step()
+        self.d.requires_grad_(True)
         self.step += 1
         if self.g_ema is not None:
             update_ema(self.g_ema, self.g, self.step, cfg.ema_decay)
