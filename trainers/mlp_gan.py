@@ -126,8 +126,8 @@ class MLPGANTrainer:
         self.d.to(self.device).train()
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema else None
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas, fused=True)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas, fused=True)
         # Noise, data and penalty draws come from this private CPU generator, so they neither
         # depend on nor disturb anyone else's use of the global RNG, and match across devices.
         self._rng = torch.Generator().manual_seed(seed)
