@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from trainers.conv import D_NORMS, G_NORMS, IMAGE_SIZES, ConvDiscriminator, ConvGenerator
 from trainers.conv import max_blocks as conv_max_blocks
 from trainers.grids import image_grid_png
-from trainers.losses import LOSSES, r1_due, r1_penalty
+from trainers.losses import LOSSES, Means, r1_due, r1_penalty
 from trainers.models import ACTIVATIONS, n_params, update_ema
 from trainers.params import check, check_same_config, config_from_params, state_header
 
@@ -178,23 +178,18 @@ class DCGANTrainer:
     def train_for(self, n: int) -> dict[str, float]:
         """n generator steps, each after d_steps D steps; losses are means over the steps that
         computed them (a lazy R1 skips some)."""
-        sums: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
+        means = Means()
         start = time.perf_counter()
         for _ in range(n):
-            for key, value in self._train_step().items():
-                sums[key] = sums[key] + value if key in sums else value
-                counts[key] = counts.get(key, 0) + 1
+            self._train_step(means)
         # Losses stay on the device until here: one synchronisation per call, not per step.
-        metrics = {f"train/{key}": total.item() / counts[key] for key, total in sums.items()}
+        metrics = {f"train/{key}": mean.item() for key, mean in means.means().items()}
         elapsed = time.perf_counter() - start
         metrics["perf/steps_per_s"] = n / elapsed if elapsed > 0 else math.nan
         return metrics
 
-    def _train_step(self) -> dict[str, Tensor]:
+    def _train_step(self, means: Means) -> None:
         cfg = self.config
-        sums: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
         for i in range(cfg.d_steps):
             # D step: minimise loss.d(D(x), D(G(z))) [+ gp_weight * GP]
             # [+ r1_weight * r1_every / 2 * R1 on every r1_every-th step], scoring real images
@@ -219,10 +214,7 @@ class DCGANTrainer:
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_d.step()
-            for key, value in terms.items():
-                sums[key] = sums[key] + value.detach() if key in sums else value.detach()
-                counts[key] = counts.get(key, 0) + 1
-        out = {key: total / counts[key] for key, total in sums.items()}
+            means.add({key: value.detach() for key, value in terms.items()})
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
         with self._autocast():
@@ -235,8 +227,7 @@ class DCGANTrainer:
         self.d.requires_grad_(True)
         self.step += 1
         self._update_ema()
-        out["g_loss"] = g_loss.detach()
-        return out
+        means.add({"g_loss": g_loss.detach()})
 
     def _update_ema(self) -> None:
         if self.g_ema is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,23 @@ def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Genera
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)  # like real
     return grad.pow(2).flatten(1).sum(dim=1).mean()
+
+
+class Means:
+    """Running means of named loss terms, each over the times it was added (a lazy R1 is not
+    added every step). Floats or device tensors: summing tensors does not synchronise."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, Any] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, terms: dict[str, Any]) -> None:
+        for key, value in terms.items():
+            self._sums[key] = self._sums[key] + value if key in self._sums else value
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def means(self) -> dict[str, Any]:
+        return {key: total / self._counts[key] for key, total in self._sums.items()}
 
 
 def r1_due(weight: float, every: int, d_step: int) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from trainers.losses import LOSSES, r1_due, r1_penalty
+from trainers.losses import LOSSES, Means, r1_due, r1_penalty
 from trainers.mixtures import Mixture, mixture_metrics
 from trainers.models import ACTIVATIONS, Discriminator, Generator, n_params, update_ema
 from trainers.params import check, check_same_config, config_from_params, state_header
@@ -143,22 +143,17 @@ class MLPGANTrainer:
     def train_for(self, n: int) -> dict[str, float]:
         """n generator steps, each after d_steps D steps; losses are means over the steps that
         computed them (a lazy R1 skips some)."""
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        means = Means()
         start = time.perf_counter()
         for _ in range(n):
-            for key, value in self._train_step().items():
-                sums[key] = sums.get(key, 0.0) + value
-                counts[key] = counts.get(key, 0) + 1
+            self._train_step(means)
         elapsed = time.perf_counter() - start
-        metrics = {f"train/{key}": total / counts[key] for key, total in sums.items()}
+        metrics = {f"train/{key}": mean for key, mean in means.means().items()}
         metrics["perf/steps_per_s"] = n / elapsed if elapsed > 0 else math.nan
         return metrics
 
-    def _train_step(self) -> dict[str, float]:
+    def _train_step(self, means: Means) -> None:
         cfg = self.config
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
         for i in range(cfg.d_steps):
             # D step: minimise loss.d(D(x), D(G(z))) [+ gp_weight * GP]
             # [+ r1_weight * r1_every / 2 * R1 on every r1_every-th step], scoring real above fake.
@@ -176,9 +171,7 @@ class MLPGANTrainer:
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_d.step()
-            for key, value in {"d_loss": loss, **penalties}.items():
-                sums[key] = sums.get(key, 0.0) + value.item()
-                counts[key] = counts.get(key, 0) + 1
+            means.add({key: value.item() for key, value in {"d_loss": loss, **penalties}.items()})
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
         fake = self.g(self._batch_z())  # (B, z_dim) -> (B, 2)
@@ -190,8 +183,7 @@ class MLPGANTrainer:
         self.step += 1
         if self.g_ema is not None:
             update_ema(self.g_ema, self.g, self.step, cfg.ema_decay)
-        return {**{key: total / counts[key] for key, total in sums.items()},
-                "g_loss": g_loss.item()}
+        means.add({"g_loss": g_loss.item()})
 
     def _batch_real(self) -> Tensor:
         return self.data.sample(self.config.batch_size, self._rng).to(self.device)  # (B, 2)
