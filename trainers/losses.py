@@ -14,7 +14,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+Critic = Callable[[Tensor], Tensor]
+"""D as the penalties call it: the module, or the module bound to the batch's clusters."""
 
 
 def ns_d(d_real: Tensor, d_fake: Tensor) -> Tensor:
@@ -51,7 +54,7 @@ def lsgan_g(d_fake: Tensor) -> Tensor:
 
 
 def gradient_penalty(
-    d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator
+    d: Critic, real: Tensor, fake: Tensor, generator: torch.Generator
 ) -> Tensor:
     """WGAN-GP: (||grad_x D(x)|| - 1)^2 on random interpolates of real and fake (B, ...).
 
@@ -64,7 +67,7 @@ def gradient_penalty(
     return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
 
 
-def r1_penalty(d: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator) -> Tensor:
+def r1_penalty(d: Critic, real: Tensor, fake: Tensor, generator: torch.Generator) -> Tensor:
     """R1 (Mescheder et al. 2018): E||grad_x D(x)||^2 on real data only, any shape (B, ...).
 
     Unweighted; the caller adds r1_weight / 2 times it to D's loss. `fake` and `generator` are
@@ -104,7 +107,7 @@ class GANLoss:
 
     d: Callable[[Tensor, Tensor], Tensor]
     g: Callable[[Tensor], Tensor]
-    penalty: Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor] | None = None
+    penalty: Callable[[Critic, Tensor, Tensor, torch.Generator], Tensor] | None = None
 
 
 LOSSES: dict[str, GANLoss] = {

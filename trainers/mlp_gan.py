@@ -9,18 +9,28 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
 
+from trainers.clustering import kmeans, nearest
 from trainers.losses import LOSSES, Means, r1_due, r1_penalty
 from trainers.mixtures import Mixture, mixture_metrics
-from trainers.models import ACTIVATIONS, Discriminator, Generator, n_params, update_ema
+from trainers.models import (
+    ACTIVATIONS,
+    ClusterGenerator,
+    Discriminator,
+    Generator,
+    n_params,
+    update_ema,
+)
 from trainers.params import check, check_same_config, config_from_params, state_header
 from trainers.plots import scatter_png
 
 NAME = "mlp_gan"
 N_EVAL = 2_500  # PacGAN protocol: metrics on 2,500 generated points
+N_POOL = 10_000  # real points that self-conditioning clusters
 
 
 @dataclass(frozen=True)
@@ -71,11 +81,19 @@ class MLPGANConfig:
     """Evaluate, plot and export an exponential moving average of G's weights."""
     ema_decay: float = 0.999
     """Decay of the EMA per G step, warmed up as min(ema_decay, (1 + t) / (10 + t))."""
+    clusters: int = 0
+    """Self-conditioning (Liu et al. 2020) on this many k-means clusters of the real points; 0 is
+    off. D and G are told each point's cluster, fakes come in the clusters' real proportions, so G
+    learns one piece per cluster and needs no bridges between modes. The generator then takes
+    z_dim + 1 noise coordinates, the last picking the cluster."""
 
     def __post_init__(self) -> None:
         for field in ("g_depth", "g_width", "d_depth", "d_width", "z_dim", "batch_size", "d_steps",
                       "r1_every"):
             check(getattr(self, field) >= 1, NAME, field, "must be >= 1", getattr(self, field))
+        most = N_POOL // 10  # ten real points a cluster on average
+        value = self.clusters
+        check(0 <= value <= most, NAME, "clusters", f"must be in [0, {most}]", value)
         for field in ("lr_g", "lr_d"):
             value = getattr(self, field)
             check(math.isfinite(value) and value > 0, NAME, field, "must be > 0", value)
@@ -119,9 +137,18 @@ class MLPGANTrainer:
         self.step = 0
         cfg = self.config
         self._loss = LOSSES[cfg.loss]
+        self.centroids: Tensor | None = None  # (clusters, 2) with self-conditioning
         torch.manual_seed(seed)  # module initialisation draws from the global RNG
-        self.g = Generator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation, cfg.batchnorm)
-        self.d = Discriminator(cfg.d_width, cfg.d_depth, cfg.activation)
+        if cfg.clusters:
+            pool = data.sample(N_POOL, torch.Generator().manual_seed(seed))  # (N_POOL, 2)
+            self.centroids = kmeans(pool, cfg.clusters, torch.Generator().manual_seed(seed))
+            counts = torch.bincount(nearest(pool, self.centroids), minlength=cfg.clusters)
+            self.g = ClusterGenerator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation,
+                                      cfg.batchnorm, counts / N_POOL)
+            self.centroids = self.centroids.to(self.device)
+        else:
+            self.g = Generator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation, cfg.batchnorm)
+        self.d = Discriminator(cfg.d_width, cfg.d_depth, cfg.activation, cfg.clusters)
         self.g.to(self.device).train()
         self.d.to(self.device).train()
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema else None
@@ -133,12 +160,13 @@ class MLPGANTrainer:
         self._rng = torch.Generator().manual_seed(seed)
         # Fixed per trial, drawn once: metrics and images compare across steps and trials.
         fixed = torch.Generator().manual_seed(seed)
-        self.eval_z = torch.randn(N_EVAL, cfg.z_dim, generator=fixed)  # (2500, z_dim)
+        self.eval_z = torch.randn(N_EVAL, self.z_dim, generator=fixed)  # (2500, z_dim)
         self._real_plot = data.sample(N_EVAL, fixed).numpy()  # (2500, 2)
 
     @property
     def z_dim(self) -> int:
-        return self.config.z_dim
+        """Noise coordinates the generator takes: z_dim, plus one with self-conditioning."""
+        return self.g.z_dim
 
     def train_for(self, n: int) -> dict[str, float]:
         """n generator steps, each after d_steps D steps; losses are means over the steps that
@@ -157,16 +185,23 @@ class MLPGANTrainer:
         for i in range(cfg.d_steps):
             # D step: minimise loss.d(D(x), D(G(z))) [+ gp_weight * GP]
             # [+ r1_weight * r1_every / 2 * R1 on every r1_every-th step], scoring real above fake.
+            # Self-conditioned: D(x, cluster), the fakes drawn in the real points' clusters.
             real = self._batch_real()  # (B, 2)
-            with torch.no_grad():
-                fake = self.g(self._batch_z())  # (B, z_dim) -> (B, 2), no gradient into G
-            loss = self._loss.d(self.d(real), self.d(fake))  # D: (B, 2) -> (B, 1); loss scalar
+            critic = self.d
+            with torch.no_grad():  # no gradient into G
+                if self.centroids is None:
+                    fake = self.g(self._batch_z())  # (B, z_dim) -> (B, 2)
+                else:
+                    cluster = nearest(real, self.centroids)  # (B,)
+                    fake = self.g.decode(self._batch_z()[:, :-1], cluster)  # (B, 2)
+                    critic = partial(self.d, cluster=cluster)
+            loss = self._loss.d(critic(real), critic(fake))  # D: (B, 2) -> (B, 1); loss scalar
             penalties = {}
             if self._loss.penalty is not None:
-                penalties["gp"] = self._loss.penalty(self.d, real, fake, self._rng)  # scalar
+                penalties["gp"] = self._loss.penalty(critic, real, fake, self._rng)  # scalar
                 loss = loss + cfg.gp_weight * penalties["gp"]
             if r1_due(cfg.r1_weight, cfg.r1_every, self.step * cfg.d_steps + i):
-                penalties["r1"] = r1_penalty(self.d, real, fake, self._rng)  # scalar
+                penalties["r1"] = r1_penalty(critic, real, fake, self._rng)  # scalar
                 loss = loss + cfg.r1_weight * cfg.r1_every / 2 * penalties["r1"]
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
@@ -174,8 +209,13 @@ class MLPGANTrainer:
             means.add({key: value.item() for key, value in {"d_loss": loss, **penalties}.items()})
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
-        fake = self.g(self._batch_z())  # (B, z_dim) -> (B, 2)
-        g_loss = self._loss.g(self.d(fake))  # (B, 1) -> scalar
+        z = self._batch_z()  # (B, z_dim)
+        if self.centroids is None:
+            d_fake = self.d(self.g(z))  # (B, z_dim) -> (B, 2) -> (B, 1)
+        else:
+            cluster = self.g.cluster(z)  # (B,), in the clusters' real proportions
+            d_fake = self.d(self.g.decode(z[:, :-1], cluster), cluster)  # (B, 1)
+        g_loss = self._loss.g(d_fake)  # (B, 1) -> scalar
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -189,7 +229,7 @@ class MLPGANTrainer:
         return self.data.sample(self.config.batch_size, self._rng).to(self.device)  # (B, 2)
 
     def _batch_z(self) -> Tensor:
-        z = torch.randn(self.config.batch_size, self.config.z_dim, generator=self._rng)
+        z = torch.randn(self.config.batch_size, self.z_dim, generator=self._rng)
         return z.to(self.device)  # (B, z_dim)
 
     def _sampler(self) -> Generator:
@@ -231,6 +271,7 @@ class MLPGANTrainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "eval_z": self.eval_z.clone(),
+            "centroids": None if self.centroids is None else self.centroids.cpu(),
             "rng": self._rng.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
@@ -245,5 +286,7 @@ class MLPGANTrainer:
         self.opt_d.load_state_dict(sd["opt_d"])
         self.step = int(sd["step"])
         self.eval_z = sd["eval_z"].clone()
+        if self.centroids is not None:
+            self.centroids = sd["centroids"].to(self.device)
         self._rng.set_state(sd["rng"])
         torch.set_rng_state(sd["torch_rng"])

@@ -47,17 +47,54 @@ class Generator(nn.Module):
         return self.net(z)  # (n, z_dim) -> (n, 2)
 
 
+class ClusterGenerator(nn.Module):
+    """A self-conditioned generator (Liu et al. 2020): z (n, z_dim) float32 -> points (n, 2),
+    where the last coordinate of z picks one of the real data's clusters with the clusters' real
+    frequencies (through the normal CDF), and the MLP maps the other coordinates and that cluster
+    (one-hot) to a point. Like Generator, a plain module fed with Gaussian noise alone."""
+
+    def __init__(
+        self, z_dim: int, width: int, depth: int, activation: str, batchnorm: bool,
+        weights: Tensor,
+    ):
+        super().__init__()
+        self.n_clusters = int(weights.shape[0])
+        self.z_dim = z_dim + 1  # the noise it takes: z_dim for the MLP, one to pick a cluster
+        # a cluster is the number of cumulative weights below the uniform that z's last picks
+        self.register_buffer("bounds", torch.cumsum(weights, 0)[:-1].float())  # (K - 1,)
+        self.register_buffer("codes", torch.arange(self.n_clusters))  # (K,)
+        self.net = mlp(z_dim + self.n_clusters, width, depth, 2, activation, batchnorm)
+
+    def cluster(self, z: Tensor) -> Tensor:
+        """The cluster (n,) int64 that noise z (n, z_dim) picks."""
+        uniform = torch.special.ndtr(z[:, -1])  # (n,) in (0, 1)
+        return (uniform[:, None] > self.bounds).sum(dim=1)  # (n, K - 1) -> (n,)
+
+    def decode(self, z: Tensor, cluster: Tensor) -> Tensor:
+        """Points (n, 2) for MLP noise z (n, z_dim - 1) in clusters (n,)."""
+        onehot = (cluster[:, None] == self.codes).to(z.dtype)  # (n, K)
+        return self.net(torch.cat([z, onehot], dim=1))  # (n, z_dim - 1 + K) -> (n, 2)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.decode(z[:, :-1], self.cluster(z))  # (n, z_dim) -> (n, 2)
+
+
 class Discriminator(nn.Module):
     """points (n, 2) -> raw score (n, 1): a logit for ns, a critic value for hinge and wgan_gp.
+    With n_clusters, also told each point's cluster (n,) int64, one-hot beside the point.
 
     No batchnorm: it would couple samples within a batch and breaks the WGAN-GP penalty."""
 
-    def __init__(self, width: int, depth: int, activation: str):
+    def __init__(self, width: int, depth: int, activation: str, n_clusters: int = 0):
         super().__init__()
-        self.net = mlp(2, width, depth, 1, activation)
+        self.n_clusters = n_clusters
+        self.net = mlp(2 + n_clusters, width, depth, 1, activation)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)  # (n, 2) -> (n, 1)
+    def forward(self, x: Tensor, cluster: Tensor | None = None) -> Tensor:
+        if self.n_clusters:
+            onehot = nn.functional.one_hot(cluster, self.n_clusters).to(x.dtype)  # (n, K)
+            x = torch.cat([x, onehot], dim=1)  # (n, 2 + K)
+        return self.net(x)  # (n, 2 [+ K]) -> (n, 1)
 
 
 def n_params(module: nn.Module) -> int:

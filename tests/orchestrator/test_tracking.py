@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import mlflow
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from orchestrator.tracking import RunLogger, SweepTracker
@@ -40,6 +42,22 @@ def test_a_transient_error_is_retried_and_nothing_is_lost(run):
     logger.flush()  # no error: the third try went through
     assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [
         (1, 1.0), (2, 0.5)]
+
+
+def test_a_self_conditioned_generator_loads_back_from_mlflow_with_any_batch(run):
+    from trainers import build_trainer, load_dataset
+
+    client, run_id = run
+    trainer = build_trainer("mlp_gan", {"clusters": 8, "g_width": 16}, load_dataset("grid25"), 0)
+    generator = trainer.generator()
+    logger = RunLogger(client.tracking_uri)
+    logger.log_model(run_id, generator, trainer.z_dim)  # an example batch of 16
+    logger.flush()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    loaded = mlflow.pytorch.load_model(f"runs:/{run_id}/generator")
+    z = torch.randn(100, trainer.z_dim)
+    with torch.no_grad():
+        assert torch.equal(loaded(z), generator(z))  # the cluster draw is part of the model
 
 
 def test_metrics_that_fail_for_good_are_kept_and_written_later(run):

@@ -11,7 +11,7 @@ from PIL import Image
 from trainers import TRAINERS, MLPGANTrainer, build_trainer, load_dataset
 from trainers.mixtures import mixture_metrics
 from trainers.mlp_gan import MLPGANConfig
-from trainers.models import Generator
+from trainers.models import ClusterGenerator, Generator
 
 # Small enough that a few steps take milliseconds; the code paths are the full ones.
 TINY = {"g_width": 16, "d_width": 16, "g_depth": 2, "d_depth": 2, "batch_size": 32}
@@ -84,7 +84,8 @@ def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
 
 @pytest.mark.parametrize("params", [
     {}, {"loss": "wgan_gp", "batchnorm": True, "d_steps": 2},
-    {"ema": True, "r1_weight": 0.1}, {"r1_weight": 0.1, "r1_every": 2, "d_steps": 3}])
+    {"ema": True, "r1_weight": 0.1}, {"r1_weight": 0.1, "r1_every": 2, "d_steps": 3},
+    {"clusters": 6, "loss": "wgan_gp", "r1_weight": 0.1, "ema": True}])
 def test_state_dict_round_trip_resumes_bitwise(params):
     original = make(seed=1, **params)
     original.train_for(3)
@@ -104,8 +105,9 @@ def test_load_state_dict_rejects_another_config():
         make(g_width=8).load_state_dict(make().state_dict())
 
 
-def test_same_seed_same_metrics_other_seed_other_metrics():
-    runs = [make(seed=seed) for seed in (0, 0, 1)]
+@pytest.mark.parametrize("params", [{}, {"clusters": 5}])
+def test_same_seed_same_metrics_other_seed_other_metrics(params):
+    runs = [make(seed=seed, **params) for seed in (0, 0, 1)]
     metrics = [without_perf(t.train_for(5)) | t.evaluate() for t in runs]
     assert metrics[0] == metrics[1]
     assert metrics[0] != metrics[2]
@@ -133,6 +135,32 @@ def test_generator_is_a_picklable_cpu_module_in_eval_mode():
     assert trainer.z_dim == g.z_dim == 3
     assert g(torch.randn(7, 3)).shape == (7, 2)
     assert g is not trainer.g
+
+
+def test_self_conditioning_clusters_the_real_points_and_conditions_g_and_d():
+    trainer = make(clusters=25, data="grid25", z_dim=3)
+    means = torch.tensor(trainer.data.means)  # (25, 2)
+    # k-means on well separated modes finds each of them, to within a fraction of their std
+    error = torch.cdist(trainer.centroids, means).min(dim=1).values
+    assert error.max() < 0.25 * trainer.data.std and len(set(
+        torch.cdist(trainer.centroids, means).argmin(dim=1).tolist())) == 25
+    metrics = trainer.train_for(3)
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert trainer.d.n_clusters == 25 and trainer.z_dim == 4  # z_dim, plus one for the cluster
+    assert trainer.evaluate()["model/g_params"] == sum(p.numel() for p in trainer.g.parameters())
+
+
+def test_self_conditioned_generator_draws_clusters_in_their_real_proportions():
+    trainer = make(clusters=8, data="grid25")
+    g = pickle.loads(pickle.dumps(trainer.generator()))
+    assert isinstance(g, ClusterGenerator) and g.z_dim == trainer.z_dim == 3
+    z = torch.randn(40_000, 3, generator=torch.Generator().manual_seed(0))
+    drawn = torch.bincount(g.cluster(z), minlength=8) / len(z)
+    weights = torch.diff(torch.cat([torch.zeros(1), g.bounds, torch.ones(1)]))
+    assert torch.allclose(drawn, weights, atol=0.01)
+    assert sorted(weights.tolist()) != [1 / 8] * 8  # 25 modes in 8 clusters: unequal shares
+    with torch.no_grad():
+        assert torch.equal(g(z[:5]), g.decode(z[:5, :2], g.cluster(z[:5])))
 
 
 def test_defaults_are_the_documented_baseline():
@@ -169,6 +197,8 @@ def test_from_params_rejects_unknown_keys_listing_the_known():
         ("batch_size", 0),
         ("d_steps", 0),
         ("r1_every", 0),
+        ("clusters", -1),
+        ("clusters", 1001),
         ("batchnorm", "maybe"),
     ],
 )
