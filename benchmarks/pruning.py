@@ -6,7 +6,10 @@ steps: max_resource = steps; min_resource 1,500, reduction_factor 6 and bootstra
 after them a trial runs on only if it is in the best sixth there). Per arm: generator steps
 trained (the compute), trials pruned, the best final eval/reverse_kl among COMPLETE trials, and the
 best-score trial's score, modes and high-quality fraction; then compute(no pruner) /
-compute(hyperband). The target: >= 2x less compute for a best score that is equal or better.
+compute(hyperband). The target: >= 2x less compute for a best score that is equal or better:
+`target_met` asks for not lower at all; `target_met_within_noise` for not lower by more than the
+score's evaluation noise (its standard deviation over 2,500 points for a generator perfect but
+for chance, ~0.0013 on grid25: two bests closer than that cannot be told apart by one eval).
 
     RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py [--trials 24] [--steps 4000]
         [--eval-every 500] [--min-resource 1500] [--reduction-factor 6] [--bootstrap-count 5]
@@ -23,6 +26,9 @@ import sys
 
 import ray
 from _common import grid25_spec, hyperband, run_sweep
+
+from trainers.mixtures import grid25, score_noise
+from trainers.mlp_gan import N_EVAL
 
 
 def main() -> None:
@@ -72,12 +78,18 @@ def main() -> None:
     score_ok = _not_worse(hb["best_score"], none["best_score"], higher_is_better=True)
     kl_ok = _not_worse(hb["best_reverse_kl_complete"], none["best_reverse_kl_complete"],
                        higher_is_better=False)
+    noise = score_noise(grid25(), N_EVAL)
+    reference = None if none["best_score"] is None else none["best_score"] - noise
+    close = _not_worse(hb["best_score"], reference, higher_is_better=True)
     result = {"dataset": "grid25", "seed": args.seed, "cpus": args.cpus, "arms": arms,
               "compute_ratio": None if ratio is None else round(ratio, 3),
               "wall_ratio": round(none["wall_s"] / hb["wall_s"], 3) if hb["wall_s"] else None,
               "hyperband_best_score_not_worse": score_ok,
               "hyperband_best_reverse_kl_not_worse": kl_ok,
-              "target_met": bool(ratio and ratio >= 2 and score_ok)}
+              "score_noise_sd": round(noise, 5),
+              "hyperband_best_score_within_noise": close,
+              "target_met": bool(ratio and ratio >= 2 and score_ok),
+              "target_met_within_noise": bool(ratio and ratio >= 2 and close)}
     print(json.dumps(result, indent=2))
     _table(result)
 
@@ -100,7 +112,8 @@ def _table(result: dict) -> None:
               file=sys.stderr)
     print(f"compute none/hyperband = {result['compute_ratio']}x "
           f"(wall {result['wall_ratio']}x); target (>= 2x, best score not worse) met: "
-          f"{result['target_met']}", file=sys.stderr)
+          f"{result['target_met']}; within the score's noise ({result['score_noise_sd']}): "
+          f"{result['target_met_within_noise']}", file=sys.stderr)
 
 
 def _fmt(value) -> str:

@@ -86,6 +86,22 @@ def mixture_metrics(points: np.ndarray | torch.Tensor, mixture: Mixture) -> dict
             "score": coverage * high_quality, "coverage": coverage}
 
 
+def score_noise(mixture: Mixture, n: int, draws: int = 500, seed: int = 0) -> float:
+    """Standard deviation of `score` over `draws` evaluations on n points of a generator that is
+    perfect but for chance: every point on a mode's mean (all high quality), its mode drawn with
+    the mixture's equal weights. What is left is the sampling noise of the reverse-KL term, about
+    sqrt(2 (K - 1)) / (2 n): two generators whose scores on n points differ by less than this
+    cannot be told apart by one evaluation."""
+    generator = torch.Generator().manual_seed(seed)
+    means = torch.tensor(mixture.means)  # (K, 2)
+    scores = [
+        mixture_metrics(means[torch.randint(mixture.n_modes, (n,), generator=generator)],
+                        mixture)["score"]
+        for _ in range(draws)
+    ]
+    return float(np.std(scores, ddof=1))
+
+
 def _kl_to_uniform(counts: np.ndarray) -> float:
     """sum_k p_k log(p_k K), with 0 log 0 = 0; NaN when there is no finite point at all."""
     total = counts.sum()

@@ -232,7 +232,7 @@ class MLPGANTrainer:
         z = torch.randn(self.config.batch_size, self.z_dim, generator=self._rng)
         return z.to(self.device)  # (B, z_dim)
 
-    def _sampler(self) -> Generator:
+    def _sampler(self) -> Generator | ClusterGenerator:
         return self.g_ema if self.g_ema is not None else self.g
 
     @torch.no_grad()
@@ -257,7 +257,7 @@ class MLPGANTrainer:
         extent = 1.25 * self.data.extent + 0.25  # a margin around the outermost modes
         return scatter_png(self._real_plot, self._eval_points().numpy(), extent)
 
-    def generator(self) -> Generator:
+    def generator(self) -> Generator | ClusterGenerator:
         """A CPU copy of G (its EMA when ema is on) in eval mode: z (n, z_dim) float32 -> (n, 2)."""
         return copy.deepcopy(self._sampler()).cpu().eval()
 

@@ -101,3 +101,14 @@ def test_coverage_ranks_a_blurred_full_grid_above_a_sharp_half_where_the_score_d
         assert scores["coverage"] == pytest.approx(
             scores["modes"] / 25 * math.exp(-scores["reverse_kl"]))
         assert scores["score"] == pytest.approx(scores["coverage"] * scores["high_quality"])
+
+
+@pytest.mark.parametrize("n", [2500, 10_000])
+def test_score_noise_is_the_reverse_kl_sampling_noise_of_n_points(n):
+    from trainers.mixtures import score_noise
+
+    grid = load_dataset("grid25")
+    expected = math.sqrt(2 * (25 - 1)) / (2 * n)  # KL of n draws ~ chi2(K - 1) / (2n)
+    noise = score_noise(grid, n, draws=300)
+    assert 0.8 * expected < noise < 1.2 * expected
+    assert score_noise(grid, n, draws=300) == noise  # seeded: the same every run
