@@ -141,11 +141,11 @@ class MLPGANTrainer:
         torch.manual_seed(seed)  # module initialisation draws from the global RNG
         if cfg.clusters:
             pool = data.sample(N_POOL, torch.Generator().manual_seed(seed))  # (N_POOL, 2)
-            self.centroids = kmeans(pool, cfg.clusters, torch.Generator().manual_seed(seed))
-            counts = torch.bincount(nearest(pool, self.centroids), minlength=cfg.clusters)
+            centroids = kmeans(pool, cfg.clusters, torch.Generator().manual_seed(seed))
+            counts = torch.bincount(nearest(pool, centroids), minlength=cfg.clusters)
             self.g = ClusterGenerator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation,
                                       cfg.batchnorm, counts / N_POOL)
-            self.centroids = self.centroids.to(self.device)
+            self.centroids = centroids.to(self.device)
         else:
             self.g = Generator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation, cfg.batchnorm)
         self.d = Discriminator(cfg.d_width, cfg.d_depth, cfg.activation, cfg.clusters)
