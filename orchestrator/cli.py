@@ -95,19 +95,24 @@ def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_ex
               "every node sees (s3://, gs://, a shared mount) [default: the spec's].")
 @click.option("--working-dir", default=".", show_default=True, type=click.Path(file_okay=False),
               help="The project folder uploaded with the job; SPEC must be inside it.")
+@click.option("--py-module", "py_modules", multiple=True, metavar="PATH",
+              type=click.Path(exists=True), help="A package folder or .py file outside "
+              "--working-dir to upload too (e.g. your GAN's code); repeat for several.")
 @require_gpu_option
 @store_options
 @friendly_errors
-def submit(spec_path, address, trials, checkpoint_root, working_dir, require_gpu, storage,
-           tracking_uri) -> None:
+def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules, require_gpu,
+           storage, tracking_uri) -> None:
     """Run the sweep in SPEC as a Ray Job on the cluster at ADDRESS: the driver lives on the
     cluster, so the sweep survives this machine going away."""
     from orchestrator.jobs import submit_sweep
-    from orchestrator.spec import SweepSpec
+    from orchestrator.spec import SweepSpec, plugin_folders
 
+    plugin_folders([Path(p).resolve().parent for p in py_modules])  # importable here, too
     spec = SweepSpec.load(spec_path).with_trials(trials)
     job = submit_sweep(spec, address, working_dir, storage=storage, tracking_uri=tracking_uri,
-                       checkpoint_root=checkpoint_root, trials=trials, require_gpu=require_gpu)
+                       checkpoint_root=checkpoint_root, trials=trials, require_gpu=require_gpu,
+                       py_modules=py_modules)
     click.echo(f"submitted sweep {spec.name} as Ray job {job.job_id}")
     click.echo(f"follow it:  ray job logs --address {address} --follow {job.job_id}")
     click.echo(f"stop it:    ray job stop --address {address} {job.job_id}   (then: gansweep "
@@ -242,6 +247,46 @@ def promote(name, model_name, pick, storage, tracking_uri) -> None:
     click.echo(f"alias champion -> version {done.version}"
                + ("" if done.alias_moved else " (unchanged)"))
     click.echo(f"load it: mlflow.pytorch.load_model('models:/{done.model_name}@champion')")
+
+
+@main.command("check-trainer")
+@click.argument("import_path")
+@click.option("--dataset", default=None, help="The data to check on, as a spec names it "
+              "[default: ring8, digits or none, by the trainer's DATA_KIND].")
+@click.option("--params", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="A Config parameter (YAML value); repeat for several.")
+@click.option("--steps", type=click.IntRange(1, 100_000), default=3, show_default=True,
+              help="Steps in each training chunk.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@friendly_errors
+def check_trainer(import_path, dataset, params, steps, seed, device) -> None:
+    """Check the trainer at IMPORT_PATH (package.module:Class, or a registered name) against
+    gansweep's trainer contract, as a sweep would drive it: PASS / FAIL per check, exit 1 on
+    any failure."""
+    from orchestrator.plugins import check_trainer_table
+
+    lines, ok = check_trainer_table(import_path, dataset, parse_params(params), steps, seed,
+                                    device)
+    for line in lines:
+        click.echo(line)
+    sys.exit(0 if ok else 1)
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict:
+    """KEY=VALUE flags as a params dict, each value read as YAML (1e-3, true, relu)."""
+    import yaml
+
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--params: expected KEY=VALUE, got {pair!r}")
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise SpecError(f"--params: {key}: not a YAML value: {value!r}") from None
+    return params
 
 
 @main.group()

@@ -48,24 +48,48 @@ def read_extractor(path: str | None) -> bytes | None:
 
 def prepare_data(spec: SweepSpec, cache_dir: str, extractor: bytes | None = None,
                  notice=print) -> PreparedData:
-    from trainers import dataset_kind, load_dataset
+    """The spec's dataset, loaded and checked against its trainer before anything is created."""
+    where = f"{Path(spec.path).name or spec.name}: dataset"
+    return prepare_dataset(spec.dataset_target, spec.trainer_target, cache_dir,
+                           spec.budget.eval_samples, extractor, notice, where)
 
-    if dataset_kind(spec.dataset) != "image":
-        return PreparedData(load_dataset(spec.dataset))
-    from trainers.feature_net import cached_feature_net
+
+def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: int = 1000,
+                    extractor: bytes | None = None, notice=print,
+                    where: str = "--dataset") -> PreparedData:
+    """Load dataset target `dataset` for trainer target `trainer`: a plug-in's data is checked
+    against the trainer's DATA_KIND; image data gets its feature network and FD floor."""
     from trainers.image_data import DatasetError
-    from trainers.image_task import ImageTask
+    from trainers.registry import PluginError, load_dataset, trainer_class
+    from trainers.scoring import data_kind
 
     try:
-        dataset = load_dataset(spec.dataset)
-    except DatasetError as exc:
-        raise SpecError(f"{Path(spec.path).name or spec.name}: dataset: {exc}") from None
+        raw = load_dataset(dataset)
+    except (DatasetError, PluginError) as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    except Exception as exc:  # a plug-in's loader failed
+        raise SpecError(f"{where}: {dataset} raised {type(exc).__name__}: "
+                        f"{_first_line(exc)}") from None
+    kind, wanted = data_kind(raw), trainer_class(trainer).DATA_KIND
+    if wanted not in ("any", kind):
+        raise SpecError(f"{where}: {dataset} gave {kind} data ({type(raw).__name__}), and "
+                        f"trainer {trainer} trains on {wanted} data")
+    if kind != "image":
+        return PreparedData(raw)
+    from trainers.feature_net import cached_feature_net
+    from trainers.image_task import ImageTask
+
     state, net_id, trained = cached_feature_net(
-        dataset.train, dataset.train_labels, dataset.n_classes, dataset.content_hash,
+        raw.train, raw.train_labels, raw.n_classes, raw.content_hash,
         Path(cache_dir) / "feature_nets")
     if trained:
-        notice(f"trained the feature network {net_id} for {spec.dataset} (cached in {cache_dir})")
-    task = ImageTask(dataset, state, extractor, spec.budget.eval_samples)
+        notice(f"trained the feature network {net_id} for {dataset} (cached in {cache_dir})")
+    task = ImageTask(raw, state, extractor, eval_samples)
     floor = {k.replace("eval/", "floor/"): v for k, v in task.floor().items()}
-    tags = {TAG_FEATURE_NET: net_id, TAG_DATA_HASH: dataset.content_hash[:16]}
+    tags = {TAG_FEATURE_NET: net_id, TAG_DATA_HASH: raw.content_hash[:16]}
     return PreparedData(task, floor, tags)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""

@@ -1,6 +1,8 @@
 """`gansweep submit`: the sweep's driver as a Ray Job, so that it runs on the cluster's head
 and survives the user's laptop closing. The project folder is the job's working_dir; the job
-runs `python -m orchestrator.cli launch SPEC` there with the stores given here.
+runs `python -m orchestrator.cli launch SPEC` there with the stores given here. A plug-in
+trainer in the project folder is imported there by the job's driver and shipped to every actor;
+`--py-module` uploads more folders (code outside the project folder).
 """
 
 from __future__ import annotations
@@ -58,11 +60,15 @@ def shared_stores(storage: str | None, tracking_uri: str | None) -> tuple[str, s
 
 def submit_sweep(spec: SweepSpec, address: str, working_dir: str, *, storage: str | None,
                  tracking_uri: str | None, checkpoint_root: str | None, trials: int | None,
-                 require_gpu: bool) -> SubmittedJob:
+                 require_gpu: bool, py_modules: tuple[str, ...] = ()) -> SubmittedJob:
     storage, tracking_uri = shared_stores(storage, tracking_uri)
     entrypoint = job_entrypoint(spec, working_dir, storage, tracking_uri, checkpoint_root,
                                 trials, require_gpu)
     from ray.job_submission import JobSubmissionClient
+
+    runtime_env = {"working_dir": str(Path(working_dir).resolve()), "excludes": EXCLUDES}
+    if py_modules:  # the user's code outside the working dir, for the driver and every actor
+        runtime_env["py_modules"] = [str(Path(p).resolve()) for p in py_modules]
 
     try:
         client = JobSubmissionClient(address)
@@ -73,8 +79,7 @@ def submit_sweep(spec: SweepSpec, address: str, working_dir: str, *, storage: st
         try:
             job_id = client.submit_job(
                 entrypoint=entrypoint,
-                runtime_env={"working_dir": str(Path(working_dir).resolve()),
-                             "excludes": EXCLUDES},
+                runtime_env=runtime_env,
                 metadata={"gansweep.sweep": spec.name})
             return SubmittedJob(job_id, entrypoint, storage)
         except RuntimeError as exc:

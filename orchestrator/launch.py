@@ -116,6 +116,7 @@ def launch(spec: SweepSpec, settings: Settings,
     problem = check_server(settings.tracking_uri)
     if problem:
         raise SpecError(f"--tracking-uri: {problem}; start it, or check the URI")
+    data = prepare_data(spec, settings.cache_dir, extractor, notice)  # before anything is made
     check_storage(settings.storage)
     started_ray = init_ray(settings.address)
     try:
@@ -135,7 +136,7 @@ def launch(spec: SweepSpec, settings: Settings,
                 "checkpoint_root": settings.checkpoint_root})
             if enqueue_from:
                 study.enqueue_trial(params_from_run(tracker, enqueue_from, spec))  # always
-            return _launch(spec, settings, study, tracker, extractor, n_workers,
+            return _launch(spec, settings, study, tracker, data, n_workers,
                            actor_options, on_update, notice)
         finally:
             lease.release()
@@ -150,10 +151,14 @@ def _plan_cluster(spec: SweepSpec, settings: Settings, notice: Callable[[str], N
     """Size the actor pool from the cluster; refuse what cannot work on it."""
     import ray
 
+    from orchestrator.plugins import actor_runtime_env
     from orchestrator.scheduler import pool_plan
 
     cluster = ray.cluster_resources()
     n_workers, actor_options = pool_plan(spec, cluster)
+    runtime_env = actor_runtime_env(spec)
+    if runtime_env is not None:  # the user's plug-in modules, uploaded for every actor
+        actor_options = {**actor_options, "runtime_env": runtime_env}
     if n_workers < 1:
         raise SpecError(f"{spec.path or spec.name}: resources: the cluster has "
                         f"{cluster.get('CPU', 0):g} CPUs and {cluster.get('GPU', 0):g} GPUs, "
@@ -206,12 +211,12 @@ def resume_args(name: str, storage: str) -> dict:
     return found
 
 
-def _launch(spec, settings, study, tracker, extractor, n_workers, actor_options, on_update,
+def _launch(spec, settings, study, tracker, data, n_workers, actor_options, on_update,
             notice):
     tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
     try:
         stats = _run(spec, study, tracker, settings, n_workers, actor_options, on_update,
-                     notice, extractor)
+                     notice, data)
     except BaseException:
         tracker.close_sweep("KILLED")
         raise
@@ -224,8 +229,7 @@ def _launch(spec, settings, study, tracker, extractor, n_workers, actor_options,
     return stats
 
 
-def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice,
-         extractor):
+def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice, data):
     import ray
 
     from orchestrator.scheduler import Scheduler
@@ -234,7 +238,6 @@ def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, no
         notice(f"{spec.name}: budget met ({spec.budget.trials} trials); raise --trials to run "
                f"more")
         return None
-    data = prepare_data(spec, settings.cache_dir, extractor, notice)
     tracker.log_sweep_facts(data.sweep_metrics, data.tags)
     data_ref = ray.put(data.payload)  # read once; actors on a node share it zero-copy
     scheduler = Scheduler(spec, study, tracker, data_ref, settings.checkpoint_root, n_workers,

@@ -234,7 +234,7 @@ class Scheduler:
                     attempt: int = 1) -> TrialSpec:
         budget = self.spec.budget
         return TrialSpec(
-            sweep=self.spec.name, number=number, trainer=self.spec.trainer, params=params,
+            sweep=self.spec.name, number=number, trainer=self.spec.trainer_target, params=params,
             seed=seed, run_id=run_id, checkpoint_root=self.checkpoint_root,
             total_steps=budget.steps, eval_every=budget.eval_every, log_every=budget.log_every,
             attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints,

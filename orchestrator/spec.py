@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,8 @@ class SweepSpec:
     path: str
     name: str
     experiment: str
-    dataset: str
-    trainer: str
+    dataset: str  # as the spec says it
+    trainer: str  # as the spec says it
     objectives: tuple[Objective, ...]
     budget: Budget
     sampler: SamplerSpec
@@ -78,6 +79,8 @@ class SweepSpec:
     storage: Storage = Storage()
     max_retries: int = 2  # a trial whose actor dies resumes this many times, then FAILs
     text: str = field(repr=False, default="")
+    trainer_target: str = ""  # what `trainer` resolves to: a built-in name or module:Class
+    dataset_target: str = ""  # what `dataset` resolves to: a built-in name, a file or module:fn
 
     @property
     def objective(self) -> Objective:
@@ -101,6 +104,9 @@ class SweepSpec:
 
     @classmethod
     def parse(cls, text: str, source: str = "<spec>", path: str = "") -> SweepSpec:
+        """Validate spec `text`; plug-ins import from the current folder, the spec's folder and
+        installed packages."""
+        plugin_folders([Path.cwd()] + ([Path(path).resolve().parent] if path else []))
         try:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -131,7 +137,7 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
     if not NAME_RE.match(name):
         raise FieldError("name", "use letters, digits, '.', '_' and '-' only")
     trainer_name, dataset = _require(raw, "trainer", str), _require(raw, "dataset", str)
-    trainer_cls = _trainer_class(trainer_name, dataset)
+    trainer_target, dataset_target, trainer_cls = _resolve(trainer_name, dataset)
     space = parse_space(raw.get("space"))
     fixed = _section(raw, "fixed")
     _check_params(trainer_name, trainer_cls, fixed, space)
@@ -154,31 +160,57 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
         storage=_storage(_section(raw, "storage")),
         max_retries=_int("", raw, "max_retries", 2, 0),
         text=text,
+        trainer_target=trainer_target,
+        dataset_target=dataset_target,
     )
 
 
-def _trainer_class(trainer_name: str, dataset: str):
-    from trainers import TRAINERS, dataset_kind  # torch import: only once a spec is read
+def plugin_folders(folders: list[Path]) -> None:
+    """Make plug-in modules in these folders importable here (the driver), after installed
+    packages so that they never shadow one; `orchestrator.plugins` ships them to the actors."""
+    for folder in folders:
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
 
-    if trainer_name not in TRAINERS:
-        raise FieldError("trainer", f"unknown trainer {trainer_name!r} "
-                                    f"(known: {', '.join(sorted(TRAINERS))})")
+
+def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
+    """The trainer's and the dataset's targets, and the trainer class; a plug-in is imported."""
+    from trainers.registry import (  # torch import: only once a spec is read
+        PluginError,
+        dataset_kind,
+        dataset_target,
+        import_target,
+        is_plugin,
+        trainer_class,
+        trainer_target,
+    )
+
     try:
-        kind = dataset_kind(dataset)
-    except (KeyError, ValueError) as exc:
-        raise FieldError("dataset", str(exc).strip("'\"")) from None
-    if ":" in dataset:  # parquet:PATH, folder:PATH, idx:PATH
-        path = Path(dataset.split(":", 1)[1]).expanduser()
+        trainer = trainer_target(trainer_name)
+        trainer_cls = trainer_class(trainer)
+    except PluginError as exc:
+        raise FieldError("trainer", str(exc)) from None
+    try:
+        target = dataset_target(dataset)
+        kind = dataset_kind(target)
+        if is_plugin(target) and not callable(import_target(target)):
+            raise PluginError(f"{target} is not a callable that returns the data")
+    except PluginError as exc:
+        raise FieldError("dataset", str(exc)) from None
+    if ":" in target and not is_plugin(target):  # parquet:PATH, folder:PATH, idx:PATH
+        path = Path(target.split(":", 1)[1]).expanduser()
         if not path.exists():
             raise FieldError("dataset", f"{path}: no such file")
-    trainer_cls = TRAINERS[trainer_name]
-    if kind != trainer_cls.DATA_KIND:
-        raise FieldError("dataset", f"trainer {trainer_name} trains on {trainer_cls.DATA_KIND} "
+    wanted = trainer_cls.DATA_KIND
+    if kind is not None and wanted not in ("any", kind):  # a plug-in's: once it is loaded
+        raise FieldError("dataset", f"trainer {trainer_name} trains on {wanted} "
                                     f"data, and {dataset!r} is {kind} data")
-    return trainer_cls
+    return trainer, target, trainer_cls
 
 
 def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Param, ...]) -> None:
+    from trainers.base import build_config
+
     known = {f.name for f in dataclasses.fields(trainer_cls.Config)}
     for param in space:
         if param.name not in known:
@@ -191,17 +223,22 @@ def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Para
             raise FieldError(f"fixed.{name}", f"not a parameter of trainer {trainer_name} "
                                               f"(known: {', '.join(sorted(known))})")
     try:
-        trainer_cls.Config.from_params(dict(fixed))
-    except (TypeError, ValueError) as exc:
-        raise FieldError("fixed", str(exc)) from None
+        build_config(trainer_cls, fixed, trainer_name)
+    except Exception as exc:  # a plug-in's Config may raise anything: still one line
+        raise FieldError("fixed", _one_line(exc)) from None
     for param in space:  # choices and range ends must be values the trainer accepts
         candidates = [("choices", c) for c in param.choices] or [("low", param.low),
                                                                  ("high", param.high)]
         for key, value in candidates:
             try:
-                trainer_cls.Config.from_params({**fixed, param.name: value})
-            except (TypeError, ValueError) as exc:
-                raise FieldError(f"space.{param.name}.{key}", str(exc)) from None
+                build_config(trainer_cls, {**fixed, param.name: value}, trainer_name)
+            except Exception as exc:
+                raise FieldError(f"space.{param.name}.{key}", _one_line(exc)) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _require(raw: dict, key: str, kind: type) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import socket
 import time
 import traceback
@@ -41,7 +40,7 @@ from orchestrator.tracking import (
 class TrialSpec:
     sweep: str
     number: int
-    trainer: str
+    trainer: str  # a built-in name or module:Class (entry points resolved by the driver)
     params: dict[str, Any]
     seed: int
     run_id: str | None  # None: the actor creates the trial's run (find-or-create on a retry)
@@ -88,6 +87,7 @@ class TrialWorker:
         self.last_image: bytes | None = None
         self.checkpoints: TrialCheckpoints | None = None
         self.logged: dict[str, int] = {}  # on a resumed trial: the last step MLflow has per key
+        self._since = 0.0  # perf_counter() at the trial's start or its last chunk's metrics
 
     @property
     def run_id(self) -> str | None:
@@ -132,6 +132,7 @@ class TrialWorker:
         """Build the trial's trainer, from its last checkpoint when there is one; a failure is
         reported by the next `train` call."""
         from trainers import build_trainer
+        from trainers.rng import seed_everything, set_process_rng_state
 
         self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
         self.logged, self._run_id, self._run_made = {}, spec.run_id, None
@@ -142,13 +143,14 @@ class TrialWorker:
             self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
                                                 spec.keep_checkpoints)
             tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
+            seed_everything(spec.seed)  # for trainers that draw from the global RNGs
             trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed,
                                     tags[TAG_DEVICE])
             # a resumed attempt needs its run now: its checkpoints and metrics are the run's
             payload = self.checkpoints.load_latest(self.run_id) if spec.attempt > 1 else None
             if payload is not None:
                 trainer.load_state_dict(payload["trainer"])
-                _set_rng_state(payload["rng"])
+                set_process_rng_state(payload["rng"])
                 tags[TAG_RESUMED_FROM] = str(trainer.step)
             elif spec.attempt == 1:
                 self.checkpoints.clear()  # files an earlier sweep of this name left behind
@@ -159,7 +161,7 @@ class TrialWorker:
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
             run = self._run_made if self._run_made is not None else self._run_id
             self.logger.log_start(run, spec.run_params, tags, wait=spec.attempt > 1)
-            self.trainer = trainer
+            self.trainer, self._since = trainer, time.perf_counter()
         except Exception as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"
             self._log_traceback()
@@ -171,6 +173,9 @@ class TrialWorker:
         not yet written, so an actor that dies anywhere in here loses no logged step and logs
         none twice when the trial resumes.
         """
+        from trainers.base import as_evaluation
+        from trainers.scoring import score
+
         spec, trainer = self.spec, self.trainer
         if trainer is None:
             return ChunkResult(spec.number, 0, {}, error=self.start_error,
@@ -186,7 +191,13 @@ class TrialWorker:
                 n_steps -= k
                 if not _finite(rows[-1][1]):
                     return self._diverged(rows)
-            metrics = trainer.evaluate()
+            evaluated_at = time.perf_counter()
+            scored = score(as_evaluation(trainer.evaluate()), self.data)  # + free GAN metrics
+            now = time.perf_counter()
+            # where the time goes: this eval, and the whole chunk since the last one's metrics
+            metrics = {**scored.metrics, "perf/eval_s": now - evaluated_at,
+                       "perf/chunk_s": now - self._since}
+            self._since = now
             rows.append((trainer.step, metrics))
             state = trainer.state_dict()
             if not _finite_tensors(state):
@@ -194,10 +205,9 @@ class TrialWorker:
             batch = metrics_of(rows)
             self.checkpoints.save(self._payload(state, batch), trainer.step)
             self._log(batch)
-            image = trainer.sample_image()
-            if image is not None:
-                self.logger.log_image(self.run_id, image, key="samples", step=trainer.step)
-                self.last_image = image
+            if scored.image is not None:
+                self.logger.log_image(self.run_id, scored.image, key="samples", step=trainer.step)
+                self.last_image = scored.image
             return ChunkResult(spec.number, trainer.step, metrics, run_id=self.run_id)
         except Exception as exc:  # the trial fails; the actor lives on for the next trial
             self._log_traceback()
@@ -257,10 +267,12 @@ class TrialWorker:
     def _payload(self, state: dict[str, Any], batch: list[Metric]) -> dict[str, Any]:
         """One self-describing checkpoint: trainer state (models, optimizers, EMA, its RNGs),
         the process RNGs, the trial's spec, run id and attempt, and metrics not yet written."""
+        from trainers.rng import process_rng_state
+
         spec = self.spec
         unwritten = self.logger.unwritten(self.run_id) + batch
         return {"trainer": state, "step": self.trainer.step, "spec": asdict(spec),
-                "run_id": self.run_id, "attempt": spec.attempt, "rng": _rng_state(),
+                "run_id": self.run_id, "attempt": spec.attempt, "rng": process_rng_state(),
                 "unwritten": [(m.key, m.value, m.timestamp, m.step) for m in unwritten]}
 
 
@@ -309,23 +321,3 @@ def _finite_tensors(tree: Any) -> bool:
 
 def _metrics_from_rows(rows: list[tuple]) -> list[Metric]:
     return [Metric(key, float(value), int(ts), int(step)) for key, value, ts, step in rows]
-
-
-def _rng_state() -> dict[str, Any]:
-    """Python's and numpy's global RNG states, in types `torch.load(weights_only=True)` reads."""
-    import numpy as np
-    import torch
-
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": random.getstate(),
-            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)),
-                      "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-
-    random.setstate(state["python"])
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached"]))

@@ -1,32 +1,29 @@
 """DCGAN-family GAN on square images: the canonical alternating D/G loop, as a stateful object.
 
-No I/O and no printing: `train_for` and `evaluate` return metrics; the caller logs them. On CUDA the
-forward passes run under bf16 autocast with channels_last tensors; penalties stay in fp32.
+No I/O and no printing: `train_for` returns metrics and `evaluate` images; the caller scores and
+logs them. On CUDA the forward passes run under bf16 autocast with channels_last tensors; penalties
+stay in fp32. The parts shared with mlp_gan (Adam pair, EMA, penalties, RNGs, state) are in
+trainers/adversarial.py; the training step is written out here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from trainers.adversarial import AdversarialTrainer
 from trainers.conv import D_NORMS, G_NORMS, IMAGE_SIZES, ConvDiscriminator, ConvGenerator
 from trainers.conv import max_blocks as conv_max_blocks
-from trainers.grids import image_grid_png
-from trainers.losses import LOSSES, Means, r1_due, r1_penalty
-from trainers.models import ACTIVATIONS, n_params, update_ema
-from trainers.params import check, check_same_config, config_from_params, state_header
+from trainers.losses import LOSSES, Means
+from trainers.models import ACTIVATIONS
+from trainers.params import check
 
 NAME = "dcgan"
 G_ACTIVATION = "relu"  # G's hidden activation, as in DCGAN; `activation` is D's
-GRID_N = 64  # images in the sample grid, 8 per row
-EVAL_BATCH = 500  # images generated per forward pass in evaluate()
 MAX_BLOCKS = conv_max_blocks(max(IMAGE_SIZES))
 
 
@@ -109,24 +106,20 @@ class DCGANConfig:
             value = getattr(self, field)
             check(value in choices, NAME, field, f"must be one of {sorted(choices)}", value)
 
-    @classmethod
-    def from_params(cls, params: dict) -> DCGANConfig:
-        return config_from_params(cls, params, NAME)
 
+class DCGANTrainer(AdversarialTrainer):
+    """Trains a DCGAN on `data`: anything with `.train` (N, C, H, W) uint8, `.channels`, `.size`
+    and `.n_eval` (an ImageTask). Same seed and config give bitwise identical metrics on CPU.
+    `evaluate` returns `data.n_eval` images for the FD metrics and the sample grid."""
 
-class DCGANTrainer:
-    """Trains a DCGAN on `data`: anything with `.train` (N, C, H, W) uint8, `.channels`, `.size`,
-    `.n_eval` and `.evaluate_images(fake) -> dict`. Same seed and config give bitwise identical
-    metrics on CPU."""
-
+    NAME = NAME
     Config = DCGANConfig
     DATA_KIND = "image"
 
     def __init__(self, config: dict | DCGANConfig, data, seed: int, device: str = "cpu"):
-        if not isinstance(config, DCGANConfig):
-            config = DCGANConfig.from_params(config)
         _check_data(data)
-        cfg = self.config = config
+        super().__init__(config, seed, device, amp=True)
+        cfg = self.config
         limit = conv_max_blocks(data.size)
         check(
             cfg.n_blocks <= limit,
@@ -136,57 +129,14 @@ class DCGANTrainer:
             cfg.n_blocks,
         )
         self.data = data
-        self.seed = seed
-        self.device = torch.device(device)
-        self.step = 0
-        self._loss = LOSSES[cfg.loss]
-        # bf16 needs no loss scaling; channels_last is what tensor-core convolutions want.
-        self._amp = self.device.type == "cuda"
-        self._memory_format = torch.channels_last if self._amp else torch.contiguous_format
-        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
-            torch.manual_seed(seed)
-            self.g = ConvGenerator(
-                cfg.z_dim,
-                data.channels,
-                data.size,
-                cfg.n_blocks,
-                cfg.base_width,
-                cfg.g_norm,
-                G_ACTIVATION,
-            )
-            self.d = ConvDiscriminator(
-                data.channels, data.size, cfg.n_blocks, cfg.base_width, cfg.d_norm, cfg.activation
-            )
-        self.g.to(self.device, memory_format=self._memory_format).train()
-        self.d.to(self.device, memory_format=self._memory_format).train()
-        self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema else None
-        betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas)
-        # Noise, batch indices and penalty draws come from this private CPU generator, so they
-        # neither depend on nor disturb anyone else's use of the global RNG, and match on GPU.
-        self._rng = torch.Generator().manual_seed(seed)
-        # Fixed per trial, drawn once: metrics and grids compare across steps and trials.
-        fixed = torch.Generator().manual_seed(seed)
-        self.eval_z = torch.randn(int(data.n_eval), cfg.z_dim, generator=fixed)  # (n_eval, z)
-        self.grid_z = torch.randn(GRID_N, cfg.z_dim, generator=fixed)  # (64, z_dim)
 
-    @property
-    def z_dim(self) -> int:
-        return self.config.z_dim
-
-    def train_for(self, n: int) -> dict[str, float]:
-        """n generator steps, each after d_steps D steps; losses are means over the steps that
-        computed them (a lazy R1 skips some)."""
-        means = Means()
-        start = time.perf_counter()
-        for _ in range(n):
-            self._train_step(means)
-        # Losses stay on the device until here: one synchronisation per call, not per step.
-        metrics = {f"train/{key}": mean.item() for key, mean in means.means().items()}
-        elapsed = time.perf_counter() - start
-        metrics["perf/steps_per_s"] = n / elapsed if elapsed > 0 else math.nan
-        return metrics
+        def make_models() -> tuple[nn.Module, nn.Module]:
+            g = ConvGenerator(cfg.z_dim, data.channels, data.size, cfg.n_blocks, cfg.base_width,
+                              cfg.g_norm, G_ACTIVATION)
+            d = ConvDiscriminator(data.channels, data.size, cfg.n_blocks, cfg.base_width,
+                                  cfg.d_norm, cfg.activation)
+            return g, d
+        self._build(make_models, int(data.n_eval))
 
     def _train_step(self, means: Means) -> None:
         cfg = self.config
@@ -202,36 +152,21 @@ class DCGANTrainer:
                 scores = self.d(torch.cat([real, fake]))  # (2B, C, H, W) -> (2B, 1)
             d_real, d_fake = scores.float().chunk(2)  # (B, 1) each
             loss = self._loss.d(d_real, d_fake)
-            penalties = {}
-            with self._fp32():  # double backward through bf16 activations is too coarse
-                if self._loss.penalty is not None:
-                    penalties["gp"] = self._loss.penalty(self.d, real, fake, self._rng)
-                    loss = loss + cfg.gp_weight * penalties["gp"]
-                if r1_due(cfg.r1_weight, cfg.r1_every, self.step * cfg.d_steps + i):
-                    penalties["r1"] = r1_penalty(self.d, real, fake, self._rng)
-                    loss = loss + cfg.r1_weight * cfg.r1_every / 2 * penalties["r1"]
-            terms = {"d_loss": loss, **penalties}
-            self.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_d.step()
-            means.add({key: value.detach() for key, value in terms.items()})
+            loss, penalties = self._penalized(loss, self.d, real, fake,
+                                              self.step * cfg.d_steps + i)
+            self._update(self.opt_d, loss)
+            # losses stay on the device: train_for reads them once per chunk
+            means.add({key: value.detach() for key, value in {"d_loss": loss, **penalties}.items()})
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
         with self._autocast():
             fake = self.g(self._batch_z())  # (B, z_dim) -> (B, C, H, W)
             d_fake = self.d(fake)  # (B, 1)
         g_loss = self._loss.g(d_fake.float())
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        self._update(self.opt_g, g_loss)
         self.d.requires_grad_(True)
-        self.step += 1
-        self._update_ema()
+        self._g_stepped()
         means.add({"g_loss": g_loss.detach()})
-
-    def _update_ema(self) -> None:
-        if self.g_ema is not None:
-            update_ema(self.g_ema, self.g, self.step, self.config.ema_decay)
 
     def _batch_real(self) -> Tensor:
         """A batch of training images, sampled with replacement, converted on the device."""
@@ -240,87 +175,14 @@ class DCGANTrainer:
         batch = batch.to(self.device).float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1]
         return batch.contiguous(memory_format=self._memory_format)
 
-    def _batch_z(self) -> Tensor:
-        z = torch.randn(self.config.batch_size, self.config.z_dim, generator=self._rng)
-        return z.to(self.device)  # (B, z_dim)
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._amp)
-
-    def _fp32(self):
-        if not self._amp:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, enabled=False)
-
-    def _sampler(self) -> nn.Module:
-        return self.g_ema if self.g_ema is not None else self.g
-
-    @torch.no_grad()
-    def _generate(self, z: Tensor) -> Tensor:
-        """Images (n, C, H, W) float32 on CPU from z (n, z_dim), by G or its EMA in eval mode."""
-        g = self._sampler()
-        was_training = g.training
-        g.eval()  # batch norm uses running statistics: an image depends on its z alone
-        try:
-            with self._autocast():
-                chunks = [g(part.to(self.device)).float().cpu() for part in z.split(EVAL_BATCH)]
-        finally:
-            g.train(was_training)
-        return torch.cat(chunks).contiguous()
-
-    def evaluate(self) -> dict[str, float]:
-        """The data's metrics of data.n_eval images from the fixed eval noise, plus G's size."""
-        metrics = {
-            key: float(value)
-            for key, value in self.data.evaluate_images(self._generate(self.eval_z)).items()
-        }
-        metrics["model/g_params"] = float(n_params(self.g))
-        return metrics
-
-    def sample_image(self) -> bytes:
-        """PNG grid of 64 images (8 per row) from the fixed grid noise."""
-        return image_grid_png(self._generate(self.grid_z), nrow=8)
-
-    def generator(self) -> ConvGenerator:
-        """A CPU copy of G (its EMA when ema is on) in eval mode: z (n, z_dim) -> (n, C, H, W)."""
-        g = copy.deepcopy(self._sampler()).cpu()
-        return g.to(memory_format=torch.contiguous_format).eval()
-
-    def state_dict(self) -> dict:
-        """Everything needed to resume bitwise: loads with torch.load(..., weights_only=True)."""
-        return {
-            **state_header(NAME, self.config, self.seed, self.step),
-            "g": self.g.state_dict(),
-            "d": self.d.state_dict(),
-            "g_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "eval_z": self.eval_z.clone(),
-            "grid_z": self.grid_z.clone(),
-            "rng": self._rng.get_state(),
-        }
-
-    def load_state_dict(self, sd: dict) -> None:
-        check_same_config(sd, self.config)
-        self.g.load_state_dict(sd["g"])
-        self.d.load_state_dict(sd["d"])
-        if self.g_ema is not None:
-            self.g_ema.load_state_dict(sd["g_ema"])
-        self.opt_g.load_state_dict(sd["opt_g"])
-        self.opt_d.load_state_dict(sd["opt_d"])
-        self.step = int(sd["step"])
-        self.eval_z = sd["eval_z"].cpu().clone()
-        self.grid_z = sd["grid_z"].cpu().clone()
-        self._rng.set_state(sd["rng"].cpu())
-
 
 def _check_data(data) -> None:
     """Fail early, naming what is wrong, when `data` is not a batch of square uint8 images."""
     train = getattr(data, "train", None)
-    if not isinstance(train, np.ndarray) or not hasattr(data, "evaluate_images"):
+    if not isinstance(train, np.ndarray):
         raise TypeError(
-            f"{NAME} trains on images (an object with .train, .channels, .size, "
-            f".n_eval and .evaluate_images), got {data!r}"
+            f"{NAME} trains on images (an object with .train, .channels, .size and .n_eval), "
+            f"got {data!r}"
         )
     expected = (data.channels, data.size, data.size)
     if train.dtype != np.uint8 or train.ndim != 4 or train.shape[1:] != expected or not len(train):

@@ -137,7 +137,8 @@ def feature_net_state(net: FeatureNet) -> dict:
 
 def feature_net_from_state(state: dict) -> FeatureNet:
     args = {k: v for k, v in state.items() if k != "weights"}
-    net = FeatureNet(**args)
+    with torch.random.fork_rng(devices=[]):  # scoring leaves a trainer's global RNG alone
+        net = FeatureNet(**args)
     net.load_state_dict(state["weights"])
     return net.eval()
 

@@ -17,6 +17,9 @@ from trainers.image_data import ImageDataset
 
 
 class ImageTask:
+    """What an image trainer trains on: `.train` (N, C, S, S) uint8, `.train_labels`,
+    `.channels`, `.size`, `.n_classes`, and `.n_eval`, the images to return per evaluation."""
+
     def __init__(self, dataset: ImageDataset, feature_state: dict[str, Any],
                  extractor: bytes | None = None, n_eval: int = 1000):
         self.dataset, self.feature_state = dataset, feature_state
@@ -26,6 +29,14 @@ class ImageTask:
     @property
     def train(self) -> np.ndarray:  # (N, C, H, W) uint8
         return self.dataset.train
+
+    @property
+    def train_labels(self) -> np.ndarray | None:  # (N,) int64, or None when unlabeled
+        return self.dataset.train_labels
+
+    @property
+    def n_classes(self) -> int:  # 0 when unlabeled
+        return self.dataset.n_classes
 
     @property
     def channels(self) -> int:

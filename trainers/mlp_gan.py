@@ -1,32 +1,25 @@
 """MLP GAN on a 2D Gaussian mixture: the canonical alternating D/G loop, as a stateful object.
 
-No I/O and no printing: `train_for` and `evaluate` return metrics; the caller logs them.
+No I/O and no printing: `train_for` returns metrics and `evaluate` points; the caller scores and
+logs them. The parts shared with dcgan (Adam pair, EMA, penalties, RNGs, state) are in
+trainers/adversarial.py; the training step is written out here.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from dataclasses import dataclass
 from functools import partial
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from trainers.adversarial import AdversarialTrainer
 from trainers.clustering import kmeans, nearest
-from trainers.losses import LOSSES, Means, r1_due, r1_penalty
-from trainers.mixtures import Mixture, mixture_metrics
-from trainers.models import (
-    ACTIVATIONS,
-    ClusterGenerator,
-    Discriminator,
-    Generator,
-    n_params,
-    update_ema,
-)
-from trainers.params import check, check_same_config, config_from_params, state_header
-from trainers.plots import scatter_png
+from trainers.losses import LOSSES, Means
+from trainers.mixtures import Mixture
+from trainers.models import ACTIVATIONS, ClusterGenerator, Discriminator, Generator
+from trainers.params import check
 
 NAME = "mlp_gan"
 N_EVAL = 2_500  # PacGAN protocol: metrics on 2,500 generated points
@@ -112,73 +105,38 @@ class MLPGANConfig:
         )
         check(self.loss in LOSSES, NAME, "loss", f"must be one of {sorted(LOSSES)}", self.loss)
 
-    @classmethod
-    def from_params(cls, params: dict) -> MLPGANConfig:
-        return config_from_params(cls, params, NAME)
 
+class MLPGANTrainer(AdversarialTrainer):
+    """Trains an MLP GAN on a 2D mixture; same seed and config give bitwise identical metrics on
+    CPU. `evaluate` returns 2,500 points for the PacGAN metrics and the scatter plot."""
 
-class MLPGANTrainer:
-    """Trains an MLP GAN on `data`; same seed and config give bitwise identical metrics on CPU."""
-
+    NAME = NAME
     Config = MLPGANConfig
-    DATASETS = ("ring8", "grid25")
     DATA_KIND = "mixture"
+    EVAL_BATCH = N_EVAL  # the eval points in one pass
 
     def __init__(self, config: dict | MLPGANConfig, data: Mixture, seed: int, device: str = "cpu"):
         if not isinstance(data, Mixture):
-            known = ", ".join(self.DATASETS)
-            raise TypeError(f"{NAME} trains on a 2D mixture ({known}), got {data!r}")
-        if not isinstance(config, MLPGANConfig):
-            config = MLPGANConfig.from_params(config)
-        self.config = config
+            raise TypeError(f"{NAME} trains on a 2D mixture (ring8, grid25), got {data!r}")
+        super().__init__(config, seed, device)
         self.data = data
-        self.seed = seed
-        self.device = torch.device(device)
-        self.step = 0
         cfg = self.config
-        self._loss = LOSSES[cfg.loss]
         self.centroids: Tensor | None = None  # (clusters, 2) with self-conditioning
-        torch.manual_seed(seed)  # module initialisation draws from the global RNG
+        weights = None
         if cfg.clusters:
             pool = data.sample(N_POOL, torch.Generator().manual_seed(seed))  # (N_POOL, 2)
             centroids = kmeans(pool, cfg.clusters, torch.Generator().manual_seed(seed))
-            counts = torch.bincount(nearest(pool, centroids), minlength=cfg.clusters)
-            self.g = ClusterGenerator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation,
-                                      cfg.batchnorm, counts / N_POOL)
+            weights = torch.bincount(nearest(pool, centroids), minlength=cfg.clusters) / N_POOL
             self.centroids = centroids.to(self.device)
-        else:
-            self.g = Generator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation, cfg.batchnorm)
-        self.d = Discriminator(cfg.d_width, cfg.d_depth, cfg.activation, cfg.clusters)
-        self.g.to(self.device).train()
-        self.d.to(self.device).train()
-        self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if cfg.ema else None
-        betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas, fused=True)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas, fused=True)
-        # Noise, data and penalty draws come from this private CPU generator, so they neither
-        # depend on nor disturb anyone else's use of the global RNG, and match across devices.
-        self._rng = torch.Generator().manual_seed(seed)
-        # Fixed per trial, drawn once: metrics and images compare across steps and trials.
-        fixed = torch.Generator().manual_seed(seed)
-        self.eval_z = torch.randn(N_EVAL, self.z_dim, generator=fixed)  # (2500, z_dim)
-        self._real_plot = data.sample(N_EVAL, fixed).numpy()  # (2500, 2)
 
-    @property
-    def z_dim(self) -> int:
-        """Noise coordinates the generator takes: z_dim, plus one with self-conditioning."""
-        return self.g.z_dim
-
-    def train_for(self, n: int) -> dict[str, float]:
-        """n generator steps, each after d_steps D steps; losses are means over the steps that
-        computed them (a lazy R1 skips some)."""
-        means = Means()
-        start = time.perf_counter()
-        for _ in range(n):
-            self._train_step(means)
-        elapsed = time.perf_counter() - start
-        metrics = {f"train/{key}": mean for key, mean in means.means().items()}
-        metrics["perf/steps_per_s"] = n / elapsed if elapsed > 0 else math.nan
-        return metrics
+        def make_models() -> tuple[nn.Module, nn.Module]:
+            if weights is None:
+                g = Generator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation, cfg.batchnorm)
+            else:
+                g = ClusterGenerator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation,
+                                     cfg.batchnorm, weights)
+            return g, Discriminator(cfg.d_width, cfg.d_depth, cfg.activation, cfg.clusters)
+        self._build(make_models, N_EVAL, fused=True)
 
     def _train_step(self, means: Means) -> None:
         cfg = self.config
@@ -196,16 +154,9 @@ class MLPGANTrainer:
                     fake = self.g.decode(self._batch_z()[:, :-1], cluster)  # (B, 2)
                     critic = partial(self.d, cluster=cluster)
             loss = self._loss.d(critic(real), critic(fake))  # D: (B, 2) -> (B, 1); loss scalar
-            penalties = {}
-            if self._loss.penalty is not None:
-                penalties["gp"] = self._loss.penalty(critic, real, fake, self._rng)  # scalar
-                loss = loss + cfg.gp_weight * penalties["gp"]
-            if r1_due(cfg.r1_weight, cfg.r1_every, self.step * cfg.d_steps + i):
-                penalties["r1"] = r1_penalty(critic, real, fake, self._rng)  # scalar
-                loss = loss + cfg.r1_weight * cfg.r1_every / 2 * penalties["r1"]
-            self.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_d.step()
+            loss, penalties = self._penalized(loss, critic, real, fake,
+                                              self.step * cfg.d_steps + i)
+            self._update(self.opt_d, loss)
             means.add({key: value.item() for key, value in {"d_loss": loss, **penalties}.items()})
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
@@ -216,77 +167,20 @@ class MLPGANTrainer:
             cluster = self.g.cluster(z)  # (B,), in the clusters' real proportions
             d_fake = self.d(self.g.decode(z[:, :-1], cluster), cluster)  # (B, 1)
         g_loss = self._loss.g(d_fake)  # (B, 1) -> scalar
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        self._update(self.opt_g, g_loss)
         self.d.requires_grad_(True)
-        self.step += 1
-        if self.g_ema is not None:
-            update_ema(self.g_ema, self.g, self.step, cfg.ema_decay)
+        self._g_stepped()
         means.add({"g_loss": g_loss.item()})
 
     def _batch_real(self) -> Tensor:
         return self.data.sample(self.config.batch_size, self._rng).to(self.device)  # (B, 2)
 
-    def _batch_z(self) -> Tensor:
-        z = torch.randn(self.config.batch_size, self.z_dim, generator=self._rng)
-        return z.to(self.device)  # (B, z_dim)
-
-    def _sampler(self) -> Generator | ClusterGenerator:
-        return self.g_ema if self.g_ema is not None else self.g
-
-    @torch.no_grad()
-    def _eval_points(self) -> Tensor:
-        g = self._sampler()
-        was_training = g.training
-        g.eval()  # batchnorm uses running statistics: the points depend on z alone
-        try:
-            return g(self.eval_z.to(self.device)).cpu()  # (2500, z_dim) -> (2500, 2)
-        finally:
-            g.train(was_training)
-
-    def evaluate(self) -> dict[str, float]:
-        """PacGAN metrics of G on the fixed eval noise, plus the generator's size."""
-        scores = mixture_metrics(self._eval_points(), self.data)
-        metrics = {f"eval/{key}": float(value) for key, value in scores.items()}
-        metrics["model/g_params"] = float(n_params(self.g))
-        return metrics
-
-    def sample_image(self) -> bytes:
-        """PNG scatter of real (grey) and generated (red) points on axes fixed by the mixture."""
-        extent = 1.25 * self.data.extent + 0.25  # a margin around the outermost modes
-        return scatter_png(self._real_plot, self._eval_points().numpy(), extent)
-
-    def generator(self) -> Generator | ClusterGenerator:
-        """A CPU copy of G (its EMA when ema is on) in eval mode: z (n, z_dim) float32 -> (n, 2)."""
-        return copy.deepcopy(self._sampler()).cpu().eval()
-
     def state_dict(self) -> dict:
-        """Everything needed to resume bitwise: loads with torch.load(..., weights_only=True)."""
-        return {
-            **state_header(NAME, self.config, self.seed, self.step),
-            "g": self.g.state_dict(),
-            "d": self.d.state_dict(),
-            "g_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "eval_z": self.eval_z.clone(),
-            "centroids": None if self.centroids is None else self.centroids.cpu(),
-            "rng": self._rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-        }
+        """The shared state, plus the self-conditioning centroids."""
+        centroids = None if self.centroids is None else self.centroids.cpu()
+        return {**super().state_dict(), "centroids": centroids}
 
-    def load_state_dict(self, sd: dict) -> None:
-        check_same_config(sd, self.config)
-        self.g.load_state_dict(sd["g"])
-        self.d.load_state_dict(sd["d"])
-        if self.g_ema is not None:
-            self.g_ema.load_state_dict(sd["g_ema"])
-        self.opt_g.load_state_dict(sd["opt_g"])
-        self.opt_d.load_state_dict(sd["opt_d"])
-        self.step = int(sd["step"])
-        self.eval_z = sd["eval_z"].clone()
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         if self.centroids is not None:
-            self.centroids = sd["centroids"].to(self.device)
-        self._rng.set_state(sd["rng"])
-        torch.set_rng_state(sd["torch_rng"])
+            self.centroids = state["centroids"].to(self.device)

@@ -1,15 +1,33 @@
-"""Name -> trainer and name -> dataset: the strings a sweep spec uses."""
+"""The strings a sweep spec uses for its trainer and dataset, and what they name.
+
+A trainer is one of the built-ins (mlp_gan, dcgan, synthetic), a short name an installed package
+registers under the entry-point group `gansweep.trainers`, or an import path
+`package.module:Class`. A dataset is a built-in name (ring8, grid25, digits, digits16, digits32,
+none), a file (parquet:PATH, folder:PATH, idx:PATH), a short name under `gansweep.datasets`, or an
+import path `package.module:function` of a callable that returns the data (a Mixture, an
+ImageDataset, None, or any object of your own).
+
+Names resolve to a *target*: a built-in name, or `module:attr`. The driver resolves entry points
+once and ships targets to the actors, so actors never need the entry-point metadata.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import re
 from collections.abc import Callable
 from typing import Any
 
+from trainers.base import build_config, contract_problems
 from trainers.dcgan import DCGANTrainer
 from trainers.image_data import IMAGE_PREFIXES, load_image_dataset
 from trainers.mixtures import grid25, ring8
 from trainers.mlp_gan import MLPGANTrainer
 from trainers.synthetic import SyntheticTrainer
+
+TRAINER_GROUP, DATASET_GROUP = "gansweep.trainers", "gansweep.datasets"
+IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 TRAINERS: dict[str, type] = {
     "mlp_gan": MLPGANTrainer,
@@ -29,31 +47,116 @@ DATASETS: dict[str, Callable[[], Any]] = {
 KINDS = {"ring8": "mixture", "grid25": "mixture", "none": "none"}
 
 
-def dataset_kind(name: str) -> str:
-    """"mixture", "image" or "none": which trainers can take the dataset `name`."""
-    if name in DATASETS:
-        return KINDS.get(name, "image")
-    if name.startswith(IMAGE_PREFIXES):
+class PluginError(ValueError):
+    """A trainer or dataset that cannot be found, imported or used; one line saying why."""
+
+
+def is_plugin(target: str) -> bool:
+    """Whether a resolved target is an import path `module:attr` (not a built-in)."""
+    return bool(IMPORT_PATH.fullmatch(target)) and not target.startswith(IMAGE_PREFIXES)
+
+
+def trainer_target(name: str) -> str:
+    """The built-in name or import path that trainer `name` stands for."""
+    if name in TRAINERS or is_plugin(name):
+        return name
+    found = _entry_point(TRAINER_GROUP, name)
+    if found is None:
+        raise PluginError(
+            f"unknown trainer {name!r}: use a built-in ({', '.join(sorted(TRAINERS))}), an import "
+            f"path package.module:Class, or a name an installed package registers under "
+            f"{TRAINER_GROUP}{_installed(TRAINER_GROUP)}")
+    return found
+
+
+def dataset_target(name: str) -> str:
+    """The built-in name, file name or import path that dataset `name` stands for."""
+    if name in DATASETS or name.startswith(IMAGE_PREFIXES) or is_plugin(name):
+        return name
+    found = _entry_point(DATASET_GROUP, name)
+    if found is None:
+        raise PluginError(
+            f"unknown dataset {name!r}: use a built-in ({', '.join(DATASETS)}), a file "
+            f"({', '.join(p + 'PATH' for p in IMAGE_PREFIXES)}), an import path "
+            f"package.module:function, or a name an installed package registers under "
+            f"{DATASET_GROUP}{_installed(DATASET_GROUP)}")
+    return found
+
+
+def trainer_class(target: str) -> type:
+    """The trainer class of a target; a plug-in is imported and checked against the contract."""
+    if target in TRAINERS:
+        return TRAINERS[target]
+    found = import_target(target)
+    problems = contract_problems(found)
+    if problems:
+        raise PluginError(f"{target} is not a gansweep trainer: {'; '.join(problems)} (the "
+                          f"contract: trainers/base.py)")
+    return found
+
+
+def dataset_kind(target: str) -> str | None:
+    """"mixture", "image" or "none" for a built-in dataset; None for a plug-in, whose kind is
+    that of what it returns (see trainers.scoring.data_kind)."""
+    if is_plugin(target):
+        return None
+    if target in DATASETS:
+        return KINDS.get(target, "image")
+    if target.startswith(IMAGE_PREFIXES):
         return "image"
-    raise KeyError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)}, or "
-                   f"{', '.join(p + 'PATH' for p in IMAGE_PREFIXES)})")
+    return dataset_kind(dataset_target(target))  # a name: resolved, or refused naming the known
 
 
 def load_dataset(name: str) -> Any:
-    """The dataset called `name`: a Mixture, an ImageDataset, or None for "none"."""
-    if name in DATASETS:
-        return DATASETS[name]()
-    dataset_kind(name)  # unknown names fail with the list of known ones
-    return load_image_dataset(name)
+    """The data `name` names: a Mixture, an ImageDataset, None, or what a plug-in returns."""
+    target = dataset_target(name)
+    if target in DATASETS:
+        return DATASETS[target]()
+    if is_plugin(target):
+        loader = import_target(target)
+        if not callable(loader):
+            raise PluginError(f"{target} is a {type(loader).__name__}, not a callable that "
+                              f"returns the data")
+        return loader()
+    return load_image_dataset(target)
 
 
-def build_trainer(name: str, params: dict, data: Any, seed: int, device: str = "cpu") -> Any:
-    """A fresh trainer `name` on `data`; params are validated by its Config.from_params."""
-    return _lookup(TRAINERS, name, "trainer")(params, data, seed, device)
+def build_trainer(target: str, params: dict, data: Any, seed: int, device: str = "cpu") -> Any:
+    """A fresh trainer on `data`, its Config built from `params`; `target` may also be an
+    entry-point name."""
+    cls = trainer_class(trainer_target(target))
+    return cls(build_config(cls, params, target), data, seed, device)
 
 
-def _lookup(registry: dict, name: str, kind: str) -> Any:
+def import_target(target: str) -> Any:
+    """The object at import path `module:attr`; one-line PluginError naming the path otherwise."""
+    module_name, _, attr = target.partition(":")
     try:
-        return registry[name]
-    except KeyError:
-        raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(registry)}") from None
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or whatever the module raised while importing
+        raise PluginError(f"cannot import {module_name} (for {target}): "
+                          f"{type(exc).__name__}: {_first_line(exc)}") from None
+    found: Any = module
+    for part in attr.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise PluginError(f"{module_name} has no attribute {attr!r} (for {target})") from None
+    return found
+
+
+def _entry_point(group: str, name: str) -> str | None:
+    for entry in importlib.metadata.entry_points(group=group):
+        if entry.name == name:
+            return entry.value.replace(" ", "")
+    return None
+
+
+def _installed(group: str) -> str:
+    names = sorted({e.name for e in importlib.metadata.entry_points(group=group)})
+    return f" (installed: {', '.join(names)})" if names else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -11,7 +11,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from trainers.params import check, check_same_config, config_from_params, state_header
+from trainers.base import Evaluation, build_config
+from trainers.params import check, check_same_config, state_header
 
 NAME = "synthetic"
 
@@ -42,28 +43,22 @@ class SyntheticConfig:
             self.sleep_s,
         )
 
-    @classmethod
-    def from_params(cls, params: dict) -> SyntheticConfig:
-        return config_from_params(cls, params, NAME)
-
 
 class SyntheticTrainer:
     """loss(step) = (x - 1)^2 + (y + 0.5)^2 + 1 / (1 + step): decreasing to a floor set by x, y."""
 
     Config = SyntheticConfig
-    DATASETS = ("none",)
     DATA_KIND = "none"
+    z_dim = 0  # no generator
 
     def __init__(self, config: dict | SyntheticConfig, data: None, seed: int, device: str = "cpu"):
         if not isinstance(config, SyntheticConfig):
-            config = SyntheticConfig.from_params(config)
+            config = build_config(SyntheticTrainer, config, NAME)
         self.config = config
         self.data = data
         self.seed = seed
         self.device = device
         self.step = 0
-
-    z_dim = 0
 
     def _loss(self) -> float:
         cfg = self.config
@@ -85,14 +80,11 @@ class SyntheticTrainer:
             raise RuntimeError(f"synthetic failure at step {self.step}")
         return {"train/loss": self._loss()}
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> Evaluation:
         """eval/loss, and eval/x_loss: the same without its y term (a second metric, e.g. to
-        prune on)."""
+        prune on); no samples."""
         loss = self._loss()
-        return {"eval/loss": loss, "eval/x_loss": loss - (self.config.y + 0.5) ** 2}
-
-    def sample_image(self) -> None:
-        return None
+        return Evaluation({"eval/loss": loss, "eval/x_loss": loss - (self.config.y + 0.5) ** 2})
 
     def generator(self) -> None:
         return None

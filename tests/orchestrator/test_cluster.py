@@ -240,7 +240,18 @@ def test_a_postgresql_study_storage_drives_a_sweep_and_status_reads_it(ray_local
     assert all(r["run_id"] for r in rows)
 
 
-def test_submit_runs_the_sweep_as_a_ray_job_and_status_works_from_here(tmp_path):
+USER_TRAINER = """\
+from trainers.synthetic import SyntheticTrainer
+
+
+class Sleepy(SyntheticTrainer):
+    \"\"\"A user's own trainer (the synthetic one, by import path).\"\"\"
+"""
+
+
+def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_path):
+    """The user's project folder is the job's working_dir (its dataset plug-in comes with it);
+    the trainer plug-in lives outside it and goes with --py-module."""
     port, dashboard = _free_port(), _free_port()
     # the head's `python` is the project's venv, as the cluster configs' setup commands make it
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -256,21 +267,25 @@ def test_submit_runs_the_sweep_as_a_ray_job_and_status_works_from_here(tmp_path)
          f"--temp-dir={temp}", *agent_ports],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
+    project, shared = tmp_path / "project", tmp_path / "shared" / "user_gans"
+    project.mkdir()
+    shared.mkdir(parents=True)
+    (shared / "__init__.py").write_text(USER_TRAINER)
+    (project / "user_data.py").write_text("def nothing():\n    return None\n")
+    (project / "sweep.yaml").write_text(
+        GPU_SWEEP.replace("name: gpus", "name: submitted").replace("trials: 8", "trials: 2")
+        .replace("trainer: synthetic", "trainer: user_gans:Sleepy")
+        .replace("dataset: none", "dataset: user_data:nothing"))
+    storage = f"sqlite:///{tmp_path}/optuna.db"
     try:
         from ray.job_submission import JobStatus, JobSubmissionClient
 
         jobs = _wait_for("the Ray Jobs server", lambda: JobSubmissionClient(address), 90)
-        spec = ROOT / "search_spaces" / f"submit-test-{os.getpid()}.yaml"
-        spec.write_text(GPU_SWEEP.replace("name: gpus", "name: submitted")
-                        .replace("trials: 8", "trials: 2"))
-        try:
-            storage = f"sqlite:///{tmp_path}/optuna.db"
+        with contextlib.chdir(project):
             result = CliRunner().invoke(main, [
-                "submit", str(spec), "--address", address, "--working-dir", str(ROOT),
+                "submit", "sweep.yaml", "--address", address, "--py-module", str(shared),
                 "--storage", storage, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
                 "--checkpoint-root", str(tmp_path / "ck")], env=env)
-        finally:
-            spec.unlink()
         assert result.exit_code == 0, result.output
         job_id = result.output.split("as Ray job ", 1)[1].split()[0]
         assert f"ray job logs --address {address} --follow {job_id}" in result.output

@@ -21,12 +21,12 @@ def test_every_shipped_spec_loads_and_its_params_build_a_trainer_config(path):
     import optuna
 
     from orchestrator.space import suggest_all
-    from trainers import TRAINERS
+    from trainers import TRAINERS, build_config
 
     spec = SweepSpec.load(path)
     assert spec.budget.steps % spec.budget.eval_every == 0
     trial = optuna.create_study().ask()  # one random point of the space
-    TRAINERS[spec.trainer].Config.from_params({**spec.fixed, **suggest_all(spec.space, trial)})
+    build_config(TRAINERS[spec.trainer], {**spec.fixed, **suggest_all(spec.space, trial)})
 
 
 def test_defaults_and_overrides(write_spec):

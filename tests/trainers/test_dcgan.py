@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from trainers.base import build_config
 from trainers.conv import ConvDiscriminator, ConvGenerator, max_blocks
-from trainers.dcgan import DCGANConfig, DCGANTrainer
+from trainers.dcgan import DCGANTrainer
 from trainers.grids import image_grid_png
 from trainers.losses import LOSSES, gradient_penalty, r1_penalty
 
@@ -17,17 +18,12 @@ TINY = {"base_width": 4, "z_dim": 8, "batch_size": 8}
 
 
 class FakeImages:
-    """The duck type DCGANTrainer trains on: random uint8 images and a stand-in metric."""
+    """What DCGANTrainer trains on, as an ImageTask offers it: random uint8 images."""
 
     def __init__(self, channels=1, size=8, n=32, n_eval=16):
         self.channels, self.size, self.n_eval = channels, size, n_eval
         shape = (n, channels, size, size)
         self.train = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-        self.seen = []
-
-    def evaluate_images(self, fake):
-        self.seen.append(fake)
-        return {"eval/fd": float(fake.mean())}
 
 
 def make(seed=0, data=None, **params):
@@ -36,6 +32,12 @@ def make(seed=0, data=None, **params):
 
 def without_perf(metrics):
     return {k: v for k, v in metrics.items() if not k.startswith("perf/")}
+
+
+def evaluated(trainer):
+    """The trainer's own metrics, and its eval samples as a list (comparable with ==)."""
+    evaluation = trainer.evaluate()
+    return {**evaluation.metrics, "samples": evaluation.samples.flatten().tolist()}
 
 
 GEOMETRIES = [(size, n) for size in (8, 16, 32) for n in range(1, max_blocks(size) + 1)]
@@ -106,13 +108,15 @@ def test_each_norm_trains_on_rgb(g_norm, d_norm):
     assert trainer.generator()(torch.randn(2, 8)).shape == (2, 3, 16, 16)
 
 
-def test_evaluate_scores_n_eval_images_and_keeps_train_mode():
-    data = FakeImages(n_eval=20)
-    trainer = make(data=data, ema=False)
-    metrics = trainer.evaluate()
-    assert set(metrics) == {"eval/fd", "model/g_params"}
-    assert metrics["model/g_params"] == sum(p.numel() for p in trainer.g.parameters())
-    assert data.seen[0].shape == (20, 1, 8, 8) and data.seen[0].dtype == torch.float32
+def test_evaluate_returns_n_eval_images_and_keeps_train_mode():
+    trainer = make(data=FakeImages(n_eval=20), ema=False)
+    evaluation = trainer.evaluate()
+    assert set(evaluation.metrics) == {"model/g_params"}
+    assert evaluation.metrics["model/g_params"] == sum(p.numel() for p in trainer.g.parameters())
+    samples = evaluation.samples
+    assert samples.shape == (20, 1, 8, 8) and samples.dtype == torch.float32
+    assert samples.device.type == "cpu" and samples.abs().max() <= 1
+    assert evaluation.image is None  # gansweep draws the grid from the samples
     assert trainer.g.training
 
 
@@ -129,11 +133,10 @@ def test_state_dict_round_trip_resumes_bitwise(params):
     restored.load_state_dict(torch.load(buf, weights_only=True))
     torch.manual_seed(123)  # disturbing the global RNG in between must not matter
     assert restored.step == 2
-    after = [without_perf(t.train_for(2)) | t.evaluate() for t in (original, restored)]
+    after = [without_perf(t.train_for(2)) | evaluated(t) for t in (original, restored)]
     assert after[0] == after[1]
     z = torch.randn(4, 8)
     assert torch.equal(original.generator()(z), restored.generator()(z))
-    assert original.sample_image() == restored.sample_image()
 
 
 def test_load_state_dict_rejects_another_config():
@@ -143,7 +146,7 @@ def test_load_state_dict_rejects_another_config():
 
 def test_same_seed_same_metrics_other_seed_other_metrics():
     runs = [make(seed=seed) for seed in (0, 0, 1)]
-    metrics = [without_perf(t.train_for(2)) | t.evaluate() for t in runs]
+    metrics = [without_perf(t.train_for(2)) | evaluated(t) for t in runs]
     assert metrics[0] == metrics[1]
     assert metrics[0] != metrics[2]
 
@@ -181,8 +184,9 @@ def test_generator_is_a_picklable_cpu_module_in_eval_mode():
 
 
 @pytest.mark.parametrize(("channels", "mode"), [(1, "L"), (3, "RGB")])
-def test_sample_image_is_a_png_grid_of_64_upscaled_images(channels, mode):
-    image = Image.open(io.BytesIO(make(data=FakeImages(channels=channels)).sample_image()))
+def test_image_grid_of_64_images_is_upscaled_to_256_px(channels, mode):
+    samples = make(data=FakeImages(channels=channels, n_eval=100)).evaluate().samples
+    image = Image.open(io.BytesIO(image_grid_png(samples[:64], nrow=8)))
     assert image.format == "PNG" and image.mode == mode
     assert image.size == (8 * (8 * 4 + 2) + 2,) * 2  # 8 px images upscaled 4x to reach 256 px
 
@@ -199,11 +203,11 @@ def test_image_grid_layout_scale_and_values():
     assert Image.open(io.BytesIO(nan)).size == (256 + 4,) * 2  # one image, upscaled 32x
 
 
-def test_from_params_casts_and_rejects_unknown_keys_and_bad_values():
-    cfg = DCGANConfig.from_params({"n_blocks": "3", "ema": "false", "lr_g": "1e-4"})
+def test_build_config_casts_and_rejects_unknown_keys_and_bad_values():
+    cfg = build_config(DCGANTrainer, {"n_blocks": "3", "ema": "false", "lr_g": "1e-4"})
     assert (cfg.n_blocks, cfg.ema, cfg.lr_g) == (3, False, 1e-4)
     with pytest.raises(ValueError, match="unknown parameter 'width'"):
-        DCGANConfig.from_params({"width": 3})
+        build_config(DCGANTrainer, {"width": 3})
     bad = {
         "loss": "bogus",
         "d_norm": "batch",
@@ -218,7 +222,7 @@ def test_from_params_casts_and_rejects_unknown_keys_and_bad_values():
     }
     for field, value in bad.items():
         with pytest.raises(ValueError, match=f"'{field}'"):
-            DCGANConfig.from_params({field: value})
+            build_config(DCGANTrainer, {field: value})
 
 
 def test_lsgan_and_penalties_on_images():

@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainers import TRAINERS, MLPGANTrainer, build_trainer, load_dataset
+from trainers import TRAINERS, MLPGANTrainer, PluginError, build_trainer, load_dataset, score
+from trainers.base import build_config
 from trainers.mixtures import mixture_metrics
 from trainers.mlp_gan import MLPGANConfig
 from trainers.models import ClusterGenerator, Generator
@@ -27,6 +28,11 @@ def same_weights(a, b):
 
 def without_perf(metrics):
     return {k: v for k, v in metrics.items() if not k.startswith("perf/")}
+
+
+def scored(trainer):
+    """What gansweep logs for an evaluation: the trainer's metrics and the PacGAN ones."""
+    return score(trainer.evaluate(), trainer.data).metrics
 
 
 @pytest.mark.parametrize("loss", ["ns", "hinge", "wgan_gp"])
@@ -68,14 +74,15 @@ def test_ema_generator_is_what_evaluate_and_export_use():
         assert torch.equal(trainer.generator()(z), averaged)
     assert not torch.equal(averaged, plain)  # the average, not G itself
     scores = mixture_metrics(averaged, trainer.data)
-    assert trainer.evaluate()["eval/score"] == scores["score"]
+    assert scored(trainer)["eval/score"] == scores["score"]
     assert trainer.g.training
 
 
-def test_evaluate_reports_pacgan_metrics_and_keeps_train_mode():
+def test_evaluate_returns_2500_points_scored_with_pacgan_metrics_and_keeps_train_mode():
     trainer = make(batchnorm=True)
     trainer.train_for(2)
-    metrics = trainer.evaluate()
+    assert trainer.evaluate().samples.shape == (2500, 2)
+    metrics = scored(trainer)
     assert set(metrics) == {"eval/modes", "eval/high_quality", "eval/reverse_kl", "eval/score",
                             "eval/coverage", "model/g_params"}
     assert metrics["model/g_params"] == sum(p.numel() for p in trainer.g.parameters())
@@ -96,7 +103,7 @@ def test_state_dict_round_trip_resumes_bitwise(params):
     restored.load_state_dict(torch.load(buf, weights_only=True))
     torch.manual_seed(123)  # disturbing the global RNG in between must not matter
     assert restored.step == 3
-    after = [without_perf(t.train_for(4)) | t.evaluate() for t in (original, restored)]
+    after = [without_perf(t.train_for(4)) | scored(t) for t in (original, restored)]
     assert after[0] == after[1]
 
 
@@ -108,7 +115,7 @@ def test_load_state_dict_rejects_another_config():
 @pytest.mark.parametrize("params", [{}, {"clusters": 5}])
 def test_same_seed_same_metrics_other_seed_other_metrics(params):
     runs = [make(seed=seed, **params) for seed in (0, 0, 1)]
-    metrics = [without_perf(t.train_for(5)) | t.evaluate() for t in runs]
+    metrics = [without_perf(t.train_for(5)) | scored(t) for t in runs]
     assert metrics[0] == metrics[1]
     assert metrics[0] != metrics[2]
 
@@ -119,11 +126,12 @@ def test_nan_losses_are_returned_not_raised():
         next(trainer.d.parameters()).fill_(float("nan"))
     metrics = trainer.train_for(2)
     assert math.isnan(metrics["train/d_loss"])
-    assert math.isnan(trainer.evaluate()["eval/reverse_kl"])
+    assert math.isnan(scored(trainer)["eval/reverse_kl"])
 
 
-def test_sample_image_is_a_png_of_the_expected_size():
-    image = Image.open(io.BytesIO(make().sample_image()))
+def test_scored_evaluation_has_a_scatter_png_of_the_expected_size():
+    trainer = make()
+    image = Image.open(io.BytesIO(score(trainer.evaluate(), trainer.data).image))
     assert image.format == "PNG"
     assert image.size == (320, 320)
 
@@ -147,7 +155,8 @@ def test_self_conditioning_clusters_the_real_points_and_conditions_g_and_d():
     metrics = trainer.train_for(3)
     assert all(math.isfinite(v) for v in metrics.values())
     assert trainer.d.n_clusters == 25 and trainer.z_dim == 4  # z_dim, plus one for the cluster
-    assert trainer.evaluate()["model/g_params"] == sum(p.numel() for p in trainer.g.parameters())
+    g_params = sum(p.numel() for p in trainer.g.parameters())
+    assert trainer.evaluate().metrics["model/g_params"] == g_params
 
 
 def test_self_conditioned_generator_draws_clusters_in_their_real_proportions():
@@ -166,20 +175,20 @@ def test_self_conditioned_generator_draws_clusters_in_their_real_proportions():
 def test_defaults_are_the_documented_baseline():
     config = MLPGANConfig()
     assert (config.loss, config.activation, config.batchnorm) == ("ns", "relu", False)
-    assert MLPGANTrainer.DATASETS == ("ring8", "grid25")
+    assert MLPGANTrainer.DATA_KIND == "mixture"
     assert TRAINERS["mlp_gan"] is MLPGANTrainer
 
 
-def test_from_params_casts_strings_and_whole_floats():
+def test_build_config_casts_strings_and_whole_floats():
     params = {"g_width": "64", "g_depth": 2.0, "lr_g": "2e-4", "batchnorm": "true"}
-    config = MLPGANConfig.from_params(params)
+    config = build_config(MLPGANTrainer, params, "mlp_gan")
     assert (config.g_width, config.g_depth, config.lr_g, config.batchnorm) == (64, 2, 2e-4, True)
     assert dataclasses.asdict(config)["g_width"] == 64
 
 
-def test_from_params_rejects_unknown_keys_listing_the_known():
+def test_build_config_rejects_unknown_keys_listing_the_known():
     with pytest.raises(ValueError, match="unknown parameter 'foo' for mlp_gan; known: g_depth"):
-        MLPGANConfig.from_params({"foo": 1})
+        build_config(MLPGANTrainer, {"foo": 1}, "mlp_gan")
 
 
 @pytest.mark.parametrize(
@@ -202,13 +211,13 @@ def test_from_params_rejects_unknown_keys_listing_the_known():
         ("batchnorm", "maybe"),
     ],
 )
-def test_from_params_rejects_invalid_values_naming_the_field(field, value):
+def test_build_config_rejects_invalid_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"'{field}'"):
-        MLPGANConfig.from_params({field: value})
+        build_config(MLPGANTrainer, {field: value})
 
 
 def test_build_trainer_needs_a_known_name_and_a_mixture():
-    with pytest.raises(KeyError, match="mlp_gan"):
+    with pytest.raises(PluginError, match="unknown trainer 'gan9000'.*mlp_gan"):
         build_trainer("gan9000", {}, load_dataset("ring8"), seed=0)
     with pytest.raises(TypeError, match="ring8"):
         build_trainer("mlp_gan", {}, load_dataset("none"), seed=0)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from trainers import SyntheticTrainer, build_trainer, load_dataset
+from trainers.base import Evaluation, build_config
 from trainers.synthetic import SyntheticConfig
 
 
@@ -13,12 +14,12 @@ def expected(x, y, step):
 
 def test_evaluate_follows_the_formula_as_steps_pass():
     trainer = build_trainer("synthetic", {"x": 0.5, "y": 2}, load_dataset("none"), seed=0)
-    assert trainer.evaluate()["eval/loss"] == expected(0.5, 2.0, 0)
+    assert trainer.evaluate().metrics["eval/loss"] == expected(0.5, 2.0, 0)
     metrics = trainer.train_for(7)
     assert trainer.step == 7
     assert metrics == {"train/loss": expected(0.5, 2.0, 7)}
-    assert trainer.evaluate() == {"eval/loss": expected(0.5, 2.0, 7),
-                                  "eval/x_loss": pytest.approx(expected(0.5, -0.5, 7))}
+    assert trainer.evaluate() == Evaluation({"eval/loss": expected(0.5, 2.0, 7),
+                                             "eval/x_loss": pytest.approx(expected(0.5, -0.5, 7))})
 
 
 def test_train_for_sleeps_once_for_the_whole_chunk(monkeypatch):
@@ -48,18 +49,20 @@ def test_state_dict_round_trips_step_and_config():
 
 def test_has_no_model():
     trainer = SyntheticTrainer({}, None, seed=0)
-    assert trainer.sample_image() is None
+    evaluation = trainer.evaluate()
+    assert evaluation.samples is None and evaluation.image is None
     assert trainer.generator() is None
     assert trainer.z_dim == 0
-    assert SyntheticTrainer.DATASETS == ("none",)
+    assert SyntheticTrainer.DATA_KIND == "none"
 
 
-def test_from_params_casts_and_rejects():
-    assert SyntheticConfig.from_params({"x": "1.5", "y": 2}) == SyntheticConfig(x=1.5, y=2.0)
+def test_build_config_casts_and_rejects():
+    config = build_config(SyntheticTrainer, {"x": "1.5", "y": 2}, "synthetic")
+    assert config == SyntheticConfig(x=1.5, y=2.0)
     with pytest.raises(ValueError, match="unknown parameter 'z' for synthetic; known: x, y"):
-        SyntheticConfig.from_params({"z": 1})
+        build_config(SyntheticTrainer, {"z": 1}, "synthetic")
     with pytest.raises(ValueError, match="'sleep_s'"):
-        SyntheticConfig.from_params({"sleep_s": -1})
+        build_config(SyntheticTrainer, {"sleep_s": -1})
 
 
 def test_builds_no_torch_module():

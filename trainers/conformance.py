@@ -1,0 +1,246 @@
+"""Does a trainer keep the contract (trainers/base.py)? What `gansweep check-trainer` runs.
+
+It drives the trainer exactly as a gansweep actor does, in this process and in seconds: build,
+train a chunk, evaluate and score, checkpoint through torch.save / torch.load(weights_only=True),
+train a second chunk, then resume a fresh trainer from the checkpoint and check that its second
+chunk is bitwise the same; finally export the generator with torch.export (as the MLflow model
+is logged) and run it on noise. Each check is one PASS / FAIL line with its reason; a failed
+prerequisite stops the checks that need it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainers.base import as_evaluation, bad_metrics, build_config, contract_problems
+from trainers.rng import process_rng_state, seed_everything, set_process_rng_state
+from trainers.scoring import data_kind, score
+
+N_NOISE = 16  # the batch the generator is exported with, as gansweep logs it
+CHECKS = ("contract", "config", "data", "build", "train", "evaluate", "checkpoint", "resume",
+          "generator")
+
+
+class Failed(Exception):
+    """A check that did not pass; the message is its reason."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+def check_trainer(cls: Any, data: Any, params: dict | None = None, seed: int = 0,
+                  steps: int = 3, device: str = "cpu", name: str = "") -> list[Check]:
+    """Run every check of trainer class `cls` on `data` (as the sweep's actors get it)."""
+    run = _Run(cls, data, dict(params or {}), seed, steps, device, name or cls.__name__)
+    checks: list[Check] = []
+    for check_name, step in run.steps():
+        try:
+            checks.append(Check(check_name, True, step()))
+        except Failed as exc:
+            checks.append(Check(check_name, False, str(exc)))
+            if check_name in run.REQUIRED:
+                break
+        except Exception as exc:  # the trainer raised: that is the reason
+            checks.append(Check(check_name, False, f"raised {type(exc).__name__}: "
+                                                   f"{_first_line(exc)}"))
+            if check_name in run.REQUIRED:
+                break
+    return checks
+
+
+class _Run:
+    """The state shared by the checks of one trainer, in the order they run."""
+
+    REQUIRED = ("contract", "config", "data", "build", "train", "checkpoint")
+
+    def __init__(self, cls, data, params, seed, steps, device, name):
+        self.cls, self.data, self.params, self.seed = cls, data, params, seed
+        self.steps_per_chunk, self.device, self.name = steps, device, name
+
+    def steps(self) -> list[tuple[str, Callable[[], str]]]:
+        runs = (self.contract, self.config, self.data_kind, self.build, self.train,
+                self.evaluate, self.checkpoint, self.resume, self.generator)
+        return list(zip(CHECKS, runs, strict=True))
+
+    def contract(self) -> str:
+        problems = contract_problems(self.cls)
+        if problems:
+            raise Failed("; ".join(problems))
+        return f"Config, DATA_KIND {self.cls.DATA_KIND!r} and the five methods are there"
+
+    def config(self) -> str:
+        try:
+            self.cfg = build_config(self.cls, self.params, self.name)
+        except Exception as exc:
+            raise Failed(f"{type(exc).__name__}: {_first_line(exc)}") from None
+        return f"{type(self.cfg).__name__} from {len(self.params)} param(s)"
+
+    def data_kind(self) -> str:
+        kind, wanted = data_kind(self.data), self.cls.DATA_KIND
+        if wanted not in ("any", kind):
+            raise Failed(f"trains on {wanted} data, given {kind} data "
+                         f"({type(self.data).__name__})")
+        return f"{kind} data ({type(self.data).__name__})"
+
+    def build(self) -> str:
+        self.trainer = self._new()
+        z_dim = self.trainer.z_dim
+        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 0:
+            raise Failed(f"z_dim must be an int >= 0, got {z_dim!r}")
+        if self.trainer.step != 0:
+            raise Failed(f"step must start at 0, got {self.trainer.step!r}")
+        return f"on {self.device}, z_dim {z_dim}"
+
+    def train(self) -> str:
+        metrics = self.trainer.train_for(self.steps_per_chunk)
+        if not isinstance(metrics, dict):
+            raise Failed(f"train_for must return a dict of metrics, got {type(metrics).__name__}")
+        problems = bad_metrics(metrics, ("train/", "perf/"))
+        if problems:
+            raise Failed("; ".join(problems))
+        if not any(key.startswith("train/") for key in metrics):
+            raise Failed("no train/ metric (e.g. train/d_loss and train/g_loss)")
+        if self.trainer.step != self.steps_per_chunk:
+            raise Failed(f"step is {self.trainer.step} after train_for({self.steps_per_chunk}) "
+                         f"from 0")
+        return ", ".join(sorted(metrics))
+
+    def evaluate(self) -> str:
+        scored = self._score(self.trainer)
+        problems = bad_metrics(scored.metrics, ("eval/", "model/"))
+        if problems:
+            raise Failed("; ".join(problems))
+        if not any(key.startswith("eval/") for key in scored.metrics):
+            raise Failed("no eval/ metric: a sweep would have no objective to read")
+        if scored.image is not None and not scored.image.startswith(b"\x89PNG"):
+            raise Failed("Evaluation.image is not a PNG")
+        picture = "" if scored.image is None else ", and an image"
+        return f"{', '.join(sorted(scored.metrics))}{picture}"
+
+    def checkpoint(self) -> str:
+        buffer = io.BytesIO()
+        torch.save(self.trainer.state_dict(), buffer)
+        try:
+            self.saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+        except Exception as exc:
+            raise Failed(f"state_dict() does not load with torch.load(weights_only=True): "
+                         f"{_first_line(exc)}") from None
+        self.saved_rng, self.saved_step = process_rng_state(), self.trainer.step
+        return f"{len(buffer.getvalue()):,} bytes, loads with weights_only=True"
+
+    def resume(self) -> str:
+        """The second chunk, straight on and after a round trip, as a resumed actor runs it."""
+        straight = self._chunk(self.trainer)
+        resumed = self._new()
+        resumed.load_state_dict(self.saved)
+        set_process_rng_state(self.saved_rng)
+        if resumed.step != self.saved_step:
+            raise Failed(f"step is {resumed.step} after load_state_dict, saved at "
+                         f"{self.saved_step}")
+        again = self._chunk(resumed)
+        differ = [key for key in sorted(set(straight) | set(again))
+                  if not _same(straight.get(key), again.get(key))]
+        if differ:
+            key = differ[0]
+            raise Failed(f"the chunk after a state_dict round trip differs: {key} "
+                         f"{straight.get(key)!r} straight on, {again.get(key)!r} resumed "
+                         f"(an RNG or optimizer state not saved or not restored?)")
+        if not _same_tree(self.trainer.state_dict(), resumed.state_dict()):
+            raise Failed("metrics match but state_dict() differs after the chunk")
+        return f"bitwise the same {len(straight)} metrics and state at step {resumed.step}"
+
+    def generator(self) -> str:
+        g = self.trainer.generator()
+        if g is None:
+            return "None: nothing to log or promote"
+        if not isinstance(g, nn.Module):
+            raise Failed(f"generator() must return an nn.Module or None, got {type(g).__name__}")
+        z_dim = self.trainer.z_dim
+        noise = torch.Generator().manual_seed(0)
+        z = torch.randn(N_NOISE, z_dim, generator=noise)
+        try:
+            with torch.no_grad():
+                out = g(z)
+        except Exception as exc:
+            raise Failed(f"generator(torch.randn({N_NOISE}, z_dim={z_dim})) raised "
+                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+        if not isinstance(out, torch.Tensor) or out.dim() < 2 or len(out) != N_NOISE:
+            raise Failed(f"generator must map noise ({N_NOISE}, {z_dim}) to samples "
+                         f"({N_NOISE}, ...), got {_shape(out)}")
+        expected = _sample_shape(self.data)
+        if expected is not None and tuple(out.shape[1:]) != expected:
+            raise Failed(f"generator samples are {tuple(out.shape[1:])} each, the data's are "
+                         f"{expected}")
+        if not torch.isfinite(out).all():
+            raise Failed("generator output is not finite")
+        try:
+            exported = torch.export.export(g, (z,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+            z7 = torch.randn(7, z_dim, generator=noise)
+            with torch.no_grad():
+                same = torch.allclose(exported.module()(z7), g(z7), atol=1e-5, rtol=1e-4)
+        except Exception as exc:
+            raise Failed(f"torch.export (how gansweep logs the model) failed: "
+                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+        if not same:
+            raise Failed("the exported generator gives other samples than the module")
+        return f"noise ({N_NOISE}, {z_dim}) -> {tuple(out.shape)}; torch.export with any batch"
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _new(self):
+        seed_everything(self.seed)  # as the actor does before it builds a trainer
+        return self.cls(self.cfg, self.data, self.seed, self.device)
+
+    def _score(self, trainer):
+        return score(as_evaluation(trainer.evaluate()), self.data)
+
+    def _chunk(self, trainer) -> dict[str, float]:
+        metrics = trainer.train_for(self.steps_per_chunk)
+        metrics = {k: v for k, v in metrics.items() if not k.startswith("perf/")}
+        return {**metrics, **self._score(trainer).metrics}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _same_tree(a: Any, b: Any) -> bool:
+    """Two state dicts hold the same values, tensors compared bitwise."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+                and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu()))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_tree(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b, strict=True))
+    return _same(a, b)
+
+
+def _sample_shape(data: Any) -> tuple[int, ...] | None:
+    kind = data_kind(data)
+    if kind == "mixture":
+        return (2,)
+    if kind == "image":
+        return (data.channels, data.size, data.size)
+    return None
+
+
+def _shape(out: Any) -> str:
+    return str(tuple(out.shape)) if isinstance(out, torch.Tensor) else type(out).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""

@@ -1,0 +1,93 @@
+"""Free GAN metrics: the samples an `Evaluation` carries, scored for the data they imitate.
+
+Any trainer, built-in or a user's, gets these without writing them:
+- 2D points on a `Mixture`: the PacGAN metrics (eval/modes, eval/high_quality, eval/reverse_kl,
+  eval/score, eval/coverage) and a scatter plot of real (grey) and generated (red) points;
+- images on an `ImageTask`: eval/fd in the dataset's classifier features (its floor is on the
+  sweep's parent run), eval/class_coverage and eval/class_kl with labels, eval/fid with a user
+  feature extractor, and an 8x8 grid of the first 64 images.
+Metrics the trainer returns itself are kept as they are and win over a scored one of the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainers.base import Evaluation
+from trainers.grids import image_grid_png
+from trainers.image_data import ImageDataset
+from trainers.image_task import ImageTask
+from trainers.mixtures import Mixture, mixture_metrics
+from trainers.plots import scatter_png
+
+GRID_N = 64  # images in the sample grid, 8 per row
+N_REAL_PLOT = 2_500  # real points drawn under the generated ones
+REAL_PLOT_SEED = 0  # the same real points in every plot of every trial
+
+
+@dataclass(frozen=True)
+class Scored:
+    metrics: dict[str, float]  # the trainer's own metrics and the scored ones
+    image: bytes | None  # PNG for the run's image slider, or None
+
+
+def data_kind(data: Any) -> str:
+    """The DATA_KIND (trainers.base.DATA_KINDS) of a dataset object: an ImageDataset is image
+    data (the driver wraps it in an ImageTask), anything unknown is custom."""
+    if data is None:
+        return "none"
+    if isinstance(data, Mixture):
+        return "mixture"
+    if isinstance(data, (ImageTask, ImageDataset)):
+        return "image"
+    return "custom"
+
+
+def score(evaluation: Evaluation, data: Any) -> Scored:
+    """Metrics and image of one evaluation on `data`; raises ValueError (naming what is wrong)
+    for samples that do not fit the data."""
+    metrics: dict[str, float] = {}
+    image = evaluation.image
+    if evaluation.samples is not None:
+        samples = _cpu_float(evaluation.samples)
+        kind = data_kind(data)
+        if kind == "mixture":
+            metrics, drawn = _score_points(samples, data)
+        elif kind == "image":
+            metrics, drawn = _score_images(samples, data)
+        else:
+            raise ValueError(f"evaluate() returned samples, which gansweep scores on mixture or "
+                             f"image data only; this data is {kind}: return metrics instead")
+        image = drawn if image is None else image
+    metrics.update({key: float(value) for key, value in evaluation.metrics.items()})
+    return Scored(metrics, image)
+
+
+def _score_points(points: torch.Tensor, mixture: Mixture) -> tuple[dict[str, float], bytes]:
+    if points.dim() != 2 or points.shape[1] != 2 or len(points) < 1:
+        raise ValueError(f"evaluate(): samples on {mixture.name} must be points (n, 2), got "
+                         f"{tuple(points.shape)}")
+    scores = mixture_metrics(points, mixture)
+    metrics = {f"eval/{key}": float(value) for key, value in scores.items()}
+    real = mixture.sample(N_REAL_PLOT, torch.Generator().manual_seed(REAL_PLOT_SEED))
+    extent = 1.25 * mixture.extent + 0.25  # a margin around the outermost modes
+    return metrics, scatter_png(real.numpy(), points.numpy(), extent)
+
+
+def _score_images(images: torch.Tensor, task: ImageTask) -> tuple[dict[str, float], bytes]:
+    expected = (task.channels, task.size, task.size)
+    if images.dim() != 4 or tuple(images.shape[1:]) != expected or len(images) < 2:
+        raise ValueError(f"evaluate(): samples on this dataset must be images (n >= 2, "
+                         f"{', '.join(map(str, expected))}) in [-1, 1], got "
+                         f"{tuple(images.shape)}")
+    return task.evaluate_images(images), image_grid_png(images[:GRID_N], nrow=8)
+
+
+def _cpu_float(samples: Any) -> torch.Tensor:
+    if not isinstance(samples, torch.Tensor):
+        raise ValueError(f"evaluate(): samples must be a torch.Tensor, got "
+                         f"{type(samples).__name__}")
+    return samples.detach().cpu().float()
