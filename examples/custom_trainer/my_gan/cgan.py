@@ -27,7 +27,8 @@ LOSSES = ("ns", "hinge")
 
 @dataclass(frozen=True)
 class CGANConfig:
-    """The sweepable parameters; the defaults train recognisable digits in ~2,000 steps."""
+    """The sweepable parameters. With the defaults, on 8x8 digits on one CPU thread (seeds 0, 1):
+    all 10 classes, class KL 0.01-0.02 and FD 58-71 (floor 19) after 3,000 steps, ~15 s."""
 
     z_dim: int = 32
     """Gaussian noise coordinates besides the one that picks the class."""
