@@ -40,12 +40,13 @@ def retrain(params: dict, seed: int, steps: int) -> dict:
     """Train one seed from scratch and evaluate it (runs in a worker process)."""
     import torch
 
-    from trainers import build_trainer, load_dataset
+    from trainers import build_trainer, load_dataset, score
 
     torch.set_num_threads(1)
-    trainer = build_trainer("mlp_gan", params, load_dataset("grid25"), seed)
+    grid = load_dataset("grid25")
+    trainer = build_trainer("mlp_gan", params, grid, seed)
     trainer.train_for(steps)
-    metrics = trainer.evaluate()
+    metrics = score(trainer.evaluate(), grid).metrics
     return {"seed": seed, **{k: metrics[f"eval/{k}"]
                              for k in ("modes", "high_quality", "reverse_kl", "score")}}
 

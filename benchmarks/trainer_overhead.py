@@ -11,7 +11,7 @@ of eval_s). The arms alternate, `--repeats` times each; ratio = median trial / m
 the trainer's own `train_for` calls, read from its `perf/steps_per_s` rows: gansweep's cost, apart
 from how fast the machine happened to be during each arm.
 
-    .venv/bin/python benchmarks/trainer_overhead.py [--repeats 3] [--only mlp_gan]
+    .venv/bin/python benchmarks/trainer_overhead.py [--repeats 3] [--only mlp_gan] [--steps N]
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", choices=sorted(CASES), default=None)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train this many steps in one chunk instead (a quick run)")
     args = parser.parse_args()
     import ray
 
@@ -96,6 +98,9 @@ def main() -> None:
     for name, case in CASES.items():
         if args.only and name != args.only:
             continue
+        if args.steps:
+            case = {**case, "steps": args.steps, "eval_every": args.steps,
+                    "log_every": args.steps}
         bare_runs, trial_runs = [], []
         for _ in range(args.repeats):  # alternated: both arms see the same machine
             bare_runs.append(bare(name, case))

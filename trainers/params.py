@@ -1,6 +1,7 @@
 """Turn a flat params dict (from a search space or a spec file) into a frozen config dataclass.
 
-Shared by every trainer's `Config.from_params`, so all trainers cast and complain the same way.
+Used by `trainers.base.build_config` for every trainer's Config, built-in or a plug-in's, so all
+trainers cast and complain the same way.
 """
 
 from __future__ import annotations

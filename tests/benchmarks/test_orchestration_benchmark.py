@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,3 +20,16 @@ def test_orchestration_benchmark_reports_utilization_as_json():
     assert result["completed"] == 4 and result["trials"] == 4 and result["actors"] == 2
     assert 0 < result["utilization"] <= 1.05
     assert result["ideal_s"] == 4 * 5 * 0.01 / 2
+
+
+def test_trainer_overhead_benchmark_compares_both_arms_as_json():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/trainer_overhead.py", "--only", "mlp_gan", "--repeats", "1",
+         "--steps", "40"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [result] = json.loads(done.stdout)
+    assert result["trainer"] == "mlp_gan" and result["steps"] == 40
+    [bare], [trial] = result["bare_steps_per_s"], result["trial_steps_per_s"]
+    assert bare > 0 and trial > 0
+    assert result["ratio"] == pytest.approx(trial / bare, rel=0.01)  # of the unrounded figures
+    assert 0 <= result["outside_train_for"][0] < 1
