@@ -59,7 +59,10 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
                     where: str = "--dataset") -> PreparedData:
     """Load dataset target `dataset` for trainer target `trainer`: a plug-in's data is checked
     against the trainer's DATA_KIND; image data gets its feature network and FD floor."""
+    from trainers.base import accepts
     from trainers.image_data import DatasetError
+    from trainers.image_task import ImageTask
+    from trainers.params import describe
     from trainers.registry import PluginError, load_dataset, trainer_class
     from trainers.scoring import data_kind
 
@@ -68,16 +71,17 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
     except (DatasetError, PluginError) as exc:
         raise SpecError(f"{where}: {exc}") from None
     except Exception as exc:  # a plug-in's loader failed
-        raise SpecError(f"{where}: {dataset} raised {type(exc).__name__}: "
-                        f"{_first_line(exc)}") from None
-    kind, wanted = data_kind(raw), trainer_class(trainer).DATA_KIND
-    if wanted not in ("any", kind):
+        raise SpecError(f"{where}: {dataset} raised {describe(exc)}") from None
+    kind, trainer_cls = data_kind(raw), trainer_class(trainer)
+    if isinstance(raw, ImageTask):
+        raise SpecError(f"{where}: {dataset} returned an ImageTask: return the ImageDataset, "
+                        f"and gansweep makes the task (feature network, FD floor) from it")
+    if not accepts(trainer_cls, kind):
         raise SpecError(f"{where}: {dataset} gave {kind} data ({type(raw).__name__}), and "
-                        f"trainer {trainer} trains on {wanted} data")
+                        f"trainer {trainer} trains on {trainer_cls.DATA_KIND} data")
     if kind != "image":
         return PreparedData(raw)
     from trainers.feature_net import cached_feature_net
-    from trainers.image_task import ImageTask
 
     state, net_id, trained = cached_feature_net(
         raw.train, raw.train_labels, raw.n_classes, raw.content_hash,
@@ -88,8 +92,3 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
     floor = {k.replace("eval/", "floor/"): v for k, v in task.floor().items()}
     tags = {TAG_FEATURE_NET: net_id, TAG_DATA_HASH: raw.content_hash[:16]}
     return PreparedData(task, floor, tags)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""

@@ -130,8 +130,9 @@ def launch(spec: SweepSpec, settings: Settings,
         lease = DriverLease(settings.storage, study)
         lease.acquire()
         try:
-            study.set_user_attr(LAUNCH_ATTR, {
-                "spec": spec.text, "spec_path": spec.path, "trials": spec.budget.trials,
+            study.set_user_attr(LAUNCH_ATTR, {  # the spec's folder holds its plug-ins
+                "spec": spec.text, "spec_path": str(Path(spec.path).resolve()) if spec.path
+                else "", "trials": spec.budget.trials,
                 "tracking_uri": settings.tracking_uri,
                 "checkpoint_root": settings.checkpoint_root})
             if enqueue_from:

@@ -1,11 +1,13 @@
 """Plug-ins ship with the sweep: a user's trainer or dataset module reaches every actor.
 
-A plug-in imported from the user's folders (not an installed package) is uploaded once to the
-Ray cluster and named in the actors' `runtime_env` `py_modules`: its top-level package folder (or
-its single .py file) reaches every node that starts an actor, locally and on a cluster alike. An
-installed package is not shipped: install it on the cluster as gansweep itself is. Under
-`gansweep submit` the job's own `py_modules` (`--py-module`) are kept, since an actor's
-runtime_env field replaces the job's.
+A plug-in whose code lies outside this interpreter's library folders (the user's project
+folder, an editable install) is uploaded once to the Ray cluster and named in the actors'
+`runtime_env` `py_modules`: the top-level package of its import path (a folder), or its single
+.py file, reaches every node that starts an actor, locally and on a cluster alike. Code that
+plug-in imports from elsewhere goes only if it is in the same package: a plug-in of several
+files is a package. A package installed into site-packages is not shipped: install it on the
+cluster as gansweep itself is. Under `gansweep submit` the job's own `py_modules`
+(`--py-module`) are kept, since an actor's runtime_env field replaces the job's.
 
 Also `gansweep check-trainer`'s report.
 """
@@ -13,6 +15,7 @@ Also `gansweep check-trainer`'s report.
 from __future__ import annotations
 
 import importlib.util
+import site
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -52,11 +55,21 @@ def upload(paths: list[str]) -> list[str]:
     at ray.init, and the driver may be a job that started long before), so this uses Ray's own
     uploader, the one ray.init calls: a private API, pinned with Ray in constraints.txt and
     exercised by tests/orchestrator/test_plugins.py."""
+    import ray
     from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
+    from ray.experimental import internal_kv
 
-    with tempfile.TemporaryDirectory() as scratch:
-        env = upload_py_modules_if_needed({"py_modules": list(paths), "excludes": EXCLUDES},
-                                          include_gitignore=True, scratch_dir=scratch)
+    from trainers.params import describe
+
+    if not internal_kv._internal_kv_initialized():  # another cluster's shutdown in this process
+        internal_kv._initialize_internal_kv(ray._private.worker.global_worker.gcs_client)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            env = upload_py_modules_if_needed({"py_modules": list(paths), "excludes": EXCLUDES},
+                                              include_gitignore=True, scratch_dir=scratch)
+    except Exception as exc:  # e.g. a folder past Ray's package size limit
+        raise SpecError(f"cannot ship the plug-in code {', '.join(paths)} to the Ray cluster: "
+                        f"{describe(exc)}") from None
     return list(env["py_modules"])
 
 
@@ -73,8 +86,10 @@ def _top_level_source(name: str) -> Path | None:
 
 
 def _installed(path: Path) -> bool:
-    """Whether `path` lies in this interpreter's library folders (site-packages, stdlib)."""
+    """Whether `path` lies in this interpreter's library folders (site-packages, the user's
+    site-packages, the standard library)."""
     roots = {sysconfig.get_path(key) for key in ("purelib", "platlib", "stdlib", "platstdlib")}
+    roots |= set(site.getsitepackages()) | {site.getusersitepackages()}
     return any(root and path.is_relative_to(Path(root).resolve()) for root in roots)
 
 

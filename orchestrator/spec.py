@@ -175,6 +175,7 @@ def plugin_folders(folders: list[Path]) -> None:
 
 def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
     """The trainer's and the dataset's targets, and the trainer class; a plug-in is imported."""
+    from trainers.base import accepts
     from trainers.registry import (  # torch import: only once a spec is read
         PluginError,
         dataset_kind,
@@ -201,15 +202,15 @@ def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
         path = Path(target.split(":", 1)[1]).expanduser()
         if not path.exists():
             raise FieldError("dataset", f"{path}: no such file")
-    wanted = trainer_cls.DATA_KIND
-    if kind is not None and wanted not in ("any", kind):  # a plug-in's: once it is loaded
-        raise FieldError("dataset", f"trainer {trainer_name} trains on {wanted} "
+    if kind is not None and not accepts(trainer_cls, kind):  # a plug-in's: once it is loaded
+        raise FieldError("dataset", f"trainer {trainer_name} trains on {trainer_cls.DATA_KIND} "
                                     f"data, and {dataset!r} is {kind} data")
     return trainer, target, trainer_cls
 
 
 def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Param, ...]) -> None:
     from trainers.base import build_config
+    from trainers.params import first_line
 
     known = {f.name for f in dataclasses.fields(trainer_cls.Config)}
     for param in space:
@@ -225,7 +226,7 @@ def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Para
     try:
         build_config(trainer_cls, fixed, trainer_name)
     except Exception as exc:  # a plug-in's Config may raise anything: still one line
-        raise FieldError("fixed", _one_line(exc)) from None
+        raise FieldError("fixed", first_line(exc)) from None
     for param in space:  # choices and range ends must be values the trainer accepts
         candidates = [("choices", c) for c in param.choices] or [("low", param.low),
                                                                  ("high", param.high)]
@@ -233,12 +234,7 @@ def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Para
             try:
                 build_config(trainer_cls, {**fixed, param.name: value}, trainer_name)
             except Exception as exc:
-                raise FieldError(f"space.{param.name}.{key}", _one_line(exc)) from None
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+                raise FieldError(f"space.{param.name}.{key}", first_line(exc)) from None
 
 
 def _require(raw: dict, key: str, kind: type) -> Any:

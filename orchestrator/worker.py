@@ -185,12 +185,16 @@ class TrialWorker:
             n_steps = min(n_steps, spec.total_steps - trainer.step)
             rows: list[tuple[int, dict[str, float]]] = []
             while n_steps > 0:  # train metrics at a fixed cadence, written in one batch below
-                k = min(spec.log_every, n_steps)
+                k, before = min(spec.log_every, n_steps), trainer.step
                 row = trainer.train_for(k)  # a trainer may stop short, e.g. when it diverges
                 rows.append((trainer.step, row))
                 n_steps -= k
                 if not _finite(rows[-1][1]):
                     return self._diverged(rows)
+                if trainer.step != before + k:  # else the trial would repeat this step forever
+                    raise RuntimeError(f"train_for({k}) moved step from {before} to "
+                                       f"{trainer.step}: it must train n steps unless it "
+                                       f"diverges (a NaN train/ metric)")
             evaluated_at = time.perf_counter()
             scored = score(as_evaluation(trainer.evaluate()), self.data)  # + free GAN metrics
             now = time.perf_counter()

@@ -6,7 +6,8 @@ subclass builds its models (`_build`) and writes out its own `_train_step`, the 
 step each under a comment stating its objective.
 
 RNG handling, the same for every subclass: models are initialised from the trial seed inside
-`torch.random.fork_rng` (the global RNG is neither read nor changed); batches, noise and penalty
+`torch.random.fork_rng` (the global CPU RNG is neither read nor changed; CUDA's is reseeded, and
+the built-ins never draw from it); batches, noise and penalty
 draws come from a private CPU generator seeded with the trial seed (`_rng`), so runs match across
 devices; the eval noise is drawn once, per trial, from a second generator seeded the same way.
 """
@@ -26,7 +27,25 @@ from torch import Tensor, nn
 from trainers.base import Evaluation, build_config
 from trainers.losses import LOSSES, Critic, Means, r1_due, r1_penalty
 from trainers.models import n_params, update_ema
-from trainers.params import check_same_config, state_header
+from trainers.params import check, check_same_config, state_header
+
+
+def check_core_config(config: Any, name: str) -> None:
+    """The checks of the fields every AdversarialTrainer config has (its Config's
+    __post_init__ calls this, then checks its architecture)."""
+    for field in ("z_dim", "batch_size", "d_steps", "r1_every"):
+        value = getattr(config, field)
+        check(value >= 1, name, field, "must be >= 1", value)
+    for field in ("lr_g", "lr_d"):
+        value = getattr(config, field)
+        check(math.isfinite(value) and value > 0, name, field, "must be > 0", value)
+    for field in ("beta1", "beta2", "ema_decay"):
+        value = getattr(config, field)
+        check(0 <= value < 1, name, field, "must be in [0, 1)", value)
+    for field in ("gp_weight", "r1_weight"):
+        value = getattr(config, field)
+        check(math.isfinite(value) and value >= 0, name, field, "must be >= 0", value)
+    check(config.loss in LOSSES, name, "loss", f"must be one of {sorted(LOSSES)}", config.loss)
 
 
 class AdversarialTrainer:

@@ -104,8 +104,9 @@ class GANTrainer(Protocol):
 
     def evaluate(self) -> Evaluation:
         """Evaluate the current generator (its EMA, if it keeps one): an `Evaluation` (a plain
-        {name: float} dict is read as Evaluation(metrics=...)). Must not change the training
-        state: the next `train_for` is the same with or without this call."""
+        {name: float} dict is read as Evaluation(metrics=...)). Best left without effect on
+        training (eval mode inside, train mode restored, no draw from a training RNG), so that a
+        run does not depend on how often it is evaluated."""
 
     def generator(self) -> nn.Module | None:
         """A CPU copy of the generator in eval mode, z (n, z_dim) float32 -> samples (n, ...),
@@ -126,6 +127,11 @@ def build_config(trainer_cls: type, params: Mapping[str, Any], name: str = "") -
     """`trainer_cls.Config` from a flat params dict: unknown keys, uncastable values and the
     Config's own checks raise ValueError naming the field."""
     return config_from_params(trainer_cls.Config, dict(params), name or trainer_cls.__name__)
+
+
+def accepts(trainer_cls: type, kind: str) -> bool:
+    """Whether trainer class `trainer_cls` trains on data of `kind` (one of DATA_KINDS)."""
+    return trainer_cls.DATA_KIND in ("any", kind)
 
 
 def as_evaluation(result: Any) -> Evaluation:

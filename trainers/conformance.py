@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainers.base import as_evaluation, bad_metrics, build_config, contract_problems
+from trainers.base import accepts, as_evaluation, bad_metrics, build_config, contract_problems
+from trainers.params import describe, first_line
 from trainers.rng import process_rng_state, seed_everything, set_process_rng_state
 from trainers.scoring import data_kind, score
 
@@ -52,8 +54,7 @@ def check_trainer(cls: Any, data: Any, params: dict | None = None, seed: int = 0
             if check_name in run.REQUIRED:
                 break
         except Exception as exc:  # the trainer raised: that is the reason
-            checks.append(Check(check_name, False, f"raised {type(exc).__name__}: "
-                                                   f"{_first_line(exc)}"))
+            checks.append(Check(check_name, False, f"raised {describe(exc)}"))
             if check_name in run.REQUIRED:
                 break
     return checks
@@ -77,26 +78,26 @@ class _Run:
         problems = contract_problems(self.cls)
         if problems:
             raise Failed("; ".join(problems))
-        return f"Config, DATA_KIND {self.cls.DATA_KIND!r} and the five methods are there"
+        return f"Config, DATA_KIND {self.cls.DATA_KIND!r} and the methods are there"
 
     def config(self) -> str:
         try:
             self.cfg = build_config(self.cls, self.params, self.name)
         except Exception as exc:
-            raise Failed(f"{type(exc).__name__}: {_first_line(exc)}") from None
+            raise Failed(f"{describe(exc)}") from None
         return f"{type(self.cfg).__name__} from {len(self.params)} param(s)"
 
     def data_kind(self) -> str:
-        kind, wanted = data_kind(self.data), self.cls.DATA_KIND
-        if wanted not in ("any", kind):
-            raise Failed(f"trains on {wanted} data, given {kind} data "
+        kind = data_kind(self.data)
+        if not accepts(self.cls, kind):
+            raise Failed(f"trains on {self.cls.DATA_KIND} data, given {kind} data "
                          f"({type(self.data).__name__})")
         return f"{kind} data ({type(self.data).__name__})"
 
     def build(self) -> str:
         self.trainer = self._new()
         z_dim = self.trainer.z_dim
-        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 0:
+        if isinstance(z_dim, bool) or not isinstance(z_dim, numbers.Integral) or z_dim < 0:
             raise Failed(f"z_dim must be an int >= 0, got {z_dim!r}")
         if self.trainer.step != 0:
             raise Failed(f"step must start at 0, got {self.trainer.step!r}")
@@ -117,14 +118,20 @@ class _Run:
         return ", ".join(sorted(metrics))
 
     def evaluate(self) -> str:
-        scored = self._score(self.trainer)
+        result = self.trainer.evaluate()
+        own = as_evaluation(result).metrics  # as the trainer wrote them, before scoring
+        problems = bad_metrics(own, ("eval/", "model/"))
+        if problems:
+            raise Failed("; ".join(problems))
+        try:
+            scored = score(as_evaluation(result), self.data)
+        except ValueError as exc:
+            raise Failed(str(exc)) from None
         problems = bad_metrics(scored.metrics, ("eval/", "model/"))
         if problems:
             raise Failed("; ".join(problems))
         if not any(key.startswith("eval/") for key in scored.metrics):
             raise Failed("no eval/ metric: a sweep would have no objective to read")
-        if scored.image is not None and not scored.image.startswith(b"\x89PNG"):
-            raise Failed("Evaluation.image is not a PNG")
         picture = "" if scored.image is None else ", and an image"
         return f"{', '.join(sorted(scored.metrics))}{picture}"
 
@@ -135,7 +142,7 @@ class _Run:
             self.saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
         except Exception as exc:
             raise Failed(f"state_dict() does not load with torch.load(weights_only=True): "
-                         f"{_first_line(exc)}") from None
+                         f"{first_line(exc)}") from None
         self.saved_rng, self.saved_step = process_rng_state(), self.trainer.step
         return f"{len(buffer.getvalue()):,} bytes, loads with weights_only=True"
 
@@ -174,7 +181,7 @@ class _Run:
                 out = g(z)
         except Exception as exc:
             raise Failed(f"generator(torch.randn({N_NOISE}, z_dim={z_dim})) raised "
-                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+                         f"{describe(exc)}") from None
         if not isinstance(out, torch.Tensor) or out.dim() < 2 or len(out) != N_NOISE:
             raise Failed(f"generator must map noise ({N_NOISE}, {z_dim}) to samples "
                          f"({N_NOISE}, ...), got {_shape(out)}")
@@ -191,7 +198,7 @@ class _Run:
                 same = torch.allclose(exported.module()(z7), g(z7), atol=1e-5, rtol=1e-4)
         except Exception as exc:
             raise Failed(f"torch.export (how gansweep logs the model) failed: "
-                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+                         f"{describe(exc)}") from None
         if not same:
             raise Failed("the exported generator gives other samples than the module")
         return f"noise ({N_NOISE}, {z_dim}) -> {tuple(out.shape)}; torch.export with any batch"
@@ -239,8 +246,3 @@ def _sample_shape(data: Any) -> tuple[int, ...] | None:
 
 def _shape(out: Any) -> str:
     return str(tuple(out.shape)) if isinstance(out, torch.Tensor) else type(out).__name__
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""

@@ -8,17 +8,16 @@ trainers/adversarial.py; the training step is written out here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainers.adversarial import AdversarialTrainer
+from trainers.adversarial import AdversarialTrainer, check_core_config
 from trainers.conv import D_NORMS, G_NORMS, IMAGE_SIZES, ConvDiscriminator, ConvGenerator
 from trainers.conv import max_blocks as conv_max_blocks
-from trainers.losses import LOSSES, Means
+from trainers.losses import Means
 from trainers.models import ACTIVATIONS
 from trainers.params import check
 
@@ -79,7 +78,8 @@ class DCGANConfig:
     that short runs do not average in the random initialisation."""
 
     def __post_init__(self) -> None:
-        for field in ("n_blocks", "base_width", "z_dim", "d_steps", "batch_size", "r1_every"):
+        check_core_config(self, NAME)
+        for field in ("n_blocks", "base_width"):
             check(getattr(self, field) >= 1, NAME, field, "must be >= 1", getattr(self, field))
         check(
             self.n_blocks <= MAX_BLOCKS,
@@ -88,21 +88,8 @@ class DCGANConfig:
             f"must be <= {MAX_BLOCKS} (log2 of the largest image size, {max(IMAGE_SIZES)}, - 1)",
             self.n_blocks,
         )
-        for field in ("lr_g", "lr_d"):
-            value = getattr(self, field)
-            check(math.isfinite(value) and value > 0, NAME, field, "must be > 0", value)
-        for field in ("beta1", "beta2", "ema_decay"):
-            value = getattr(self, field)
-            check(0 <= value < 1, NAME, field, "must be in [0, 1)", value)
-        for field in ("gp_weight", "r1_weight"):
-            value = getattr(self, field)
-            check(math.isfinite(value) and value >= 0, NAME, field, "must be >= 0", value)
-        for field, choices in (
-            ("g_norm", G_NORMS),
-            ("d_norm", D_NORMS),
-            ("activation", ACTIVATIONS),
-            ("loss", LOSSES),
-        ):
+        for field, choices in (("g_norm", G_NORMS), ("d_norm", D_NORMS),
+                               ("activation", ACTIVATIONS)):
             value = getattr(self, field)
             check(value in choices, NAME, field, f"must be one of {sorted(choices)}", value)
 

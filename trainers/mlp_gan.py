@@ -7,16 +7,15 @@ trainers/adversarial.py; the training step is written out here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import Tensor, nn
 
-from trainers.adversarial import AdversarialTrainer
+from trainers.adversarial import AdversarialTrainer, check_core_config
 from trainers.clustering import kmeans, nearest
-from trainers.losses import LOSSES, Means
+from trainers.losses import Means
 from trainers.mixtures import Mixture
 from trainers.models import ACTIVATIONS, ClusterGenerator, Discriminator, Generator
 from trainers.params import check
@@ -81,21 +80,12 @@ class MLPGANConfig:
     z_dim + 1 noise coordinates, the last picking the cluster."""
 
     def __post_init__(self) -> None:
-        for field in ("g_depth", "g_width", "d_depth", "d_width", "z_dim", "batch_size", "d_steps",
-                      "r1_every"):
+        check_core_config(self, NAME)
+        for field in ("g_depth", "g_width", "d_depth", "d_width"):
             check(getattr(self, field) >= 1, NAME, field, "must be >= 1", getattr(self, field))
         most = N_POOL // 10  # ten real points a cluster on average
         value = self.clusters
         check(0 <= value <= most, NAME, "clusters", f"must be in [0, {most}]", value)
-        for field in ("lr_g", "lr_d"):
-            value = getattr(self, field)
-            check(math.isfinite(value) and value > 0, NAME, field, "must be > 0", value)
-        for field in ("beta1", "beta2", "ema_decay"):
-            value = getattr(self, field)
-            check(0 <= value < 1, NAME, field, "must be in [0, 1)", value)
-        for field in ("gp_weight", "r1_weight"):
-            value = getattr(self, field)
-            check(math.isfinite(value) and value >= 0, NAME, field, "must be >= 0", value)
         check(
             self.activation in ACTIVATIONS,
             NAME,
@@ -103,7 +93,6 @@ class MLPGANConfig:
             f"must be one of {sorted(ACTIVATIONS)}",
             self.activation,
         )
-        check(self.loss in LOSSES, NAME, "loss", f"must be one of {sorted(LOSSES)}", self.loss)
 
 
 class MLPGANTrainer(AdversarialTrainer):

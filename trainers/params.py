@@ -87,3 +87,14 @@ def check_same_config(state: dict, config: Any) -> None:
     if state["config"] != dataclasses.asdict(config):
         raise ValueError(f"checkpoint config {state['config']} differs from this trainer's "
                          f"{dataclasses.asdict(config)}")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line for an error message: `ValueError: what it says`."""
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -24,6 +24,7 @@ from trainers.dcgan import DCGANTrainer
 from trainers.image_data import IMAGE_PREFIXES, load_image_dataset
 from trainers.mixtures import grid25, ring8
 from trainers.mlp_gan import MLPGANTrainer
+from trainers.params import describe
 from trainers.synthetic import SyntheticTrainer
 
 TRAINER_GROUP, DATASET_GROUP = "gansweep.trainers", "gansweep.datasets"
@@ -135,7 +136,7 @@ def import_target(target: str) -> Any:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or whatever the module raised while importing
         raise PluginError(f"cannot import {module_name} (for {target}): "
-                          f"{type(exc).__name__}: {_first_line(exc)}") from None
+                          f"{describe(exc)}") from None
     found: Any = module
     for part in attr.split("."):
         try:
@@ -155,8 +156,3 @@ def _entry_point(group: str, name: str) -> str | None:
 def _installed(group: str) -> str:
     names = sorted({e.name for e in importlib.metadata.entry_points(group=group)})
     return f" (installed: {', '.join(names)})" if names else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

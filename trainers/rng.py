@@ -32,7 +32,8 @@ def process_rng_state() -> dict[str, Any]:
 
 
 def set_process_rng_state(state: dict[str, Any]) -> None:
-    """Restore `process_rng_state()`; a part the state lacks (an older checkpoint) is left as is."""
+    """Restore `process_rng_state()`; torch's and CUDA's states are restored when the state has
+    them (a checkpoint of an older gansweep has only python's and numpy's)."""
     random.setstate(state["python"])
     n = state["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],

@@ -11,6 +11,7 @@ Metrics the trainer returns itself are kept as they are and win over a scored on
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from trainers.plots import scatter_png
 GRID_N = 64  # images in the sample grid, 8 per row
 N_REAL_PLOT = 2_500  # real points drawn under the generated ones
 REAL_PLOT_SEED = 0  # the same real points in every plot of every trial
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -47,23 +49,33 @@ def data_kind(data: Any) -> str:
 
 
 def score(evaluation: Evaluation, data: Any) -> Scored:
-    """Metrics and image of one evaluation on `data`; raises ValueError (naming what is wrong)
-    for samples that do not fit the data."""
+    """Metrics and image of one evaluation on `data` (as a trainer receives it); raises
+    ValueError, naming what is wrong, for samples that do not fit the data, a metric that is not
+    a number, or an image that is not a PNG."""
     metrics: dict[str, float] = {}
     image = evaluation.image
+    if image is not None and not (isinstance(image, bytes) and image.startswith(PNG_MAGIC)):
+        raise ValueError("evaluate(): Evaluation.image must be the bytes of a PNG file")
     if evaluation.samples is not None:
         samples = _cpu_float(evaluation.samples)
-        kind = data_kind(data)
-        if kind == "mixture":
+        if isinstance(data, Mixture):
             metrics, drawn = _score_points(samples, data)
-        elif kind == "image":
+        elif isinstance(data, ImageTask):
             metrics, drawn = _score_images(samples, data)
         else:
             raise ValueError(f"evaluate() returned samples, which gansweep scores on mixture or "
-                             f"image data only; this data is {kind}: return metrics instead")
+                             f"image data only; this data is {data_kind(data)} "
+                             f"({type(data).__name__}): return metrics instead")
         image = drawn if image is None else image
-    metrics.update({key: float(value) for key, value in evaluation.metrics.items()})
+    metrics.update({key: _number(key, value) for key, value in evaluation.metrics.items()})
     return Scored(metrics, image)
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"evaluate(): metric {key} must be a number, got "
+                         f"{type(value).__name__}")
+    return float(value)
 
 
 def _score_points(points: torch.Tensor, mixture: Mixture) -> tuple[dict[str, float], bytes]:

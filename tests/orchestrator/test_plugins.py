@@ -54,6 +54,7 @@ import time
 import torch
 
 from my_gan.cgan import ConditionalGAN
+from trainers import Evaluation
 
 
 class ForgetsItsRNG(ConditionalGAN):
@@ -82,11 +83,24 @@ class ForgetsTheClassCoordinate(ConditionalGAN):
 
 
 class Slow(ConditionalGAN):
-    """The example at 20 ms a step: time to kill its actor mid-trial."""
+    """The example at 50 ms a step: time to kill its actor mid-trial."""
 
     def train_for(self, n):
-        time.sleep(0.02 * n)
+        time.sleep(0.05 * n)
         return super().train_for(n)
+
+
+class TextMetric(ConditionalGAN):
+    def evaluate(self):
+        evaluation = super().evaluate()
+        return Evaluation({"eval/quality": "good"}, evaluation.samples)
+
+
+class Stalls(ConditionalGAN):
+    """Returns from train_for without training: a trial must not wait on it forever."""
+
+    def train_for(self, n):
+        return {"train/d_loss": 0.0}
 '''
 
 
@@ -140,6 +154,7 @@ def test_the_example_plugin_passes_check_trainer(project):
     ("NaNLoss", "train", "train/g_loss is nan"),
     ("ForgetsTheClassCoordinate", "generator",
      "generator(torch.randn(16, z_dim=32)) raised RuntimeError"),
+    ("TextMetric", "evaluate", "eval/quality is a str, not a float"),
 ])
 def test_a_broken_plugin_fails_check_trainer_on_the_right_line(project, broken, check, reason):
     result = CliRunner().invoke(main, ["check-trainer", f"broken_gans:{broken}",
@@ -255,17 +270,35 @@ def test_a_bad_plugin_spec_is_one_line_exit_2_and_creates_nothing(project, tmp_p
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
 
 
-def test_a_plugin_dataset_of_the_wrong_kind_is_refused_before_anything_exists(project,
-                                                                              tmp_path):
-    (project / "points.py").write_text("from trainers import load_dataset\n\n\n"
-                                       "def ring():\n    return load_dataset('ring8')\n")
-    (project / "bad.yaml").write_text(spec_text(dataset="points:ring"))
+@pytest.mark.parametrize("loader, message", [
+    ("ring", "points:ring gave mixture data (Mixture), and trainer my_gan.cgan:ConditionalGAN "
+             "trains on image data"),
+    ("broken", "points:broken raised OSError: /data/faces: no such folder"),
+])
+def test_a_plugin_dataset_that_fails_is_refused_before_anything_exists(project, tmp_path,
+                                                                       loader, message):
+    (project / "points.py").write_text(
+        "from trainers import load_dataset\n\n\ndef ring():\n    return load_dataset('ring8')"
+        "\n\n\ndef broken():\n    raise OSError('/data/faces: no such folder')\n")
+    (project / "bad.yaml").write_text(spec_text(dataset=f"points:{loader}"))
     result = CliRunner().invoke(main, ["launch", "bad.yaml", *stores(tmp_path)])
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip().splitlines() == [
-        "gansweep: error: bad.yaml: dataset: points:ring gave mixture data (Mixture), and "
-        "trainer my_gan.cgan:ConditionalGAN trains on image data"]
-    assert not (tmp_path / "mlflow.db").exists()
+    assert result.stderr.strip().splitlines() == [f"gansweep: error: bad.yaml: dataset: {message}"]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
+
+
+def test_a_plugin_that_stops_training_fails_its_trial_with_the_reason(ray_local, project,
+                                                                      tmp_path):
+    spec = SweepSpec.parse(spec_text(name="stalls", trainer="broken_gans:Stalls")
+                           .replace("trials: 3", "trials: 1"))
+    settings = Settings.resolve(f"sqlite:///{tmp_path}/optuna.db",
+                                f"sqlite:///{tmp_path}/mlflow.db",
+                                checkpoint_root=str(tmp_path / "checkpoints"))
+    assert launch(spec, settings, notice=lambda m: None).failed == 1
+    trial = optuna.load_study(study_name="stalls", storage=settings.storage).get_trials()[0]
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["reason"].startswith(
+        "RuntimeError: train_for(10) moved step from 0 to 0: it must train n steps")
 
 
 # -- resume ----------------------------------------------------------------------------------------
@@ -330,8 +363,12 @@ def uninterrupted(trial) -> list[float]:
         torch.set_num_threads(threads)
 
 
-def test_the_example_spec_loads_from_its_folder(monkeypatch):
+def test_the_example_spec_loads_from_its_folder_wherever_gansweep_runs(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "path", list(sys.path))
-    spec = SweepSpec.load(EXAMPLE / "sweep.yaml")  # its folder is where my_gan is found
+    monkeypatch.chdir(tmp_path)  # not the example's folder
+    for name in [m for m in sys.modules if m.startswith("my_gan")]:
+        monkeypatch.delitem(sys.modules, name)
+    spec = SweepSpec.load(EXAMPLE / "sweep.yaml")
     assert (spec.trainer_target, spec.dataset_target) == ("my_gan.cgan:ConditionalGAN",
                                                           "my_gan.data:load_digits")
+    assert Path(sys.modules["my_gan"].__file__).parent == EXAMPLE / "my_gan"
