@@ -297,7 +297,7 @@ def test_a_plugin_that_stops_training_fails_its_trial_with_the_reason(ray_local,
     assert launch(spec, settings, notice=lambda m: None).failed == 1
     trial = optuna.load_study(study_name="stalls", storage=settings.storage).get_trials()[0]
     assert trial.state == TrialState.FAIL
-    assert trial.user_attrs["reason"].startswith(
+    assert trial.user_attrs["fail_reason"].startswith(
         "RuntimeError: train_for(10) moved step from 0 to 0: it must train n steps")
 
 
