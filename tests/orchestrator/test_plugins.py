@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from orchestrator.checkpoints import TrialCheckpoints
 from orchestrator.cli import main
 from orchestrator.launch import Settings, launch
+from orchestrator.plugins import ship_paths
 from orchestrator.spec import SpecError, SweepSpec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_trainer"
@@ -219,8 +220,7 @@ def test_a_plugin_sweep_by_import_path_completes_logs_everything_and_promotes(
     assert images.shape == (5, 1, 8, 8) and images.abs().max() <= 1
 
 
-def test_an_entry_point_name_finds_an_installed_plugin(ray_local, project, tmp_path,
-                                                        monkeypatch):
+def test_an_entry_point_name_finds_an_installed_plugin(project, tmp_path, monkeypatch):
     site = tmp_path / "site"  # an installed distribution: its code and its dist-info
     site.mkdir()
     shutil.move(project / "my_gan", site / "my_gan")
@@ -237,10 +237,11 @@ def test_an_entry_point_name_finds_an_installed_plugin(ray_local, project, tmp_p
         "my_gan.cgan:ConditionalGAN", "my_gan.data:load_digits")
     with pytest.raises(SpecError, match=r"unknown trainer 'cgann'.*\(installed: cgan\)"):
         SweepSpec.parse(spec_text(trainer="cgann"))
-    settings = Settings.resolve(f"sqlite:///{tmp_path}/optuna.db",
-                                f"sqlite:///{tmp_path}/mlflow.db",
-                                checkpoint_root=str(tmp_path / "checkpoints"))
-    assert launch(spec, settings, notice=lambda m: None).done == 1
+    assert ship_paths([spec.trainer_target]) == [str(site / "my_gan")]  # not installed here
+    result = CliRunner().invoke(main, ["check-trainer", "cgan", "--dataset", "my-digits",
+                                       "-p", "width=32"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("check-trainer cgan on my-digits")
 
 
 @pytest.mark.parametrize("trainer, dataset, extra, message", [
@@ -338,8 +339,9 @@ def test_a_killed_actor_resumes_a_plugin_trial_bitwise_from_its_checkpoint(ray_l
 
 
 def uninterrupted(trial) -> list[float]:
-    """train/d_loss every 10 steps of the trial, trained straight here as its actor would."""
-    from broken_gans import Slow
+    """train/d_loss every 10 steps of the trial, trained straight here as its actor would
+    (without Slow's sleep, which changes nothing else)."""
+    from my_gan.cgan import ConditionalGAN
 
     from orchestrator.data import default_cache_dir, prepare_dataset
     from trainers.base import build_config
@@ -352,7 +354,8 @@ def uninterrupted(trial) -> list[float]:
     torch.set_num_threads(1)  # as on a 1-CPU actor
     try:
         seed_everything(trial.user_attrs["seed"])
-        trainer = Slow(build_config(Slow, params), data, trial.user_attrs["seed"], "cpu")
+        trainer = ConditionalGAN(build_config(ConditionalGAN, params), data,
+                                 trial.user_attrs["seed"], "cpu")
         losses = []
         for step in range(10, 61, 10):
             losses.append(trainer.train_for(10)["train/d_loss"])
