@@ -1,5 +1,5 @@
-"""The orchestration benchmark runs end to end and reports what it promises (figures are read
-by people from the full run, not asserted here)."""
+"""The benchmarks run end to end and report what they promise (figures are read by people from
+the full runs, not asserted here)."""
 
 import json
 import subprocess
@@ -11,23 +11,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_orchestration_benchmark_reports_utilization_as_json():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/orchestration.py", "--trials", "4", "--sleep", "0.01",
-         "--eval-every", "5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run_benchmark(script: str, *args: str) -> list[dict]:
+    """The JSON a benchmark script prints, run quick as a user would run it."""
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    [result] = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_orchestration_benchmark_reports_utilization_as_json():
+    [result] = run_benchmark("orchestration.py", "--trials", "4", "--sleep", "0.01",
+                             "--eval-every", "5")
     assert result["completed"] == 4 and result["trials"] == 4 and result["actors"] == 2
     assert 0 < result["utilization"] <= 1.05
     assert result["ideal_s"] == 4 * 5 * 0.01 / 2
 
 
 def test_trainer_overhead_benchmark_compares_both_arms_as_json():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/trainer_overhead.py", "--only", "mlp_gan", "--repeats", "1",
-         "--steps", "40"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    [result] = json.loads(done.stdout)
+    [result] = run_benchmark("trainer_overhead.py", "--only", "mlp_gan", "--repeats", "1",
+                             "--steps", "40")
     assert result["trainer"] == "mlp_gan" and result["steps"] == 40
     [bare], [trial] = result["bare_steps_per_s"], result["trial_steps_per_s"]
     assert bare > 0 and trial > 0
