@@ -114,13 +114,13 @@ def check_trainer_table(import_path: str, dataset: str | None, params: dict, ste
     from orchestrator.data import default_cache_dir, prepare_dataset
     from trainers.base import contract_problems
     from trainers.conformance import CHECKS, check_trainer
-    from trainers.registry import TRAINERS, PluginError, dataset_target, import_target
+    from trainers.registry import PluginError, dataset_target, find_trainer
     from trainers.registry import trainer_target as resolve_trainer
 
     plugin_folders([Path.cwd()])
     try:
         target = resolve_trainer(import_path)
-        cls = TRAINERS[target] if target in TRAINERS else import_target(target)
+        cls = find_trainer(target)  # unchecked: the report's first line is the contract check
     except PluginError as exc:
         raise SpecError(str(exc)) from None
     data, where = None, "no data"

@@ -176,11 +176,12 @@ def plugin_folders(folders: list[Path]) -> None:
 def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
     """The trainer's and the dataset's targets, and the trainer class; a plug-in is imported."""
     from trainers.base import accepts
+    from trainers.image_data import IMAGE_PREFIXES
     from trainers.registry import (  # torch import: only once a spec is read
         PluginError,
         dataset_kind,
+        dataset_loader,
         dataset_target,
-        import_target,
         is_plugin,
         trainer_class,
         trainer_target,
@@ -194,11 +195,11 @@ def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
     try:
         target = dataset_target(dataset)
         kind = dataset_kind(target)
-        if is_plugin(target) and not callable(import_target(target)):
-            raise PluginError(f"{target} is not a callable that returns the data")
+        if is_plugin(target):
+            dataset_loader(target)  # imported and callable; called once the stores are checked
     except PluginError as exc:
         raise FieldError("dataset", str(exc)) from None
-    if ":" in target and not is_plugin(target):  # parquet:PATH, folder:PATH, idx:PATH
+    if target.startswith(IMAGE_PREFIXES):  # parquet:PATH, folder:PATH, idx:PATH
         path = Path(target.split(":", 1)[1]).expanduser()
         if not path.exists():
             raise FieldError("dataset", f"{path}: no such file")

@@ -23,7 +23,7 @@ from torch import nn
 from trainers.base import accepts, as_evaluation, bad_metrics, build_config, contract_problems
 from trainers.params import describe, first_line
 from trainers.rng import process_rng_state, seed_everything, set_process_rng_state
-from trainers.scoring import data_kind, score
+from trainers.scoring import data_kind, sample_shape, score
 
 N_NOISE = 16  # the batch the generator is exported with, as gansweep logs it
 CHECKS = ("contract", "config", "data", "build", "train", "evaluate", "checkpoint", "resume",
@@ -118,13 +118,12 @@ class _Run:
         return ", ".join(sorted(metrics))
 
     def evaluate(self) -> str:
-        result = self.trainer.evaluate()
-        own = as_evaluation(result).metrics  # as the trainer wrote them, before scoring
-        problems = bad_metrics(own, ("eval/", "model/"))
+        evaluation = as_evaluation(self.trainer.evaluate())
+        problems = bad_metrics(evaluation.metrics, ("eval/", "model/"))  # before scoring casts
         if problems:
             raise Failed("; ".join(problems))
         try:
-            scored = score(as_evaluation(result), self.data)
+            scored = score(evaluation, self.data)
         except ValueError as exc:
             raise Failed(str(exc)) from None
         problems = bad_metrics(scored.metrics, ("eval/", "model/"))
@@ -185,7 +184,7 @@ class _Run:
         if not isinstance(out, torch.Tensor) or out.dim() < 2 or len(out) != N_NOISE:
             raise Failed(f"generator must map noise ({N_NOISE}, {z_dim}) to samples "
                          f"({N_NOISE}, ...), got {_shape(out)}")
-        expected = _sample_shape(self.data)
+        expected = sample_shape(self.data)
         if expected is not None and tuple(out.shape[1:]) != expected:
             raise Failed(f"generator samples are {tuple(out.shape[1:])} each, the data's are "
                          f"{expected}")
@@ -233,15 +232,6 @@ def _same_tree(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b, strict=True))
     return _same(a, b)
-
-
-def _sample_shape(data: Any) -> tuple[int, ...] | None:
-    kind = data_kind(data)
-    if kind == "mixture":
-        return (2,)
-    if kind == "image":
-        return (data.channels, data.size, data.size)
-    return None
 
 
 def _shape(out: Any) -> str:

@@ -61,34 +61,30 @@ def trainer_target(name: str) -> str:
     """The built-in name or import path that trainer `name` stands for."""
     if name in TRAINERS or is_plugin(name):
         return name
-    found = _entry_point(TRAINER_GROUP, name)
-    if found is None:
-        raise PluginError(
-            f"unknown trainer {name!r}: use a built-in ({', '.join(sorted(TRAINERS))}), an import "
-            f"path package.module:Class, or a name an installed package registers under "
-            f"{TRAINER_GROUP}{_installed(TRAINER_GROUP)}")
-    return found
+    return _registered(TRAINER_GROUP, name, f"unknown trainer {name!r}: use a built-in "
+                       f"({', '.join(sorted(TRAINERS))}), an import path package.module:Class")
 
 
 def dataset_target(name: str) -> str:
     """The built-in name, file name or import path that dataset `name` stands for."""
     if name in DATASETS or name.startswith(IMAGE_PREFIXES) or is_plugin(name):
         return name
-    found = _entry_point(DATASET_GROUP, name)
-    if found is None:
-        raise PluginError(
-            f"unknown dataset {name!r}: use a built-in ({', '.join(DATASETS)}), a file "
-            f"({', '.join(p + 'PATH' for p in IMAGE_PREFIXES)}), an import path "
-            f"package.module:function, or a name an installed package registers under "
-            f"{DATASET_GROUP}{_installed(DATASET_GROUP)}")
-    return found
+    return _registered(DATASET_GROUP, name, f"unknown dataset {name!r}: use a built-in "
+                       f"({', '.join(DATASETS)}), a file "
+                       f"({', '.join(p + 'PATH' for p in IMAGE_PREFIXES)}), an import path "
+                       f"package.module:function")
+
+
+def find_trainer(target: str) -> Any:
+    """What a trainer target names, unchecked: a built-in class, or the imported object."""
+    return TRAINERS[target] if target in TRAINERS else import_target(target)
 
 
 def trainer_class(target: str) -> type:
     """The trainer class of a target; a plug-in is imported and checked against the contract."""
+    found = find_trainer(target)
     if target in TRAINERS:
-        return TRAINERS[target]
-    found = import_target(target)
+        return found
     problems = contract_problems(found)
     if problems:
         raise PluginError(f"{target} is not a gansweep trainer: {'; '.join(problems)} (the "
@@ -114,12 +110,17 @@ def load_dataset(name: str) -> Any:
     if target in DATASETS:
         return DATASETS[target]()
     if is_plugin(target):
-        loader = import_target(target)
-        if not callable(loader):
-            raise PluginError(f"{target} is a {type(loader).__name__}, not a callable that "
-                              f"returns the data")
-        return loader()
+        return dataset_loader(target)()
     return load_image_dataset(target)
+
+
+def dataset_loader(target: str) -> Callable[[], Any]:
+    """The callable a plug-in dataset target names, imported and checked."""
+    loader = import_target(target)
+    if not callable(loader):
+        raise PluginError(f"{target} is a {type(loader).__name__}, not a callable that "
+                          f"returns the data")
+    return loader
 
 
 def build_trainer(target: str, params: dict, data: Any, seed: int, device: str = "cpu") -> Any:
@@ -146,13 +147,14 @@ def import_target(target: str) -> Any:
     return found
 
 
-def _entry_point(group: str, name: str) -> str | None:
-    for entry in importlib.metadata.entry_points(group=group):
+def _registered(group: str, name: str, unknown: str) -> str:
+    """The import path an installed package registers `name` under in entry-point `group`;
+    PluginError `unknown`, with the names installed, when none does."""
+    entries = importlib.metadata.entry_points(group=group)
+    for entry in entries:
         if entry.name == name:
             return entry.value.replace(" ", "")
-    return None
-
-
-def _installed(group: str) -> str:
-    names = sorted({e.name for e in importlib.metadata.entry_points(group=group)})
-    return f" (installed: {', '.join(names)})" if names else ""
+    names = sorted({entry.name for entry in entries})
+    installed = f" (installed: {', '.join(names)})" if names else ""
+    raise PluginError(f"{unknown}, or a name an installed package registers under "
+                      f"{group}{installed}")

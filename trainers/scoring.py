@@ -78,8 +78,18 @@ def _number(key: str, value: Any) -> float:
     return float(value)
 
 
+def sample_shape(data: Any) -> tuple[int, ...] | None:
+    """The shape of one sample gansweep scores on `data`: (2,) points for a mixture,
+    (C, S, S) images for image data; None for data it does not score."""
+    if isinstance(data, Mixture):
+        return (2,)
+    if isinstance(data, (ImageTask, ImageDataset)):
+        return (data.channels, data.size, data.size)
+    return None
+
+
 def _score_points(points: torch.Tensor, mixture: Mixture) -> tuple[dict[str, float], bytes]:
-    if points.dim() != 2 or points.shape[1] != 2 or len(points) < 1:
+    if tuple(points.shape[1:]) != sample_shape(mixture) or len(points) < 1:
         raise ValueError(f"evaluate(): samples on {mixture.name} must be points (n, 2), got "
                          f"{tuple(points.shape)}")
     scores = mixture_metrics(points, mixture)
@@ -90,8 +100,8 @@ def _score_points(points: torch.Tensor, mixture: Mixture) -> tuple[dict[str, flo
 
 
 def _score_images(images: torch.Tensor, task: ImageTask) -> tuple[dict[str, float], bytes]:
-    expected = (task.channels, task.size, task.size)
-    if images.dim() != 4 or tuple(images.shape[1:]) != expected or len(images) < 2:
+    expected = sample_shape(task)
+    if tuple(images.shape[1:]) != expected or len(images) < 2:
         raise ValueError(f"evaluate(): samples on this dataset must be images (n >= 2, "
                          f"{', '.join(map(str, expected))}) in [-1, 1], got "
                          f"{tuple(images.shape)}")
