@@ -1,5 +1,6 @@
 # Two commands from a fresh clone: `make demo` and `make test`.
 PYTHON ?= python3
+MIN_PYTHON := 3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -7,6 +8,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install lint clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@test -d $(VENV) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))' 2>/dev/null \
+	  || { echo "gansweep needs Python >= $(MIN_PYTHON); $(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo not found). Run: make demo PYTHON=python3.12 (any Python >= $(MIN_PYTHON))"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
