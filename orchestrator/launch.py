@@ -61,7 +61,9 @@ class Settings:
                    address=address or os.environ.get("RAY_ADDRESS") or None,
                    checkpoint_root=_absolute_path(checkpoint_root or "checkpoints"),
                    cache_dir=str(Path(cache_dir or default_cache_dir()).expanduser().resolve()),
-                   feature_extractor=feature_extractor, require_gpu=require_gpu)
+                   feature_extractor=(str(Path(feature_extractor).expanduser().resolve())
+                                      if feature_extractor else None),
+                   require_gpu=require_gpu)
 
 
 def _absolute_storage(storage: str) -> str:
@@ -128,13 +130,16 @@ def launch(spec: SweepSpec, settings: Settings,
                             f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         study = open_study(spec, settings.storage)
         lease = DriverLease(settings.storage, study)
+        check_same_extractor(study, extractor)
         lease.acquire()
         try:
             study.set_user_attr(LAUNCH_ATTR, {  # the spec's folder holds its plug-ins
                 "spec": spec.text, "spec_path": str(Path(spec.path).resolve()) if spec.path
                 else "", "trials": spec.budget.trials,
                 "tracking_uri": settings.tracking_uri,
-                "checkpoint_root": settings.checkpoint_root})
+                "checkpoint_root": settings.checkpoint_root,
+                "feature_extractor": settings.feature_extractor,
+                "feature_extractor_sha256": digest(extractor)})
             if enqueue_from:
                 study.enqueue_trial(params_from_run(tracker, enqueue_from, spec))  # always
             return _launch(spec, settings, study, tracker, data, n_workers,
@@ -156,7 +161,8 @@ def _plan_cluster(spec: SweepSpec, settings: Settings, notice: Callable[[str], N
     from orchestrator.scheduler import pool_plan
 
     cluster = ray.cluster_resources()
-    n_workers, actor_options = pool_plan(spec, cluster)
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    n_workers, actor_options = pool_plan(spec, nodes)
     runtime_env = actor_runtime_env(spec)
     if runtime_env is not None:  # the user's plug-in modules, uploaded for every actor
         actor_options = {**actor_options, "runtime_env": runtime_env}
@@ -200,6 +206,28 @@ def shared_store_problems(n_hosts: int, tracking_uri: str,
                       f"that must be a shared mount, or use --checkpoint-root s3://... so that "
                       f"a trial can resume on another node")
     return None, None
+
+
+def digest(extractor: bytes | None) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(extractor).hexdigest() if extractor is not None else None
+
+
+def check_same_extractor(study, extractor: bytes | None) -> None:
+    """eval/fid compares trials only in one feature space: a sweep continues with the extractor
+    it was launched with (`resume` reads it from the launch record)."""
+    record = study.user_attrs.get(LAUNCH_ATTR) or {}
+    if "feature_extractor_sha256" not in record or not study.trials:
+        return  # a new sweep, or one launched before the extractor was recorded
+    was, now = record["feature_extractor_sha256"], digest(extractor)
+    if was != now:
+        launched = (f"with --feature-extractor {record['feature_extractor']} (sha256 {was[:12]})"
+                    if was else "without --feature-extractor")
+        given = f"sha256 {now[:12]}" if now else "none"
+        raise SpecError(f"--feature-extractor: sweep {study.study_name!r} was launched "
+                        f"{launched}, given {given}: eval/fid must be in one feature space; "
+                        f"pass the same file, or use `gansweep resume {study.study_name}`")
 
 
 def resume_args(name: str, storage: str) -> dict:

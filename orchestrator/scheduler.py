@@ -72,21 +72,35 @@ class Active:
     waiting_since: float = 0.0  # when it was queued to resume
 
 
-def pool_plan(spec: SweepSpec, cluster: dict[str, float]) -> tuple[int, dict[str, float]]:
-    """How many actors the cluster holds, and each actor's Ray resource request.
+def pool_plan(spec: SweepSpec, nodes: list[dict[str, float]]) -> tuple[int, dict[str, float]]:
+    """How many actors the cluster's `nodes` (each node's resources) hold, and each actor's Ray
+    resource request.
 
-    A GPU share below 1 packs several actors per device (Ray places them). With
-    `resources.actors`, the pool has that many actors whatever fits now: on an autoscaling
-    cluster the pending ones make the autoscaler add nodes."""
+    Planned device by device, as Ray places actors: a share below 1 must fit on one GPU, so 0.3
+    GPU per trial packs 3 actors per GPU and 8 GPUs hold 24, not the 26 that 8 / 0.3 suggests;
+    CPUs are counted per node. With no GPU anywhere, trials run on CPU slots. With `resources.actors`, the pool has that many actors whatever fits now: on an
+    autoscaling cluster the pending ones make the autoscaler add nodes."""
     res = spec.resources
     if res.actors:
         return res.actors, {"num_cpus": res.cpus_per_trial, "num_gpus": res.gpus_per_trial}
-    cpus, gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
-    by_cpu = int(cpus // res.cpus_per_trial + 1e-9)
-    if gpus > 0 and res.gpus_per_trial > 0:
-        size = min(int(gpus // res.gpus_per_trial + 1e-9), by_cpu)
-        return size, {"num_cpus": res.cpus_per_trial, "num_gpus": res.gpus_per_trial}
-    return by_cpu, {"num_cpus": res.cpus_per_trial, "num_gpus": 0}
+    on_gpu = res.gpus_per_trial > 0 and any(node.get("GPU", 0) > 0 for node in nodes)
+    size = 0
+    for node in nodes:
+        fits = _fits(node.get("CPU", 0.0), res.cpus_per_trial)
+        if on_gpu:
+            fits = min(fits, _gpu_fits(node.get("GPU", 0.0), res.gpus_per_trial))
+        size += fits
+    return size, {"num_cpus": res.cpus_per_trial, "num_gpus": res.gpus_per_trial if on_gpu else 0}
+
+
+def _gpu_fits(gpus: float, share: float) -> int:
+    """Actors of `share` GPU on a node with `gpus` devices: a fraction never spans two."""
+    return int(gpus + 1e-9) * _fits(1.0, share) if share < 1 else _fits(gpus, share)
+
+
+def _fits(available: float, share: float) -> int:
+    """How many `share`s fit in `available` (a share of 0 is never the limit)."""
+    return 1 << 30 if share <= 0 else int(available / share + 1e-9)
 
 
 class Scheduler:

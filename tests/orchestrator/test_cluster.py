@@ -131,11 +131,11 @@ def postgres_url():
 # -- pure decisions ------------------------------------------------------------------------------
 def test_a_gpu_share_packs_actors_per_device_and_actors_fixes_the_pool(write_spec):
     spec = SweepSpec.load(write_spec(GPU_SWEEP.replace("gpus_per_trial: 1", "gpus_per_trial: 0.5")))
-    assert pool_plan(spec, {"CPU": 8, "GPU": 2}) == (4, {"num_cpus": 0.5, "num_gpus": 0.5})
+    assert pool_plan(spec, [{"CPU": 8, "GPU": 2}]) == (4, {"num_cpus": 0.5, "num_gpus": 0.5})
     fixed = SweepSpec.load(write_spec(GPU_SWEEP.replace("cpus_per_trial: 0.5",
                                                         "cpus_per_trial: 0.5, actors: 6")))
     # an autoscaling cluster with no GPU node up yet still asks for GPU actors
-    assert pool_plan(fixed, {"CPU": 2}) == (6, {"num_cpus": 0.5, "num_gpus": 1.0})
+    assert pool_plan(fixed, [{"CPU": 2}]) == (6, {"num_cpus": 0.5, "num_gpus": 1.0})
 
 
 def test_a_file_tracking_store_is_refused_on_several_hosts_and_fine_on_one():
