@@ -127,9 +127,13 @@ def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
               "local Ray].")
 @click.option("--checkpoint-root", default=None, help="Where the trials' checkpoints are "
               "[default: where the sweep was launched with].")
+@click.option("--feature-extractor", default=None, type=click.Path(dir_okay=False),
+              help="The sweep's TorchScript feature extractor, when it moved [default: the "
+              "file it was launched with; it must be the same bytes].")
 @store_options
 @friendly_errors
-def resume(name, trials, address, checkpoint_root, storage, tracking_uri) -> None:
+def resume(name, trials, address, checkpoint_root, feature_extractor, storage,
+           tracking_uri) -> None:
     """Continue sweep NAME after a crash, Ctrl-C or lost driver: trials left running go on from
     their last checkpoint in the same trial and MLflow run, then the budget is filled."""
     from orchestrator.launch import Settings, resume_args
@@ -139,7 +143,9 @@ def resume(name, trials, address, checkpoint_root, storage, tracking_uri) -> Non
     spec = SweepSpec.parse(found["spec"], source=Path(found["spec_path"] or "spec").name,
                            path=found["spec_path"]).with_trials(trials or found["trials"])
     settings = Settings.resolve(storage, tracking_uri or found["tracking_uri"], address,
-                                checkpoint_root or found["checkpoint_root"])
+                                checkpoint_root or found["checkpoint_root"],
+                                feature_extractor=(feature_extractor
+                                                   or found.get("feature_extractor")))
     _drive(spec, settings, storage, None)
 
 

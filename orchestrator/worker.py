@@ -83,6 +83,7 @@ class TrialWorker:
         self._run_id: str | None = None
         self._run_made: Future | None = None  # the run being made on the logging thread
         self.trainer = None
+        self.device_name = "cpu"  # the torch device of the current trial
         self.start_error: str | None = None
         self.last_image: bytes | None = None
         self.checkpoints: TrialCheckpoints | None = None
@@ -144,8 +145,9 @@ class TrialWorker:
                                                 spec.keep_checkpoints)
             tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
             seed_everything(spec.seed)  # for trainers that draw from the global RNGs
+            self.device_name = tags[TAG_DEVICE]  # training and scoring both run there
             trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed,
-                                    tags[TAG_DEVICE])
+                                    self.device_name)
             # a resumed attempt needs its run now: its checkpoints and metrics are the run's
             payload = self.checkpoints.load_latest(self.run_id) if spec.attempt > 1 else None
             if payload is not None:
@@ -196,7 +198,8 @@ class TrialWorker:
                                        f"{trainer.step}: it must train n steps unless it "
                                        f"diverges (a NaN train/ metric)")
             evaluated_at = time.perf_counter()
-            scored = score(as_evaluation(trainer.evaluate()), self.data)  # + free GAN metrics
+            scored = score(as_evaluation(trainer.evaluate()), self.data,  # + free GAN metrics
+                           self.device_name)
             now = time.perf_counter()
             # where the time goes: this eval, and the whole chunk since the last one's metrics
             metrics = {**scored.metrics, "perf/eval_s": now - evaluated_at,

@@ -24,7 +24,7 @@ class ImageTask:
                  extractor: bytes | None = None, n_eval: int = 1000):
         self.dataset, self.feature_state = dataset, feature_state
         self.extractor, self.n_eval = extractor, n_eval
-        self._evaluator: ImageEvaluator | None = None
+        self._evaluator: ImageEvaluator | None = None  # built on first use, on its device
 
     @property
     def train(self) -> np.ndarray:  # (N, C, H, W) uint8
@@ -46,16 +46,21 @@ class ImageTask:
     def size(self) -> int:
         return self.dataset.size
 
-    def evaluator(self) -> ImageEvaluator:
-        if self._evaluator is None:
+    def evaluator(self, device: str | torch.device = "cpu") -> ImageEvaluator:
+        """The evaluator (feature network, user extractor, held-out statistics) on `device`:
+        a trial on a GPU scores on its GPU. Built once per process and device."""
+        device = torch.device(device)
+        if self._evaluator is None or self._evaluator.device != device:
             d = self.dataset
             self._evaluator = ImageEvaluator(self.feature_state, d.test, d.test_labels,
-                                             d.n_classes, self.extractor, self.n_eval)
+                                             d.n_classes, self.extractor, self.n_eval, device)
         return self._evaluator
 
-    def evaluate_images(self, fake: torch.Tensor) -> dict[str, float]:
-        """Metrics of generated images (N, C, H, W) in [-1, 1] against the held-out split."""
-        return self.evaluator().evaluate_images(fake)
+    def evaluate_images(self, fake: torch.Tensor,
+                        device: str | torch.device = "cpu") -> dict[str, float]:
+        """Metrics of generated images (N, C, H, W) in [-1, 1] against the held-out split,
+        computed on `device`."""
+        return self.evaluator(device).evaluate_images(fake)
 
     def floor(self) -> dict[str, float]:
         """The same metrics for real training images: the best a generator can hope for."""

@@ -48,8 +48,9 @@ def data_kind(data: Any) -> str:
     return "custom"
 
 
-def score(evaluation: Evaluation, data: Any) -> Scored:
-    """Metrics and image of one evaluation on `data` (as a trainer receives it); raises
+def score(evaluation: Evaluation, data: Any, device: str = "cpu") -> Scored:
+    """Metrics and image of one evaluation on `data` (as a trainer receives it), image metrics
+    computed on `device` (the trial's: feature network and a user's FID extractor); raises
     ValueError, naming what is wrong, for samples that do not fit the data, a metric that is not
     a number, or an image that is not a PNG."""
     metrics: dict[str, float] = {}
@@ -61,7 +62,7 @@ def score(evaluation: Evaluation, data: Any) -> Scored:
         if isinstance(data, Mixture):
             metrics, drawn = _score_points(samples, data)
         elif isinstance(data, ImageTask):
-            metrics, drawn = _score_images(samples, data)
+            metrics, drawn = _score_images(samples, data, device)
         else:
             raise ValueError(f"evaluate() returned samples, which gansweep scores on mixture or "
                              f"image data only; this data is {data_kind(data)} "
@@ -99,13 +100,14 @@ def _score_points(points: torch.Tensor, mixture: Mixture) -> tuple[dict[str, flo
     return metrics, scatter_png(real.numpy(), points.numpy(), extent)
 
 
-def _score_images(images: torch.Tensor, task: ImageTask) -> tuple[dict[str, float], bytes]:
+def _score_images(images: torch.Tensor, task: ImageTask,
+                  device: str) -> tuple[dict[str, float], bytes]:
     expected = sample_shape(task)
     if tuple(images.shape[1:]) != expected or len(images) < 2:
         raise ValueError(f"evaluate(): samples on this dataset must be images (n >= 2, "
                          f"{', '.join(map(str, expected))}) in [-1, 1], got "
                          f"{tuple(images.shape)}")
-    return task.evaluate_images(images), image_grid_png(images[:GRID_N], nrow=8)
+    return task.evaluate_images(images, device), image_grid_png(images[:GRID_N], nrow=8)
 
 
 def _cpu_float(samples: Any) -> torch.Tensor:

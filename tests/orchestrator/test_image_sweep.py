@@ -84,6 +84,34 @@ def test_parent_run_records_the_floor_and_every_run_names_the_feature_net(digits
     assert list((root / "cache" / "feature_nets").iterdir())  # trained once, cached on disk
 
 
+def test_resume_scores_new_trials_with_the_launch_extractor_and_a_different_one_is_refused(
+        digits_sweep, tmp_path):
+    """The extractor is part of the launch record: `resume` (and so a resubmitted job) reads
+    it, so a trial added later still reports eval/fid; another file would break comparisons."""
+    _, client, root, _ = digits_sweep
+    storage, tracking = f"sqlite:///{root}/optuna.db", f"sqlite:///{root}/mlflow.db"
+    runner = CliRunner()
+    result = runner.invoke(main, ["resume", "digits-tiny", "--trials", "3", "--storage", storage,
+                                  "--tracking-uri", tracking])
+    assert result.exit_code == 0, result.output
+    exp = client.get_experiment_by_name("digits-tiny")
+    trials = [r for r in client.search_runs([exp.experiment_id])
+              if r.data.tags["gansweep.role"] == "trial"]
+    assert len(trials) == 3 and all("eval/fid" in r.data.metrics for r in trials)
+    other = tmp_path / "other.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Flatten(),
+                                                        torch.nn.Linear(64, 8))), str(other))
+    refused = runner.invoke(main, ["launch", str(root / "digits-tiny.yaml"), "--trials", "4",
+                                   "--feature-extractor", str(other), "--storage", storage,
+                                   "--tracking-uri", tracking,
+                                   "--checkpoint-root", str(root / "checkpoints")])
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines()[-1].startswith(
+        "gansweep: error: --feature-extractor: sweep 'digits-tiny' was launched with "
+        "--feature-extractor ")
+    assert len(client.search_runs([exp.experiment_id])) == 4  # parent + 3: nothing added
+
+
 def test_data_import_cli_writes_parquet_and_refuses_a_missing_source(tmp_path):
     folder = tmp_path / "imgs" / "cats"
     folder.mkdir(parents=True)

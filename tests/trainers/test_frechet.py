@@ -236,3 +236,28 @@ def test_unlabeled_data_gets_an_autoencoder_and_only_eval_fd(data, tmp_path):
     assert set(itself) == set(floor) == {"eval/fd"}
     assert itself["eval/fd"] < 1e-3 * floor["eval/fd"]
     assert constant["eval/fd"] > 100 * floor["eval/fd"]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_scoring_runs_the_feature_net_and_the_users_extractor_on_the_trials_device(
+        data, trained, tmp_path):
+    """A trial on a GPU scores there: score(..., device) builds the evaluator (classifier and
+    the user's FID extractor) on that device. "cpu:0" stands in for "cuda" on a CPU machine:
+    it is a distinct device value that must travel all the way down."""
+    from trainers.base import Evaluation
+    from trainers.image_data import ImageDataset
+    from trainers.image_task import ImageTask
+    from trainers.scoring import score
+
+    state, _, _ = trained
+    train, train_labels, held, held_labels = data
+    path = tmp_path / "extractor.pt"
+    torch.jit.script(_MeanPool()).save(str(path))
+    task = ImageTask(ImageDataset("patterns", train, train_labels, held, held_labels, 4), state,
+                     path.read_bytes(), n_eval=100)
+    scored = score(Evaluation(samples=to_unit(held[:100])), task, device="cpu:0")
+    assert "eval/fid" in scored.metrics and "eval/fd" in scored.metrics
+    on = task.evaluator("cpu:0")
+    assert on.device == torch.device("cpu", 0)
+    assert task.evaluator("cpu:0") is on  # built once per process and device
+    assert task.evaluator("cpu").device == torch.device("cpu")
