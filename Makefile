@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint clean
+.PHONY: demo test test-cluster install lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))' 2>/dev/null \
@@ -27,8 +27,14 @@ demo: $(STAMP)
 	@echo "Open the MLflow UI:  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000"
 	@echo "then browse http://127.0.0.1:5000 (experiment 'ring8')."
 
+# Everything but the slow cluster-path tests (under 10 minutes on 2 cores).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not cluster"
+
+# The cluster path as a user meets it: a stock Ray head with token auth (a second venv), a
+# sweep checkpointing to a local S3 server, each cluster file's setup commands in a fresh venv.
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -q -m cluster
 
 lint: $(STAMP)
 	$(BIN)/ruff check orchestrator trainers tests benchmarks

@@ -41,7 +41,7 @@ def storage_option(command):
     return click.option("--storage", default=None,
                         help="Optuna storage: an RDB URL, or the path of a journal file "
                              "(e.g. optuna.journal: less driver time per trial) "
-                             "[default: sqlite:///optuna.db]")(command)
+                             "[default: GANSWEEP_STORAGE or sqlite:///optuna.db]")(command)
 
 
 def store_options(command):
@@ -98,11 +98,16 @@ def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_ex
 @click.option("--py-module", "py_modules", multiple=True, metavar="PATH",
               type=click.Path(exists=True), help="A package folder or .py file outside "
               "--working-dir to upload too (e.g. your GAN's code); repeat for several.")
+@click.option("--feature-extractor", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="A TorchScript feature extractor inside --working-dir: image sweeps also "
+              "report eval/fid in its feature space.")
+@click.option("--no-install", is_flag=True, help="The cluster's image has gansweep installed "
+              "(clusters/Dockerfile): skip installing it and its pinned packages in the job.")
 @require_gpu_option
 @store_options
 @friendly_errors
-def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules, require_gpu,
-           storage, tracking_uri) -> None:
+def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
+           feature_extractor, no_install, require_gpu, storage, tracking_uri) -> None:
     """Run the sweep in SPEC as a Ray Job on the cluster at ADDRESS: the driver lives on the
     cluster, so the sweep survives this machine going away."""
     from orchestrator.jobs import submit_sweep
@@ -112,8 +117,18 @@ def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
     spec = SweepSpec.load(spec_path).with_trials(trials)
     job = submit_sweep(spec, address, working_dir, storage=storage, tracking_uri=tracking_uri,
                        checkpoint_root=checkpoint_root, trials=trials, require_gpu=require_gpu,
-                       py_modules=py_modules)
+                       py_modules=py_modules, install=not no_install,
+                       feature_extractor=feature_extractor)
     click.echo(f"submitted sweep {spec.name} as Ray job {job.job_id}")
+    if job.installs:
+        click.echo(f"the job installs gansweep and its {job.installs} pinned packages on the "
+                   f"cluster (minutes the first time; --no-install on an image that has them, "
+                   f"see clusters/Dockerfile)")
+    from ray import __version__ as ray_version
+
+    if job.cluster_ray and job.cluster_ray != ray_version:
+        click.echo(f"warning: the cluster runs Ray {job.cluster_ray}, this machine {ray_version}:"
+                   f" gansweep is tested with the Ray that constraints.txt pins", err=True)
     click.echo(f"follow it:  ray job logs --address {address} --follow {job.job_id}")
     click.echo(f"stop it:    ray job stop --address {address} {job.job_id}   (then: gansweep "
                f"resume {spec.name} --storage ...)")

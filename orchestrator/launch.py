@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.checkpoints import resolve_root
+from orchestrator.checkpoints import pinned_root, resolve_root
 from orchestrator.data import default_cache_dir, prepare_data, read_extractor
+from orchestrator.redact import redact_uri
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
     check_storage,
@@ -25,8 +26,10 @@ from orchestrator.study import (
     trials_used,
 )
 from orchestrator.tracking import SweepTracker, check_server, resolve_tracking_uri
+from trainers.params import describe
 
 LAUNCH_ATTR = "gansweep.launch"  # on the study: what `gansweep resume NAME` needs
+JOB_ENV_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray for a submitted job's driver
 
 
 class Interrupted(Exception):
@@ -55,7 +58,16 @@ class Settings:
                 cache_dir: str | None = None, feature_extractor: str | None = None,
                 require_gpu: bool = False) -> Settings:
         """Flags, else environment, else the embedded defaults; local paths made absolute
-        because Ray workers do not share the driver's working directory."""
+        because Ray workers do not share the driver's working directory. A driver running as a
+        Ray Job (`submit`, a KubeRay RayJob) gets no default store: a file on the head would
+        vanish with it, and a re-run would start the sweep over."""
+        if os.environ.get(JOB_ENV_VAR):
+            for flag, value, var in (("--storage", storage, "GANSWEEP_STORAGE"),
+                                     ("--tracking-uri", tracking_uri, "MLFLOW_TRACKING_URI")):
+                if not value and not os.environ.get(var):
+                    raise SpecError(f"{flag}: this sweep runs as a Ray Job, and {var} is not "
+                                    f"set on the cluster: give the shared store (for KubeRay, "
+                                    f"in the secret the head's envFrom reads)")
         return cls(storage=_absolute_storage(resolve_storage(storage)),
                    tracking_uri=_absolute_sqlite(resolve_tracking_uri(tracking_uri)),
                    address=address or os.environ.get("RAY_ADDRESS") or None,
@@ -86,21 +98,29 @@ def _absolute_path(uri: str) -> str:
     try:
         fs_root = resolve_root(uri)[1]  # refuses here a URI that pyarrow.fs cannot open
     except Exception as exc:
-        raise SpecError(f"--checkpoint-root: cannot open {uri}: {exc}") from None
-    return uri if "://" in uri else fs_root
+        raise SpecError(f"--checkpoint-root: cannot open {redact_uri(uri)}: {exc}") from None
+    return pinned_root(uri) if "://" in uri else fs_root  # every actor: the same S3 endpoint
 
 
 def init_ray(address: str | None) -> bool:
-    """Connect to `address`, or start a local Ray; returns True when this call started it."""
+    """Connect to `address` (with the user's Ray token, when there is one), or start a local
+    Ray; returns True when this call started it."""
     import ray
+
+    from orchestrator.raytoken import HOW_TO_SET, auth_problem, find_token, use_token_auth
 
     if ray.is_initialized():
         return False
+    if address and address != "local":
+        use_token_auth()
     try:
         ray.init(address=address, include_dashboard=False, logging_level="ERROR",
                  configure_logging=True, log_to_driver=True)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise SpecError(f"--address: cannot connect to Ray at {address}: {exc}") from None
+    except Exception as exc:  # unreachable, not a Ray head, or a token refused
+        problem = auth_problem(exc) or describe(exc)
+        if auth_problem(exc) is None and address and find_token() is None:
+            problem += f" (if the cluster uses token auth: {HOW_TO_SET})"
+        raise SpecError(f"--address: cannot connect to Ray at {address}: {problem}") from None
     return True
 
 
@@ -129,6 +149,7 @@ def launch(spec: SweepSpec, settings: Settings,
             raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         study = open_study(spec, settings.storage)
+        check_same_sweep(study, tracker, settings.storage)
         lease = DriverLease(settings.storage, study)
         check_same_extractor(study, extractor)
         lease.acquire()
@@ -206,6 +227,23 @@ def shared_store_problems(n_hosts: int, tracking_uri: str,
                       f"that must be a shared mount, or use --checkpoint-root s3://... so that "
                       f"a trial can resume on another node")
     return None, None
+
+
+def check_same_sweep(study, tracker: SweepTracker, storage: str) -> None:
+    """A new study whose sweep already has trial runs in MLflow is the same sweep launched
+    against another (or a lost) study storage, such as a re-run job whose GANSWEEP_STORAGE
+    was not set: going on would make a second trial-0000 run and clear trial 0's checkpoints."""
+    import optuna
+
+    if any(t.state != optuna.trial.TrialState.WAITING for t in study.trials):
+        return
+    if tracker.trial_runs_exist():
+        from orchestrator.redact import redact_uri
+
+        raise SpecError(f"--storage: sweep {study.study_name!r} has no trial in "
+                        f"{redact_uri(storage)}, but MLflow experiment {tracker.experiment_id} "
+                        f"already has trial runs of it: its study lives in another storage. "
+                        f"Give that storage (GANSWEEP_STORAGE / --storage), or rename the sweep")
 
 
 def digest(extractor: bytes | None) -> str | None:

@@ -78,8 +78,9 @@ def pool_plan(spec: SweepSpec, nodes: list[dict[str, float]]) -> tuple[int, dict
 
     Planned device by device, as Ray places actors: a share below 1 must fit on one GPU, so 0.3
     GPU per trial packs 3 actors per GPU and 8 GPUs hold 24, not the 26 that 8 / 0.3 suggests;
-    CPUs are counted per node. With no GPU anywhere, trials run on CPU slots. With `resources.actors`, the pool has that many actors whatever fits now: on an
-    autoscaling cluster the pending ones make the autoscaler add nodes."""
+    CPUs are counted per node. With no GPU anywhere, trials run on CPU slots. With
+    `resources.actors`, the pool has that many actors whatever fits now: on an autoscaling
+    cluster the pending ones make the autoscaler add nodes."""
     res = spec.resources
     if res.actors:
         return res.actors, {"num_cpus": res.cpus_per_trial, "num_gpus": res.gpus_per_trial}

@@ -25,7 +25,15 @@ USER_ATTR_DIVERGED_STEP = "diverged_step"
 
 
 def resolve_storage(flag: str | None = None) -> str:
-    return flag or DEFAULT_STORAGE
+    """--storage, else GANSWEEP_STORAGE, else the local sqlite file. An empty flag is refused:
+    it is an unset shell variable (`--storage "$GANSWEEP_STORAGE"` where nothing set it), and
+    falling back to a file on this machine would put the sweep where nobody looks."""
+    import os
+
+    if flag is not None and not flag.strip():
+        raise SpecError("--storage: empty (an unset shell variable?): give the study storage, "
+                        "or set GANSWEEP_STORAGE")
+    return flag or os.environ.get("GANSWEEP_STORAGE") or DEFAULT_STORAGE
 
 
 def is_journal(storage: str) -> bool:

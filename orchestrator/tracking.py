@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 def resolve_tracking_uri(flag: str | None = None) -> str:
     import os
 
+    from orchestrator.spec import SpecError
+
+    if flag is not None and not flag.strip():
+        raise SpecError("--tracking-uri: empty (an unset shell variable?): give the MLflow "
+                        "tracking URI, or set MLFLOW_TRACKING_URI")
     return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
@@ -149,6 +154,13 @@ class SweepTracker:
             f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = 'sweep'",
             max_results=1, order_by=["attributes.start_time ASC"])
         return runs[0].info.run_id if runs else None
+
+    def trial_runs_exist(self) -> bool:
+        """Whether trials of this sweep already have runs in the experiment."""
+        return bool(self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = 'trial'",
+            max_results=1))
 
     def open_sweep_run(self, spec_text: str, spec_name: str) -> str:
         """Reuse the sweep's parent run when the sweep is launched again, else create it."""

@@ -188,6 +188,7 @@ def test_submit_refuses_stores_the_cluster_cannot_share(tmp_path, write_spec, mo
 
 
 # -- real clusters and servers -------------------------------------------------------------------
+@pytest.mark.cluster  # a three-node Ray cluster: make test-cluster
 def test_two_gpu_nodes_one_tracking_server_distinct_gpus_every_run_complete(tmp_path,
                                                                             mlflow_server):
     from ray.cluster_utils import Cluster
@@ -249,6 +250,7 @@ class Sleepy(SyntheticTrainer):
 """
 
 
+@pytest.mark.cluster  # starts a Ray head with its dashboard: make test-cluster
 def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_path):
     """The user's project folder is the job's working_dir (its dataset plug-in comes with it);
     the trainer plug-in lives outside it and goes with --py-module."""
@@ -284,6 +286,7 @@ def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_
         with contextlib.chdir(project):
             result = CliRunner().invoke(main, [
                 "submit", "sweep.yaml", "--address", address, "--py-module", str(shared),
+                "--no-install",  # the head runs in this venv: gansweep is there
                 "--storage", storage, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
                 "--checkpoint-root", str(tmp_path / "ck")], env=env)
         assert result.exit_code == 0, result.output

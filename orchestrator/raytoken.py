@@ -1,0 +1,65 @@
+"""Ray token authentication, from the client's side.
+
+Ray 2.60 protects clusters started by `ray.init()` with a token and will protect every cluster
+from 2.61 on. A client sends its token only when RAY_AUTH_MODE=token; gansweep finds the token
+where Ray's own tools look (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token) and turns
+that mode on for connections by address, so `submit` and `launch --address` work against a
+protected head without more set-up, and a head that answers 401 gets one line saying what to set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MODE_VAR = "RAY_AUTH_MODE"
+HOW_TO_SET = ("set RAY_AUTH_TOKEN to the cluster's token (on the head: `ray get-auth-token`), "
+              "or RAY_AUTH_TOKEN_PATH to a file holding it, or write it to ~/.ray/auth_token")
+
+
+def find_token() -> str | None:
+    """The user's Ray token, where Ray looks for it; None when there is none."""
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if token:
+        return token
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        return path.expanduser().read_text().strip() or None
+    except OSError:
+        return None
+
+
+def use_token_auth() -> bool:
+    """Before connecting to a cluster by address: send the token when there is one. An explicit
+    RAY_AUTH_MODE is the user's choice and is kept. A token sent to a cluster without token
+    auth is ignored there, so turning the mode on costs nothing."""
+    mode = os.environ.get(MODE_VAR)
+    if mode is not None:
+        return mode.lower() == "token"
+    if find_token() is None:
+        return False
+    os.environ[MODE_VAR] = "token"
+    try:  # Ray caches its config: re-read it, as ray.init does when it turns token auth on
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except ImportError:
+        pass
+    return True
+
+
+def auth_headers() -> dict[str, str]:
+    """HTTP headers for Ray's dashboard / Jobs API: the bearer token, when there is one."""
+    token = find_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def auth_problem(exc: BaseException) -> str | None:
+    """What to set, when `exc` is a head refusing this client's token (401 / 403)."""
+    text = str(exc)
+    if "Missing authentication token" in text or "no authentication token" in text:
+        return f"the Ray cluster requires a token and none was sent: {HOW_TO_SET}"
+    if "Invalid authentication token" in text or "token is invalid" in text or \
+            "InvalidAuthToken" in text:
+        return f"the Ray cluster refused this token: {HOW_TO_SET}"
+    return None
