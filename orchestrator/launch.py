@@ -64,7 +64,7 @@ class Settings:
         if os.environ.get(JOB_ENV_VAR):
             for flag, value, var in (("--storage", storage, "GANSWEEP_STORAGE"),
                                      ("--tracking-uri", tracking_uri, "MLFLOW_TRACKING_URI")):
-                if not value and not os.environ.get(var):
+                if value is None and not os.environ.get(var):  # "" is refused below
                     raise SpecError(f"{flag}: this sweep runs as a Ray Job, and {var} is not "
                                     f"set on the cluster: give the shared store (for KubeRay, "
                                     f"in the secret the head's envFrom reads)")

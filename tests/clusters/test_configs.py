@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from importlib.metadata import requires
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,9 +27,28 @@ def _load(name: str) -> dict:
     return yaml.safe_load((CLUSTERS / name).read_text())
 
 
-def test_every_yaml_in_clusters_is_checked_here():
-    assert sorted(p.name for p in CLUSTERS.glob("*.yaml")) == [
-        "aws.yaml", "gcp.yaml", "kuberay-raycluster.yaml", "kuberay-rayjob.yaml"]
+def test_every_file_in_clusters_is_checked_here():
+    assert sorted(p.name for p in CLUSTERS.iterdir()) == [
+        "Dockerfile", "README.md", "aws.yaml", "gcp.yaml", "kuberay-raycluster.yaml",
+        "kuberay-rayjob.yaml", "setup-node.sh"]
+
+
+def _image_tag() -> str:
+    """The tag clusters/Dockerfile's build line gives the gansweep image."""
+    from importlib.metadata import version
+
+    return f"REGISTRY/gansweep:{version('gansweep')}"
+
+
+def test_the_image_is_rays_gpu_image_at_the_pinned_ray_and_python_with_gansweep_installed():
+    text = (CLUSTERS / "Dockerfile").read_text()
+    base = re.search(r"^ARG RAY_IMAGE=(\S+)$", text, re.M).group(1)
+    assert base == f"rayproject/ray:{_pins()['ray']}-py311-gpu"  # Python 3.11: the floor
+    assert re.search(r"^FROM \$\{RAY_IMAGE\}$", text, re.M)
+    assert "pip install --no-cache-dir -c constraints.txt '.[postgres]'" in text
+    assert f"-t {_image_tag()} ." in text
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".git", "*.db", "checkpoints"} <= set(ignored)
 
 
 @pytest.mark.parametrize("name", ["aws.yaml", "gcp.yaml"])
@@ -46,14 +65,22 @@ def test_launcher_configs_have_a_cpu_head_and_autoscaling_gpu_workers(name):
         node = worker["node_config"]
         gpu = node.get("guestAccelerators") or re.match(r"(g|p)\d", node.get("InstanceType", ""))
         assert gpu, f"{name}: worker type has no GPU"
-    setup = " ".join(cfg["setup_commands"])
-    assert "pip install" in setup and "-c constraints.txt" in setup and "-e '.[postgres]'" in setup
-    assert "MLFLOW_TRACKING_URI" in setup
-    assert any(dst.endswith("gansweep") and src == "." for dst, src in cfg["file_mounts"].items())
+    setup = cfg["setup_commands"]
+    assert setup[0] == "bash ~/gansweep/clusters/setup-node.sh"  # Python >= 3.11, the pins
+    assert "RAY_AUTH_MODE=token" in setup[1] and "MLFLOW_TRACKING_URI" in setup[1]
+    script = (CLUSTERS / "setup-node.sh").read_text()
+    assert "pip install -q -c constraints.txt -e '.[postgres]'" in script
+    assert 'MIN="3, 11"' in script  # the floor pyproject names
+    assert "requires-python = \">=3.11\"" in (ROOT / "pyproject.toml").read_text()
+    mounts = cfg["file_mounts"]
+    assert any(dst.endswith("gansweep") and src == "." for dst, src in mounts.items())
+    assert mounts["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"  # one token, all nodes
     head_start = " ".join(cfg["head_start_ray_commands"])
-    assert "--head" in head_start and "--port=6379" in head_start
-    assert "--dashboard-port=8265" in head_start and "--dashboard-host=0.0.0.0" in head_start
-    assert "--address=$RAY_HEAD_IP:6379" in " ".join(cfg["worker_start_ray_commands"])
+    assert "RAY_AUTH_MODE=token ~/venv/bin/ray start --head" in head_start
+    assert "--port=6379" in head_start and "--dashboard-port=8265" in head_start
+    workers = " ".join(cfg["worker_start_ray_commands"])
+    assert "RAY_AUTH_MODE=token ~/venv/bin/ray start --address=$RAY_HEAD_IP:6379" in workers
+    assert "# docker:\n#   image: REGISTRY/gansweep:" in (CLUSTERS / name).read_text()
 
 
 def _ray_groups(spec: dict) -> tuple[dict, list[dict]]:
@@ -66,32 +93,75 @@ def test_kuberay_manifests_have_gpu_workers_ports_and_the_pinned_ray(name):
     assert doc["apiVersion"] == "ray.io/v1"
     spec = doc["spec"] if doc["kind"] == "RayCluster" else doc["spec"]["rayClusterSpec"]
     assert spec["rayVersion"] == ray.__version__ == _pins()["ray"]
+    assert spec["authOptions"] == {"mode": "token"}
     head, workers = _ray_groups(spec)
     assert head["rayStartParams"]["num-cpus"] == "0"
     container = head["template"]["spec"]["containers"][0]
     assert {p["containerPort"] for p in container["ports"]} >= {6379, 8265, 10001}
     images = [container["image"]] + [w["template"]["spec"]["containers"][0]["image"]
                                      for w in workers]
-    assert all(i == f"rayproject/ray:{ray.__version__}-py311-gpu" for i in images), images
+    assert all(i == _image_tag() for i in images), images  # clusters/Dockerfile
     for worker in workers:
         assert 0 <= worker["minReplicas"] <= worker["replicas"] <= worker["maxReplicas"]
         limits = worker["template"]["spec"]["containers"][0]["resources"]["limits"]
         assert limits["nvidia.com/gpu"] == 1
 
 
-def test_the_rayjob_runs_a_shipped_spec_with_the_pinned_packages():
+def test_the_rayjob_runs_a_shipped_spec_with_its_stores_from_the_heads_secret():
     doc = _load("kuberay-rayjob.yaml")
-    assert doc["kind"] == "RayJob" and doc["spec"]["shutdownAfterJobFinishes"] is True
-    entry = doc["spec"]["entrypoint"].split()
-    assert entry[:4] == ["python", "-m", "orchestrator.cli", "launch"]
-    assert (ROOT / entry[4]).is_file() and "--storage" in entry
-    runtime_env = yaml.safe_load(doc["spec"]["runtimeEnvYAML"])
-    assert runtime_env["working_dir"]
-    pinned = dict(re.match(r"([A-Za-z0-9_.\-\[\]]+)==(.+)", p).groups()
-                  for p in runtime_env["pip"] if "==" in p)
-    pins = _pins()
-    for name, version in pinned.items():
-        assert pins[name.split("[")[0].lower()] == version, name
-    deps = [r for r in requires("gansweep") if "extra ==" not in r]  # what pyproject needs
-    needed = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower() for d in deps} - {"ray"}
-    assert needed <= {n.split("[")[0].lower() for n in pinned}, needed
+    spec = doc["spec"]
+    assert doc["kind"] == "RayJob" and spec["shutdownAfterJobFinishes"] is True
+    assert spec["backoffLimit"] >= 1  # a retry resumes the sweep
+    entry = spec["entrypoint"]
+    assert "$" not in entry and "--storage" not in entry and "--tracking-uri" not in entry
+    assert entry.split()[:4] == ["python", "-m", "orchestrator.cli", "launch"]
+    assert (ROOT / entry.split()[4]).is_file()
+    assert yaml.safe_load(spec["runtimeEnvYAML"]) == {"working_dir": yaml.safe_load(
+        spec["runtimeEnvYAML"])["working_dir"]}  # packages come with the image
+    head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": "gansweep-env"}} in head["envFrom"]
+    assert "--from-literal=GANSWEEP_STORAGE=" in (CLUSTERS / "kuberay-rayjob.yaml").read_text()
+
+
+def _submitter_argv(entrypoint: str, tmp_path: Path) -> list[str]:
+    """The argv the driver gets when KubeRay's submitter pod runs `entrypoint` through
+    `bash -c`: the pod's environment has no store variable (no envFrom), so a `$VAR` there
+    expands to nothing. A `python` on PATH records its argv."""
+    shim = tmp_path / "bin" / "python"
+    shim.parent.mkdir(parents=True)
+    shim.write_text("#!/usr/bin/env bash\nprintf '%s\\0' \"$@\" > \"$ARGV_OUT\"\n")
+    shim.chmod(0o755)
+    out = tmp_path / "argv"
+    pod_env = {"PATH": f"{shim.parent}:/usr/bin:/bin", "ARGV_OUT": str(out),
+               "RAY_DASHBOARD_ADDRESS": "gansweep-head-svc:8265",
+               "RAY_JOB_SUBMISSION_ID": "gansweep-ring8-abc12"}
+    subprocess.run(["bash", "-c", entrypoint], env=pod_env, check=True)
+    return out.read_bytes().decode().split("\0")[:-1]
+
+
+def test_the_rayjob_entrypoint_reaches_the_driver_whole_and_the_driver_finds_its_storage(
+        tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+    from orchestrator.launch import JOB_ENV_VAR
+
+    argv = _submitter_argv(_load("kuberay-rayjob.yaml")["spec"]["entrypoint"], tmp_path)
+    assert argv == ["-m", "orchestrator.cli", "launch", "search_spaces/ring8.yaml",
+                    "--checkpoint-root", "s3://gansweep/checkpoints", "--require-gpu"]
+    assert all(argv)  # no argument emptied by an unset variable
+    # the old entrypoint's `--storage "$GANSWEEP_STORAGE"` arrived empty: now refused
+    old = _submitter_argv('python launch --storage "$GANSWEEP_STORAGE"', tmp_path / "old")
+    assert old == ["launch", "--storage", ""]
+    # the driver on the head, where the secret is in the environment but the shared stores are
+    # missing from it: one line, before anything is made
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(JOB_ENV_VAR, "{}")
+    monkeypatch.delenv("GANSWEEP_STORAGE", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.mlflow.svc:5000")
+    result = CliRunner().invoke(main, argv[2:])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("gansweep: error: --storage: this sweep runs as a Ray Job, "
+                                    "and GANSWEEP_STORAGE is not set on the cluster")
+    empty = CliRunner().invoke(main, ["launch", "search_spaces/ring8.yaml", "--storage", ""])
+    assert empty.exit_code == 2 and "--storage: empty (an unset shell variable?)" in empty.stderr
