@@ -1,14 +1,15 @@
-"""Shared fixtures: a real local Ray (2 CPUs), and per-test sqlite stores for Optuna and MLflow."""
+"""Shared fixtures: a real local Ray (2 CPUs), and per-test sqlite stores for Optuna and MLflow.
+
+Ray runs with the defaults users get: Ray 2.60 turns token auth on for a cluster `ray.init()`
+starts (the token in ~/.ray/auth_token), so every test that starts Ray meets it.
+"""
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # keep Ray's token notice out of test logs
 
 
 @pytest.fixture(scope="session")

@@ -198,7 +198,7 @@ def test_two_gpu_nodes_one_tracking_server_distinct_gpus_every_run_complete(tmp_
     try:
         nodes = [cluster.add_node(num_cpus=1, num_gpus=2) for _ in range(2)]  # fake GPUs
         cluster.wait_for_nodes()
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         done = subprocess.run(
             [sys.executable, "-m", "orchestrator.cli", "launch", "gpus.yaml",
              "--address", cluster.address, "--tracking-uri", mlflow_server,
@@ -256,7 +256,7 @@ def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_
     the trainer plug-in lives outside it and goes with --py-module."""
     port, dashboard = _free_port(), _free_port()
     # the head's `python` is the project's venv, as the cluster configs' setup commands make it
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     temp = tempfile.mkdtemp(prefix="rayjob-")  # short: Ray's socket paths have a length limit
     # every port its own: the session's Ray in this process already holds Ray's default agent
     # ports, and a job needs the head's dashboard agent

@@ -69,7 +69,7 @@ def _stores(tmp_path: Path) -> list[str]:
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.Popen:
     """`gansweep ARGS` as its own process (own session, so leftovers can be cleaned up)."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = open(tmp_path / f"cli-{time.time_ns()}.log", "w")
     return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=tmp_path,
                             env=env, stdout=out, stderr=subprocess.PIPE, text=True,

@@ -192,7 +192,7 @@ def test_a_killed_actor_resumes_from_its_s3_checkpoint_on_a_store_only_the_drive
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, bucket.endpoint, "launch", "ft.yaml",
          "--checkpoint-root", root, "--storage", storage, "--tracking-uri", tracking],
-        cwd=tmp_path, env={**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=open(tmp_path / "driver.log", "w"), stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     try:
