@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from orchestrator.redact import redact_uri
 from orchestrator.spec import SpecError
 
 EXIT_USAGE = 2
@@ -175,7 +176,7 @@ def _drive(spec, settings, storage, enqueue_from) -> None:
             stats = run_launch(spec, settings, on_update=progress.update,
                                notice=progress.notice, enqueue_from=enqueue_from)
     except (Interrupted, KeyboardInterrupt) as exc:
-        again = f" --storage {storage}" if storage else ""
+        again = f" --storage {redact_uri(storage)}" if storage else ""
         done = (f"{len(exc.suspended)} trial(s) checkpointed and left resumable"
                 if isinstance(exc, Interrupted) else "stopped at once; trials resume from their "
                 "last checkpoint")

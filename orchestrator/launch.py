@@ -146,7 +146,7 @@ def launch(spec: SweepSpec, settings: Settings,
         try:
             tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
         except Exception as exc:
-            raise SpecError(f"--tracking-uri: cannot use {settings.tracking_uri}: "
+            raise SpecError(f"--tracking-uri: cannot use {redact_uri(settings.tracking_uri)}: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         study = open_study(spec, settings.storage)
         check_same_sweep(study, tracker, settings.storage)
@@ -218,9 +218,9 @@ def shared_store_problems(n_hosts: int, tracking_uri: str,
         return None, None
     scheme = tracking_uri.split(":", 1)[0] if "://" in tracking_uri else "file"
     if scheme in ("sqlite", "file"):
-        return (f"--tracking-uri: {tracking_uri} is a file on this machine, and the Ray cluster "
-                f"spans {n_hosts} hosts whose actors log there: run an MLflow tracking server "
-                f"every node reaches and pass --tracking-uri http://HOST:5000 (see "
+        return (f"--tracking-uri: {redact_uri(tracking_uri)} is a file on this machine, and the "
+                f"Ray cluster spans {n_hosts} hosts whose actors log there: run an MLflow "
+                f"tracking server every node reaches and pass --tracking-uri http://HOST:5000 (see "
                 f"clusters/README.md)"), None
     if "://" not in checkpoint_root:
         return None, (f"checkpoints go to {checkpoint_root} on each node: with {n_hosts} hosts "
@@ -273,8 +273,8 @@ def resume_args(name: str, storage: str) -> dict:
     study = load_study(name, storage)
     found = study.user_attrs.get(LAUNCH_ATTR)
     if not found:
-        raise SpecError(f"sweep {name!r} in {storage} was not launched by this version of "
-                        f"gansweep: launch its spec again instead")
+        raise SpecError(f"sweep {name!r} in {redact_uri(storage)} was not launched by this "
+                        f"version of gansweep: launch its spec again instead")
     return found
 
 

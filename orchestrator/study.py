@@ -13,6 +13,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from orchestrator.redact import redact_uri
 from orchestrator.search import build_pruner, build_sampler
 from orchestrator.spec import SpecError, SweepSpec
 
@@ -79,11 +80,12 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
             sampler=build_sampler(spec.sampler, spec.space, startup_trials(spec.budget.trials)),
             pruner=build_pruner(spec.pruner, spec.budget.steps))
     except Exception as exc:  # bad URL, missing driver, unreachable database
-        raise SpecError(f"--storage: cannot open {storage}: {_first_line(exc)}") from None
+        raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
+                        f"{_first_line(exc)}") from None
     found = [d.name.lower() for d in study.directions]
     if found != directions:
         raise SpecError(f"{Path(spec.path).name or spec.name}: objectives: study {spec.name!r} "
-                        f"in {storage} was created with directions {found}")
+                        f"in {redact_uri(storage)} was created with directions {found}")
     if study.metric_names is None:  # so that `best` and `promote` can name the objectives
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -98,7 +100,8 @@ def check_storage(storage: str) -> None:
     try:
         open_storage(storage)
     except Exception as exc:  # bad URL, missing driver, unreachable database
-        raise SpecError(f"--storage: cannot open {storage}: {_first_line(exc)}") from None
+        raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
+                        f"{_first_line(exc)}") from None
 
 
 def metric_names(study: optuna.Study) -> list[str]:
@@ -109,13 +112,15 @@ def load_study(name: str, storage: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     file = local_file(storage)
     if file is not None and not file.exists():
-        raise SpecError(f"no sweep named {name!r}: {storage} does not exist")  # don't create it
+        raise SpecError(f"no sweep named {name!r}: {redact_uri(storage)} "  # don't create it
+                        f"does not exist")
     try:
         return optuna.load_study(study_name=name, storage=open_storage(storage))
     except KeyError:
-        raise SpecError(f"no sweep named {name!r} in {storage}") from None
+        raise SpecError(f"no sweep named {name!r} in {redact_uri(storage)}") from None
     except Exception as exc:
-        raise SpecError(f"--storage: cannot open {storage}: {_first_line(exc)}") from None
+        raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
+                        f"{_first_line(exc)}") from None
 
 
 def _first_line(exc: BaseException) -> str:

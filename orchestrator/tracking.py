@@ -22,6 +22,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from orchestrator.redact import redact_uri
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_NAME = "generator"  # the trial's logged model, as promote looks it up
 # gansweep state -> MLflow run status when the run ends. A trial stopped by Ctrl-C keeps the
@@ -64,9 +66,11 @@ def check_server(uri: str, timeout_s: float = 5.0) -> str | None:
     try:
         reply = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
     except requests.RequestException as exc:
-        return f"cannot reach the MLflow tracking server at {uri} ({type(exc).__name__})"
+        return (f"cannot reach the MLflow tracking server at {redact_uri(uri)} "
+                f"({type(exc).__name__})")
     if reply.status_code != 200:
-        return f"the MLflow tracking server at {uri} answered /health with {reply.status_code}"
+        return (f"the MLflow tracking server at {redact_uri(uri)} answered /health with "
+                f"{reply.status_code}")
     return None
 
 

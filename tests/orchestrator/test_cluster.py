@@ -291,6 +291,7 @@ def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_
                 "--checkpoint-root", str(tmp_path / "ck")], env=env)
         assert result.exit_code == 0, result.output
         job_id = result.output.split("as Ray job ", 1)[1].split()[0]
+        # (after "RAY_AUTH_MODE=token " when a token went with the job)
         assert f"ray job logs --address {address} --follow {job_id}" in result.output
         status = _wait_for("the job to end", lambda: jobs.get_job_status(job_id)
                            if jobs.get_job_status(job_id).is_terminal() else None, 180)

@@ -122,3 +122,12 @@ def test_a_rerun_against_an_empty_study_storage_is_refused_and_loses_nothing(
     again = launch(spec, settings, notice=lambda m: None)  # the right storage: budget met
     assert again is None
     assert len(optuna.load_study(study_name="synth", storage=settings.storage).trials) == 2
+
+
+def test_a_store_error_shows_the_uri_with_its_password_masked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["status", "x", "--storage",
+                                       f"postgresql://gansweep:{SECRET}@127.0.0.1:1/optuna"])
+    assert result.exit_code == 2
+    assert "postgresql://gansweep:***@127.0.0.1:1/optuna" in result.stderr
+    assert SECRET not in result.stderr
