@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-cluster install lint clean
 
 $(STAMP): pyproject.toml constraints.txt
-	@test -d $(VENV) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))' 2>/dev/null \
-	  || { echo "gansweep needs Python >= $(MIN_PYTHON); $(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo not found). Run: make demo PYTHON=python3.12 (any Python >= $(MIN_PYTHON))"; exit 1; }
+	@py=$$(test -x $(BIN)/python && echo $(BIN)/python || echo $(PYTHON)); \
+	  $$py -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))' 2>/dev/null \
+	  || { echo "gansweep needs Python >= $(MIN_PYTHON); $$py is $$($$py --version 2>/dev/null || echo not found). Run: $$(test -d $(VENV) && echo 'rm -rf $(VENV) && ')make demo PYTHON=python3.12 (any Python >= $(MIN_PYTHON))"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'

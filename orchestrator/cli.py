@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.redact import redact_uri
+from orchestrator.redact import storage_flag
 from orchestrator.spec import SpecError
 
 EXIT_USAGE = 2
@@ -77,9 +77,10 @@ def main() -> None:
 def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_extractor,
            require_gpu, storage, tracking_uri) -> None:
     """Run the sweep in SPEC until its trial budget is met (continues an existing sweep)."""
-    from orchestrator.launch import Settings
+    from orchestrator.launch import Settings, check_job_stores
     from orchestrator.spec import SweepSpec
 
+    check_job_stores(storage, tracking_uri)
     spec = SweepSpec.load(spec_path).with_trials(trials)
     settings = Settings.resolve(storage, tracking_uri, address,
                                 checkpoint_root or spec.storage.checkpoints,
@@ -104,11 +105,14 @@ def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_ex
               "report eval/fid in its feature space.")
 @click.option("--no-install", is_flag=True, help="The cluster's image has gansweep installed "
               "(clusters/Dockerfile): skip installing it and its pinned packages in the job.")
+@click.option("--cluster-stores", is_flag=True, help="The cluster's nodes already have "
+              "GANSWEEP_STORAGE and MLFLOW_TRACKING_URI (e.g. a KubeRay secret): send none.")
 @require_gpu_option
 @store_options
 @friendly_errors
 def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
-           feature_extractor, no_install, require_gpu, storage, tracking_uri) -> None:
+           feature_extractor, no_install, cluster_stores, require_gpu, storage,
+           tracking_uri) -> None:
     """Run the sweep in SPEC as a Ray Job on the cluster at ADDRESS: the driver lives on the
     cluster, so the sweep survives this machine going away."""
     from orchestrator.jobs import submit_sweep
@@ -119,7 +123,7 @@ def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
     job = submit_sweep(spec, address, working_dir, storage=storage, tracking_uri=tracking_uri,
                        checkpoint_root=checkpoint_root, trials=trials, require_gpu=require_gpu,
                        py_modules=py_modules, install=not no_install,
-                       feature_extractor=feature_extractor)
+                       feature_extractor=feature_extractor, cluster_stores=cluster_stores)
     click.echo(f"submitted sweep {spec.name} as Ray job {job.job_id}")
     if job.installs:
         click.echo(f"the job installs gansweep and its {job.installs} pinned packages on the "
@@ -130,10 +134,11 @@ def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
     if job.cluster_ray and job.cluster_ray != ray_version:
         click.echo(f"warning: the cluster runs Ray {job.cluster_ray}, this machine {ray_version}:"
                    f" gansweep is tested with the Ray that constraints.txt pins", err=True)
-    click.echo(f"follow it:  ray job logs --address {address} --follow {job.job_id}")
-    click.echo(f"stop it:    ray job stop --address {address} {job.job_id}   (then: gansweep "
-               f"resume {spec.name} --storage ...)")
-    click.echo(f"trials:     gansweep status {spec.name} --storage {job.storage}")
+    ray_cli = "RAY_AUTH_MODE=token ray" if job.token else "ray"  # Ray's CLI sends it only so
+    click.echo(f"follow it:  {ray_cli} job logs --address {address} --follow {job.job_id}")
+    click.echo(f"stop it:    {ray_cli} job stop --address {address} {job.job_id}   (then: "
+               f"gansweep resume {spec.name}{job.storage_flag})")
+    click.echo(f"trials:     gansweep status {spec.name}{job.storage_flag}")
 
 
 @main.command()
@@ -152,16 +157,16 @@ def resume(name, trials, address, checkpoint_root, feature_extractor, storage,
            tracking_uri) -> None:
     """Continue sweep NAME after a crash, Ctrl-C or lost driver: trials left running go on from
     their last checkpoint in the same trial and MLflow run, then the budget is filled."""
-    from orchestrator.launch import Settings, resume_args
+    from orchestrator.launch import Settings, check_job_stores, resume_args, stored_extractor
     from orchestrator.spec import SweepSpec
 
+    check_job_stores(storage, tracking_uri or "from the launch record")
     found = resume_args(name, Settings.resolve(storage).storage)
     spec = SweepSpec.parse(found["spec"], source=Path(found["spec_path"] or "spec").name,
                            path=found["spec_path"]).with_trials(trials or found["trials"])
     settings = Settings.resolve(storage, tracking_uri or found["tracking_uri"], address,
                                 checkpoint_root or found["checkpoint_root"],
-                                feature_extractor=(feature_extractor
-                                                   or found.get("feature_extractor")))
+                                feature_extractor=stored_extractor(found, feature_extractor))
     _drive(spec, settings, storage, None)
 
 
@@ -176,7 +181,7 @@ def _drive(spec, settings, storage, enqueue_from) -> None:
             stats = run_launch(spec, settings, on_update=progress.update,
                                notice=progress.notice, enqueue_from=enqueue_from)
     except (Interrupted, KeyboardInterrupt) as exc:
-        again = f" --storage {redact_uri(storage)}" if storage else ""
+        again = storage_flag(storage)
         done = (f"{len(exc.suspended)} trial(s) checkpointed and left resumable"
                 if isinstance(exc, Interrupted) else "stopped at once; trials resume from their "
                 "last checkpoint")

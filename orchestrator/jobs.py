@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.redact import redact_uri
+from orchestrator.redact import storage_flag
 from orchestrator.spec import SpecError, SweepSpec
 
 # Never uploaded with the job (Ray also skips what .gitignore lists).
@@ -29,9 +29,10 @@ NOT_INSTALLED = {"ray"}  # the cluster's own; its version is checked instead
 class SubmittedJob:
     job_id: str
     entrypoint: str
-    storage: str  # redacted: printed in the next-step hints
+    storage_flag: str  # " --storage X" for the next-step hints, never a secret
     installs: int  # pinned packages the job's runtime_env installs (0 with --no-install)
     cluster_ray: str | None  # the head's Ray version
+    token: bool = False  # whether the user's Ray token went with it
 
 
 def job_entrypoint(spec: SweepSpec, working_dir: str, checkpoint_root: str | None,
@@ -67,6 +68,9 @@ def shared_stores(storage: str | None, tracking_uri: str | None) -> tuple[str, s
     """The study storage and tracking URI a job on the cluster and this machine both reach:
     given explicitly (a flag, GANSWEEP_STORAGE, MLFLOW_TRACKING_URI), never the local
     defaults."""
+    if storage is not None and not storage.strip():
+        raise SpecError("--storage: empty (an unset shell variable?): give the study storage, "
+                        "or set GANSWEEP_STORAGE")
     storage = storage or os.environ.get("GANSWEEP_STORAGE")
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not storage:
@@ -119,17 +123,23 @@ def gansweep_packages() -> list[str]:
     return [str(Path(m.__file__).resolve().parent) for m in (orchestrator, trainers)]
 
 
-def job_runtime_env(working_dir: str, storage: str, tracking_uri: str,
+def job_runtime_env(working_dir: str, storage: str | None, tracking_uri: str | None,
                     py_modules: tuple[str, ...] = (), install: bool = True) -> dict:
-    """What the job runs in: the project folder, the stores in its environment, and (unless
-    the image has them) gansweep and its pinned dependencies."""
+    """What the job runs in: the project folder, the stores in its environment (None: the
+    cluster's own, e.g. from a KubeRay secret), and (unless the image has them) gansweep and
+    its pinned dependencies."""
     runtime_env: dict = {
         "working_dir": str(Path(working_dir).resolve()), "excludes": EXCLUDES,
-        "env_vars": {"GANSWEEP_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking_uri}}
+        # a first install of torch's CUDA wheel and ~100 pins can outlast Ray's 10 minutes
+        "config": {"setup_timeout_seconds": 1800}}
+    stores = {"GANSWEEP_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking_uri}
+    if any(stores.values()):
+        runtime_env["env_vars"] = {k: v for k, v in stores.items() if v}
     modules = [str(Path(p).resolve()) for p in py_modules]  # the user's code, for every actor
     if install:
         modules = gansweep_packages() + modules
-        runtime_env["pip"] = {"packages": pinned_requirements(storage), "pip_check": False}
+        runtime_env["pip"] = {"packages": pinned_requirements(storage or "postgresql"),
+                              "pip_check": False}
     if modules:
         runtime_env["py_modules"] = modules
     return runtime_env
@@ -151,8 +161,19 @@ def jobs_client(address: str):
 def submit_sweep(spec: SweepSpec, address: str, working_dir: str, *, storage: str | None,
                  tracking_uri: str | None, checkpoint_root: str | None, trials: int | None,
                  require_gpu: bool, py_modules: tuple[str, ...] = (), install: bool = True,
-                 feature_extractor: str | None = None) -> SubmittedJob:
-    storage, tracking_uri = shared_stores(storage, tracking_uri)
+                 feature_extractor: str | None = None,
+                 cluster_stores: bool = False) -> SubmittedJob:
+    """Submit the sweep; with `cluster_stores`, the job takes GANSWEEP_STORAGE and
+    MLFLOW_TRACKING_URI from the cluster's own environment (its driver refuses to start
+    without them) and this machine sends none."""
+    from orchestrator.raytoken import auth_headers
+
+    if cluster_stores:
+        if storage or tracking_uri:
+            raise SpecError("--cluster-stores: the stores come from the cluster; drop --storage "
+                            "and --tracking-uri")
+    else:
+        storage, tracking_uri = shared_stores(storage, tracking_uri)
     entrypoint = job_entrypoint(spec, working_dir, checkpoint_root, trials, require_gpu,
                                 feature_extractor)
     runtime_env = job_runtime_env(working_dir, storage, tracking_uri, py_modules, install)
@@ -164,8 +185,9 @@ def submit_sweep(spec: SweepSpec, address: str, working_dir: str, *, storage: st
                 entrypoint=entrypoint,
                 runtime_env=runtime_env,
                 metadata={"gansweep.sweep": spec.name})
-            return SubmittedJob(job_id, entrypoint, redact_uri(storage), installs,
-                                getattr(client, "_server_ray_version", None))
+            return SubmittedJob(job_id, entrypoint, storage_flag(storage), installs,
+                                getattr(client, "_server_ray_version", None),
+                                token=bool(auth_headers()))
         except RuntimeError as exc:
             if "No available agent" not in str(exc) or not wait:
                 raise SpecError(f"--address: {address} refused the job: "

@@ -58,16 +58,7 @@ class Settings:
                 cache_dir: str | None = None, feature_extractor: str | None = None,
                 require_gpu: bool = False) -> Settings:
         """Flags, else environment, else the embedded defaults; local paths made absolute
-        because Ray workers do not share the driver's working directory. A driver running as a
-        Ray Job (`submit`, a KubeRay RayJob) gets no default store: a file on the head would
-        vanish with it, and a re-run would start the sweep over."""
-        if os.environ.get(JOB_ENV_VAR):
-            for flag, value, var in (("--storage", storage, "GANSWEEP_STORAGE"),
-                                     ("--tracking-uri", tracking_uri, "MLFLOW_TRACKING_URI")):
-                if value is None and not os.environ.get(var):  # "" is refused below
-                    raise SpecError(f"{flag}: this sweep runs as a Ray Job, and {var} is not "
-                                    f"set on the cluster: give the shared store (for KubeRay, "
-                                    f"in the secret the head's envFrom reads)")
+        because Ray workers do not share the driver's working directory."""
         return cls(storage=_absolute_storage(resolve_storage(storage)),
                    tracking_uri=_absolute_sqlite(resolve_tracking_uri(tracking_uri)),
                    address=address or os.environ.get("RAY_ADDRESS") or None,
@@ -76,6 +67,30 @@ class Settings:
                    feature_extractor=(str(Path(feature_extractor).expanduser().resolve())
                                       if feature_extractor else None),
                    require_gpu=require_gpu)
+
+
+def check_job_stores(storage: str | None, tracking_uri: str | None) -> None:
+    """A sweep's driver running as a Ray Job (`submit`, a KubeRay RayJob) gets no default
+    store: a file on the head would vanish with it, and a re-run would start the sweep over."""
+    if not os.environ.get(JOB_ENV_VAR):
+        return
+    for flag, value, var in (("--storage", storage, "GANSWEEP_STORAGE"),
+                             ("--tracking-uri", tracking_uri, "MLFLOW_TRACKING_URI")):
+        if value is None and not os.environ.get(var):  # "" is refused as an unset variable
+            raise SpecError(f"{flag}: this sweep runs as a Ray Job, and {var} is not set on "
+                            f"the cluster: give the shared store (for KubeRay, in the secret "
+                            f"the head's envFrom reads)")
+
+
+def stored_extractor(record: dict, given: str | None) -> str | None:
+    """The feature extractor `resume` uses: the one given, else the launch record's file."""
+    path = given or record.get("feature_extractor")
+    if path and not given and not Path(path).exists():
+        raise SpecError(f"--feature-extractor: the sweep's extractor {path} is gone (it was "
+                        f"launched elsewhere, e.g. as a Ray Job): pass --feature-extractor FILE "
+                        f"with the same bytes (sha256 "
+                        f"{(record.get('feature_extractor_sha256') or '')[:12]})")
+    return path
 
 
 def _absolute_storage(storage: str) -> str:

@@ -1,4 +1,4 @@
-"""Credentials never leave the process: URIs are shown and stored with their secrets masked."""
+"""Credentials are not shown: URIs in messages and hints have their secrets masked."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 MASK = "***"
 SECRET_KEYS = re.compile(r"pass|secret|token|key|sig|credential|auth", re.IGNORECASE)
+USERINFO = re.compile(r"^([A-Za-z][\w+.-]*://)([^:/@]*)(?::(.*))?@(?=[^@]*$)")
 
 
 def redact_uri(uri: str) -> str:
@@ -19,11 +20,9 @@ def redact_uri(uri: str) -> str:
     except ValueError:  # not a URL after all: show the scheme only
         return uri.split("://", 1)[0] + "://" + MASK
     out = uri
-    if "@" in parts.netloc:
-        userinfo, host = parts.netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        masked = f"{user}:{MASK}@{host}" if ":" in userinfo else parts.netloc
-        out = out.replace(parts.netloc, masked, 1)
+    userinfo = USERINFO.match(uri)  # as SQLAlchemy reads it: the password runs to the last @
+    if userinfo and userinfo.group(3) is not None:
+        out = f"{userinfo.group(1)}{userinfo.group(2)}:{MASK}@{uri[userinfo.end():]}"
     if parts.query:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         if any(SECRET_KEYS.search(k) for k, _ in pairs):
@@ -31,3 +30,12 @@ def redact_uri(uri: str) -> str:
                               safe="*")
             out = out.replace("?" + parts.query, "?" + query, 1)
     return out
+
+
+def storage_flag(storage: str | None) -> str:
+    """` --storage X` to paste into a next command; the variable's name where X holds a
+    secret (a masked URI would not run)."""
+    if not storage:
+        return ""
+    return (f" --storage {storage}" if redact_uri(storage) == storage
+            else ' --storage "$GANSWEEP_STORAGE"')

@@ -75,11 +75,13 @@ def test_launcher_configs_have_a_cpu_head_and_autoscaling_gpu_workers(name):
     mounts = cfg["file_mounts"]
     assert any(dst.endswith("gansweep") and src == "." for dst, src in mounts.items())
     assert mounts["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"  # one token, all nodes
+    token = "RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=/home/ubuntu/.ray/auth_token"
     head_start = " ".join(cfg["head_start_ray_commands"])
-    assert "RAY_AUTH_MODE=token ~/venv/bin/ray start --head" in head_start
+    assert f"{token} ~/venv/bin/ray start --head" in head_start
     assert "--port=6379" in head_start and "--dashboard-port=8265" in head_start
     workers = " ".join(cfg["worker_start_ray_commands"])
-    assert "RAY_AUTH_MODE=token ~/venv/bin/ray start --address=$RAY_HEAD_IP:6379" in workers
+    assert f"{token} ~/venv/bin/ray start --address=$RAY_HEAD_IP:6379" in workers
+    assert token in setup[1]  # in the container ~ is /home/ray: the path is absolute
     assert "# docker:\n#   image: REGISTRY/gansweep:" in (CLUSTERS / name).read_text()
 
 
@@ -121,6 +123,26 @@ def test_the_rayjob_runs_a_shipped_spec_with_its_stores_from_the_heads_secret():
     head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert {"secretRef": {"name": "gansweep-env"}} in head["envFrom"]
     assert "--from-literal=GANSWEEP_STORAGE=" in (CLUSTERS / "kuberay-rayjob.yaml").read_text()
+
+
+def test_setup_on_the_gansweep_image_installs_nothing_and_points_venv_at_its_tools(tmp_path):
+    """The docker: fast path: where gansweep is installed (this venv stands in for the image's
+    Python), setup-node.sh links ~/venv/bin's python, ray and gansweep to it, so the start
+    commands' ~/venv/bin/ray works, and installs nothing."""
+    import sys
+
+    image_bin = Path(sys.executable).parent
+    env = {"HOME": str(tmp_path), "PATH": f"{image_bin}:/usr/bin:/bin"}
+    done = subprocess.run(["bash", str(CLUSTERS / "setup-node.sh")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "gansweep is in the image: ~/venv/bin points at it"
+    for tool in ("python", "ray", "gansweep"):
+        link = tmp_path / "venv" / "bin" / tool
+        assert link.is_symlink() and link.resolve() == (image_bin / tool).resolve(), tool
+    ray_version = subprocess.run([str(tmp_path / "venv" / "bin" / "ray"), "--version"],
+                                 capture_output=True, text=True, env=env)
+    assert ray.__version__ in ray_version.stdout
 
 
 def _submitter_argv(entrypoint: str, tmp_path: Path) -> list[str]:

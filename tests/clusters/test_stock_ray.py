@@ -114,6 +114,8 @@ def test_submit_to_a_stock_token_protected_cluster_installs_the_project_and_the_
                      "--checkpoint-root", str(tmp_path / "ck"), cwd=project)
     assert done.returncode == 0, done.stderr
     assert "the job installs gansweep and its" in done.stdout  # said in one line
+    # Ray's own CLI sends the token only in token mode: the hint says so
+    assert "follow it:  RAY_AUTH_MODE=token ray job logs --address" in done.stdout
     job_id = done.stdout.split("as Ray job ", 1)[1].split()[0]
     jobs = JobSubmissionClient(address, headers=headers)
     status = _wait_for("the job to end", lambda: jobs.get_job_status(job_id)

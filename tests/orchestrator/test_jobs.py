@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import optuna
 import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from orchestrator.cli import main
-from orchestrator.jobs import job_entrypoint, job_runtime_env, pinned_requirements
-from orchestrator.launch import JOB_ENV_VAR, Settings, launch
+from orchestrator.jobs import job_entrypoint, job_runtime_env, pinned_requirements, submit_sweep
+from orchestrator.launch import JOB_ENV_VAR, Settings, check_job_stores, launch
 from orchestrator.raytoken import auth_headers, find_token, use_token_auth
 from orchestrator.redact import redact_uri
 from orchestrator.spec import SpecError, SweepSpec
@@ -19,6 +21,7 @@ SECRET = "s3cr3t-pw"
 
 
 @pytest.mark.parametrize("uri, shown", [
+    (f"postgresql://u:pa/ss@{SECRET}@db/x", "postgresql://u:***@db/x"),  # runs to the last @
     (f"postgresql://gansweep:{SECRET}@db:5432/optuna", "postgresql://gansweep:***@db:5432/optuna"),
     (f"http://user:{SECRET}@mlflow:5000", "http://user:***@mlflow:5000"),
     (f"s3://b/ck?endpoint_override=m:9000&secret_key={SECRET}",
@@ -47,16 +50,26 @@ def test_a_job_carries_its_stores_in_env_vars_not_in_its_command_line(write_spec
     assert all("+" not in v for v in pins.values())  # no local labels such as torch's +cpu
     bare = job_runtime_env(str(tmp_path), storage, tracking, install=False)
     assert "pip" not in bare and "py_modules" not in bare
+    # --cluster-stores: the stores are the cluster's own (a KubeRay secret); none is sent
+    assert "env_vars" not in job_runtime_env(str(tmp_path), None, None)
+    with pytest.raises(SpecError, match="^--cluster-stores: the stores come from the cluster"):
+        submit_sweep(spec, "http://h:8265", str(tmp_path), storage=storage, tracking_uri=None,
+                     checkpoint_root=None, trials=None, require_gpu=False, cluster_stores=True)
     assert "psycopg" not in dict(p.split("==") for p in pinned_requirements("sqlite:///x.db"))
 
 
-def test_an_extractor_outside_the_uploaded_folder_is_refused(write_spec, tmp_path):
+def test_the_extractor_goes_with_the_job_and_one_outside_the_uploaded_folder_is_refused(
+        write_spec, tmp_path):
     spec = SweepSpec.load(write_spec(SYNTHETIC))
+    (tmp_path / "nets").mkdir()
+    entry = job_entrypoint(spec, str(tmp_path), None, None, False, str(tmp_path / "nets/i.pt"))
+    assert entry.endswith("launch spec.yaml --feature-extractor nets/i.pt")
     with pytest.raises(SpecError, match=r"^--feature-extractor: /elsewhere/x.pt: must be inside"):
         job_entrypoint(spec, str(tmp_path), None, None, False, "/elsewhere/x.pt")
 
 
 def test_the_token_is_found_where_ray_looks_and_turns_token_mode_on(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAY_AUTH_MODE", "x")  # restored after the test, whatever it was
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -71,6 +84,8 @@ def test_the_token_is_found_where_ray_looks_and_turns_token_mode_on(monkeypatch,
     assert auth_headers() == {"Authorization": "Bearer from-env"}
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the user's explicit choice stands
     assert use_token_auth() is False
+    monkeypatch.delenv("RAY_AUTH_MODE")  # unset, with a token: token mode for this process
+    assert use_token_auth() is True and os.environ["RAY_AUTH_MODE"] == "token"
 
 
 @pytest.mark.parametrize("flag", ["--storage", "--tracking-uri"])
@@ -88,16 +103,21 @@ def test_storage_defaults_to_gansweep_storage(monkeypatch, tmp_path):
     assert Settings.resolve().storage == f"sqlite:///{tmp_path}/shared.db"
 
 
-def test_a_job_driver_without_shared_stores_is_refused(monkeypatch):
-    """A RayJob whose secret lacks GANSWEEP_STORAGE must not sweep into a file on the head."""
+def test_a_job_driver_without_shared_stores_is_refused(monkeypatch, tmp_path):
+    """A RayJob whose secret lacks GANSWEEP_STORAGE must not sweep into a file on the head;
+    `status` run in a job is not a driver and is not refused."""
     monkeypatch.setenv(JOB_ENV_VAR, "{}")
     monkeypatch.delenv("GANSWEEP_STORAGE", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     with pytest.raises(SpecError, match=r"^--storage: this sweep runs as a Ray Job, and "
                                         r"GANSWEEP_STORAGE is not set on the cluster"):
-        Settings.resolve()
+        check_job_stores(None, None)
     monkeypatch.setenv("GANSWEEP_STORAGE", "postgresql://u@db/optuna")
-    assert Settings.resolve().storage == "postgresql://u@db/optuna"
+    check_job_stores(None, None)
+    monkeypatch.setenv("GANSWEEP_STORAGE", f"sqlite:///{tmp_path}/o.db")
+    monkeypatch.chdir(tmp_path)
+    shown = CliRunner().invoke(main, ["status", "nope"])
+    assert shown.exit_code == 2 and "no sweep named 'nope'" in shown.stderr
 
 
 def test_a_rerun_against_an_empty_study_storage_is_refused_and_loses_nothing(
