@@ -19,24 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SYNTHETIC
 from tests.orchestrator.test_cluster import _free_port, _stop, _wait_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 GANSWEEP = Path(sys.executable).parent / "gansweep"
 TOKEN = "0123456789abcdef0123456789abcdef"
-SWEEP = """\
-name: stock
-dataset: none
-trainer: synthetic
-objective: {metric: eval/loss, direction: minimize}
-budget: {trials: 2, steps: 4, eval_every: 2, log_every: 1}
-sampler: {name: tpe, seed: 0}
-resources: {cpus_per_trial: 1}
-space:
-  x: {type: float, low: -2.0, high: 2.0}
-  y: {type: float, low: -2.0, high: 2.0}
-"""
+SWEEP = SYNTHETIC.replace("name: synth", "name: stock").replace("trials: 4", "trials: 2")
 
 
 @pytest.fixture(scope="module")
