@@ -262,8 +262,9 @@ def checked_evaluation(size: int, opts: dict, task: ImageTask) -> dict:
     trainer.train_for(opts["check_steps"])
     evaluation = trainer.evaluate()
     samples = evaluation.samples
-    scored = score(evaluation, task)
+    scored = score(evaluation, task, opts["device"])  # the evaluator on the trial's device
     return {"samples_shape": list(samples.shape),
+            "scored_on": str(task.evaluator(opts["device"]).device),
             "generated_on": str(next(trainer.g.parameters()).device),
             "samples_finite": bool(torch.isfinite(samples).all()),
             "in_range": bool(samples.abs().max() <= 1), "scored": scored.metrics,

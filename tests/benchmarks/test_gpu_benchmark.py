@@ -21,6 +21,7 @@ def test_gpu_benchmark_quick_on_cpu_reports_matrix_sharing_and_checks():
     assert check["passed"] and check["bitwise_default"] and check["bitwise_deterministic"]
     assert check["round_trip_default"]["finite"]
     assert check["evaluation"]["samples_finite"] and check["evaluation"]["scored_finite"]
+    assert check["evaluation"]["scored_on"] == "cpu"  # the device asked for: cuda on a GPU
 
 
 def test_gpu_benchmark_imports_no_orchestration_library():
