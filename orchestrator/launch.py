@@ -122,7 +122,7 @@ def init_ray(address: str | None) -> bool:
     Ray; returns True when this call started it."""
     import ray
 
-    from orchestrator.raytoken import HOW_TO_SET, auth_problem, find_token, use_token_auth
+    from orchestrator.raytoken import HOW_TO_SET, auth_problem, use_token_auth
 
     if ray.is_initialized():
         return False
@@ -133,7 +133,7 @@ def init_ray(address: str | None) -> bool:
                  configure_logging=True, log_to_driver=True)
     except Exception as exc:  # unreachable, not a Ray head, or a token refused
         problem = auth_problem(exc) or describe(exc)
-        if auth_problem(exc) is None and address and find_token() is None:
+        if auth_problem(exc) is None and os.environ.get("RAY_AUTH_MODE") != "token":
             problem += f" (if the cluster uses token auth: {HOW_TO_SET})"
         raise SpecError(f"--address: cannot connect to Ray at {address}: {problem}") from None
     return True

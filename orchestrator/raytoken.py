@@ -1,10 +1,13 @@
 """Ray token authentication, from the client's side.
 
 Ray 2.60 protects clusters started by `ray.init()` with a token and will protect every cluster
-from 2.61 on. A client sends its token only when RAY_AUTH_MODE=token; gansweep finds the token
-where Ray's own tools look (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token) and turns
-that mode on for connections by address, so `submit` and `launch --address` work against a
-protected head without more set-up, and a head that answers 401 gets one line saying what to set.
+from 2.61 on. A client sends its token only when RAY_AUTH_MODE=token. gansweep finds the token
+where Ray's own tools look (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token): `submit`
+sends it to the Jobs API (a server without auth ignores it), and `launch --address` turns token
+mode on when the user named a token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH). Not for
+~/.ray/auth_token alone: Ray writes that file for every local `ray.init()`, and a driver in token
+mode on a cluster without auth loses its actors (they cannot call back into it). A head that
+refuses the client gets one line saying what to set.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 MODE_VAR = "RAY_AUTH_MODE"
 HOW_TO_SET = ("set RAY_AUTH_TOKEN to the cluster's token (on the head: `ray get-auth-token`), "
-              "or RAY_AUTH_TOKEN_PATH to a file holding it, or write it to ~/.ray/auth_token")
+              "or RAY_AUTH_TOKEN_PATH to a file holding it")
 
 
 def find_token() -> str | None:
@@ -30,13 +33,14 @@ def find_token() -> str | None:
 
 
 def use_token_auth() -> bool:
-    """Before connecting to a cluster by address: send the token when there is one. An explicit
-    RAY_AUTH_MODE is the user's choice and is kept. A token sent to a cluster without token
-    auth is ignored there, so turning the mode on costs nothing."""
+    """Before connecting to a cluster by address: token mode when the user named a token
+    (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH) and set no mode. An explicit RAY_AUTH_MODE is the
+    user's choice and is kept."""
     mode = os.environ.get(MODE_VAR)
     if mode is not None:
         return mode.lower() == "token"
-    if find_token() is None:
+    named = os.environ.get("RAY_AUTH_TOKEN", "").strip() or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if not named or find_token() is None:
         return False
     os.environ[MODE_VAR] = "token"
     try:  # Ray caches its config: re-read it, as ray.init does when it turns token auth on

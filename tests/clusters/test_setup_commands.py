@@ -72,7 +72,7 @@ def test_the_dockerfile_install_step_installs_gansweep_with_its_pins(tmp_path):
     """The image's RUN step, run as written with a fresh venv's pip and python first on PATH
     (the image's are Ray's Python 3.11)."""
     text = (CLUSTERS / "Dockerfile").read_text().replace("\\\n", " ")
-    [run] = re.findall(r"^RUN (.+)$", text, re.M)
+    [run] = [r for r in re.findall(r"^RUN (.+)$", text, re.M) if "pip install" in r]
     context = tmp_path / "context"
     shutil.copytree(ROOT, context, ignore=PROJECT_ONLY)
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)

@@ -98,7 +98,7 @@ def test_submit_to_a_stock_token_protected_cluster_installs_the_project_and_the_
     assert refused.stderr.strip().splitlines()[-1] == (
         f"gansweep: error: --address: {address}: the Ray cluster requires a token and none was "
         f"sent: set RAY_AUTH_TOKEN to the cluster's token (on the head: `ray get-auth-token`), "
-        f"or RAY_AUTH_TOKEN_PATH to a file holding it, or write it to ~/.ray/auth_token")
+        f"or RAY_AUTH_TOKEN_PATH to a file holding it")
 
     done = _gansweep(stock_head, "submit", "sweep.yaml", "--address", address, *stores,
                      "--checkpoint-root", str(tmp_path / "ck"), cwd=project)

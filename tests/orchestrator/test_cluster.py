@@ -282,7 +282,10 @@ def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_
     try:
         from ray.job_submission import JobStatus, JobSubmissionClient
 
-        jobs = _wait_for("the Ray Jobs server", lambda: JobSubmissionClient(address), 90)
+        from orchestrator.raytoken import auth_headers  # `ray start` may turn token auth on
+
+        jobs = _wait_for("the Ray Jobs server", lambda: JobSubmissionClient(
+            address, headers=auth_headers() or None), 90)
         with contextlib.chdir(project):
             result = CliRunner().invoke(main, [
                 "submit", "sweep.yaml", "--address", address, "--py-module", str(shared),

@@ -84,7 +84,13 @@ def test_the_token_is_found_where_ray_looks_and_turns_token_mode_on(monkeypatch,
     assert auth_headers() == {"Authorization": "Bearer from-env"}
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the user's explicit choice stands
     assert use_token_auth() is False
-    monkeypatch.delenv("RAY_AUTH_MODE")  # unset, with a token: token mode for this process
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
+    # ~/.ray/auth_token alone (Ray writes it for any local ray.init) is no sign the cluster
+    # wants a token: a driver in token mode on a cluster without auth loses its actors
+    assert use_token_auth() is False and "RAY_AUTH_MODE" not in os.environ
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "t"))  # named: token mode
     assert use_token_auth() is True and os.environ["RAY_AUTH_MODE"] == "token"
 
 
