@@ -154,6 +154,7 @@ def test_a_killed_actor_resumes_its_trial_from_its_checkpoint_on_a_new_actor(
     _assert_every_step_once(client, run.info.run_id, 30)
 
 
+@pytest.mark.cluster  # a driver subprocess killed and resumed (~1 min): make test-cluster
 def test_sigkill_of_the_driver_then_resume_completes_the_budget_once(tmp_path):
     (tmp_path / "ft.yaml").write_text(_spec_text(trials=6, steps=30, sleep=0.1))
     root = tmp_path / "checkpoints"
@@ -277,6 +278,7 @@ def test_one_driver_per_sweep_a_dead_or_silent_drivers_lease_is_taken_over(tmp_p
     assert study.user_attrs[LEASE_ATTR] is None
 
 
+@pytest.mark.cluster  # a two-node ray.cluster_utils.Cluster: make test-cluster
 def test_a_trial_on_a_removed_node_finishes_on_the_other_node(tmp_path):
     from ray.cluster_utils import Cluster
 
