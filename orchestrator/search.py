@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,8 +94,9 @@ def parse_sampler(raw: dict, space: tuple[Param, ...], n_objectives: int) -> Sam
     if name not in SAMPLERS:
         raise FieldError("sampler.name", f"must be one of {', '.join(SAMPLERS)}, got {name!r}")
     seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise FieldError("sampler.seed", f"must be an integer >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise FieldError("sampler.seed", f"must be an integer in [0, 2**32 - 1], got "
+                                         f"{reprlib.repr(seed)}")
     if name == "grid":
         for param in space:
             if param.kind == "float" and param.step is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,10 +88,14 @@ def _parse_param(name: str, body: Any, earlier: dict[str, Param]) -> Param:
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices:
             raise FieldError(f"{where}.choices", "must be a non-empty list")
-        if len({repr(c) for c in choices}) != len(choices):
-            raise FieldError(f"{where}.choices", "must not repeat a value")
         if not all(c is None or isinstance(c, (str, int, float, bool)) for c in choices):
             raise FieldError(f"{where}.choices", "values must be strings, numbers or booleans")
+        if any(isinstance(c, float) and not math.isfinite(c) for c in choices):
+            raise FieldError(f"{where}.choices", "numbers must be finite (no .nan or .inf)")
+        for i, c in enumerate(choices):  # 1, 1.0 and true are one value to Optuna and YAML
+            if any(c == d and (c is None) == (d is None) for d in choices[:i]):
+                raise FieldError(f"{where}.choices", f"must not repeat a value: "
+                                 f"{reprlib.repr(c)} twice")
         return Param(name, kind, choices=tuple(choices), when=when)
     if "choices" in body:
         raise FieldError(f"{where}.choices", f"not allowed for a {kind} parameter")
@@ -120,7 +125,8 @@ def _number(where: str, key: str, body: dict, kind: str) -> float | int:
         with contextlib.suppress(ValueError):
             value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FieldError(f"{where}.{key}", f"must be a finite number, got {body[key]!r}")
+        raise FieldError(f"{where}.{key}", f"must be a finite number, got "
+                         f"{reprlib.repr(body[key])}")
     if kind == "int":
         if float(value) != int(value):
             raise FieldError(f"{where}.{key}", f"must be an integer, got {value!r}")

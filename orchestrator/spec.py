@@ -8,7 +8,9 @@ the code trusts the spec.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import reprlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,8 @@ from orchestrator.space import FieldError, Param, parse_space
 TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectives", "budget",
               "sampler", "pruner", "enqueue", "resources", "storage", "max_retries", "fixed",
               "space")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: no trailing newline
+MAX_NAME = 100  # a checkpoint folder and MLflow names are built from it
 
 
 class SpecError(ValueError):
@@ -95,7 +98,10 @@ class SweepSpec:
     def load(cls, path: str | Path) -> SweepSpec:
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}): a spec is a YAML "
+                            f"text file") from None
         except FileNotFoundError:
             raise SpecError(f"{path}: no such file") from None
         except OSError as exc:
@@ -108,7 +114,9 @@ class SweepSpec:
         installed packages."""
         plugin_folders([Path.cwd()] + ([Path(path).resolve().parent] if path else []))
         try:
-            raw = yaml.safe_load(text)
+            raw = load_yaml(text)
+        except FieldError as exc:
+            raise SpecError(f"{source}: {exc}") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark else "yaml"
@@ -127,6 +135,42 @@ class SweepSpec:
         return dataclasses.replace(self, budget=dataclasses.replace(self.budget, trials=trials))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML with no duplicate keys (the last one silently won)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise FieldError(str(key), f"line {key_node.start_mark.line + 1}: the key "
+                                           f"appears twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _experiment(value: Any, name: str) -> str:
+    """The MLflow experiment: a short string, the sweep's name by default."""
+    if value is None:
+        return name
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError("experiment", f"must be a non-empty string, got {reprlib.repr(value)}")
+    if len(value) > 2 * MAX_NAME:
+        raise FieldError("experiment", f"at most {2 * MAX_NAME} characters, got {len(value)}")
+    return value
+
+
+def load_yaml(text: str) -> Any:
+    """A spec's YAML, refusing anchors and aliases before anything is built: `*alias` expands
+    in place, and a few lines of nested aliases (a "billion laughs") expand to gigabytes."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            line = event.start_mark.line + 1
+            raise FieldError("yaml", f"line {line}: anchors and aliases (&, *) are not "
+                                     f"allowed in a spec; write the values out")
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _build(raw: Any, text: str, path: str) -> SweepSpec:
     if not isinstance(raw, dict):
         raise FieldError("spec", "must be a YAML mapping")
@@ -134,8 +178,10 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
     if unknown:
         raise FieldError(unknown[0], f"unknown field (known: {', '.join(TOP_FIELDS)})")
     name = _require(raw, "name", str)
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise FieldError("name", "use letters, digits, '.', '_' and '-' only")
+    if len(name) > MAX_NAME:
+        raise FieldError("name", f"at most {MAX_NAME} characters, got {len(name)}")
     trainer_name, dataset = _require(raw, "trainer", str), _require(raw, "dataset", str)
     trainer_target, dataset_target, trainer_cls = _resolve(trainer_name, dataset)
     space = parse_space(raw.get("space"))
@@ -146,7 +192,7 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
     return SweepSpec(
         path=path,
         name=name,
-        experiment=str(raw.get("experiment") or name),
+        experiment=_experiment(raw.get("experiment"), name),
         dataset=dataset,
         trainer=trainer_name,
         objectives=objectives,
@@ -242,7 +288,7 @@ def _require(raw: dict, key: str, kind: type) -> Any:
     if key not in raw or raw[key] in (None, ""):
         raise FieldError(key, "required")
     if not isinstance(raw[key], kind):
-        raise FieldError(key, f"must be a {kind.__name__}, got {raw[key]!r}")
+        raise FieldError(key, f"must be a {kind.__name__}, got {reprlib.repr(raw[key])}")
     return raw[key]
 
 
@@ -264,7 +310,7 @@ def _int(section: str, raw: dict, key: str, default: int | None, minimum: int) -
     if value is None:
         raise FieldError(label, "required")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError(label, f"must be an integer, got {value!r}")
+        raise FieldError(label, f"must be an integer, got {reprlib.repr(value)}")
     if value < minimum:
         raise FieldError(label, f"must be >= {minimum}, got {value}")
     return value
@@ -272,8 +318,10 @@ def _int(section: str, raw: dict, key: str, default: int | None, minimum: int) -
 
 def _float(section: str, raw: dict, key: str, default: float, minimum: float) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FieldError(f"{section}.{key}", f"must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        raise FieldError(f"{section}.{key}", f"must be a finite number, got "
+                                             f"{reprlib.repr(value)}")
     if value < minimum:
         raise FieldError(f"{section}.{key}", f"must be >= {minimum}, got {value}")
     return float(value)
@@ -310,5 +358,6 @@ def _storage(raw: dict) -> Storage:
     _fields("storage", raw, ("checkpoints", "keep_checkpoints"))
     where = raw.get("checkpoints")
     if where is not None and (not isinstance(where, str) or not where.strip()):
-        raise FieldError("storage.checkpoints", f"must be a path or URI, got {where!r}")
+        raise FieldError("storage.checkpoints", f"must be a path or URI, got "
+                                                f"{reprlib.repr(where)}")
     return Storage(where, _int("storage", raw, "keep_checkpoints", 2, 1))

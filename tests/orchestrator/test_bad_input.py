@@ -1,0 +1,66 @@
+"""Bad input, as data: each case is a spec (or file bytes) `gansweep launch` must refuse in one
+line naming the field, with exit code 2 and nothing created. A new input bug gets a row."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+from tests.conftest import SYNTHETIC
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+def _swap(old: str, new: str) -> bytes:
+    assert old in SYNTHETIC, old
+    return SYNTHETIC.replace(old, new).encode()
+
+
+CASES = [  # (id, spec bytes, what the one line must start with after "gansweep: error: ")
+    ("latin-1 bytes", _swap("name: synth", "name: synth # caf\xe9").decode().encode("latin-1"),
+     "{path}: not UTF-8 text"),
+    ("binary", b"\x00\xff\xfe garbage", "{path}: not UTF-8 text"),
+    ("alias bomb in name", LAUGHS.encode() + b"name: *i\n", "spec.yaml: yaml: line 1: anchors"),
+    ("alias in experiment", _swap("name: synth", "name: &n synth\nexperiment: *n"),
+     "spec.yaml: yaml: line 1: anchors and aliases"),
+    ("duplicate key", _swap("name: synth", "name: synth\nname: other"),
+     "spec.yaml: name: line 2: the key appears twice"),
+    ("name with trailing newline", _swap("name: synth", 'name: "synth\\n"'),
+     "spec.yaml: name: use letters"),
+    ("500-char name", _swap("name: synth", "name: " + "n" * 500),
+     "spec.yaml: name: at most 100 characters, got 500"),
+    ("experiment not a string", _swap("name: synth", "name: synth\nexperiment: [1, 2]"),
+     "spec.yaml: experiment: must be a non-empty string"),
+    ("inf gpus", _swap("cpus_per_trial: 1", "cpus_per_trial: 1, gpus_per_trial: .inf"),
+     "spec.yaml: resources.gpus_per_trial: must be a finite number"),
+    ("nan cpus", _swap("cpus_per_trial: 1", "cpus_per_trial: .nan"),
+     "spec.yaml: resources.cpus_per_trial: must be a finite number"),
+    ("inf range end", _swap("high: 2.0}\n  y", "high: .inf}\n  y"),
+     "spec.yaml: space.x.high: must be a finite number"),
+    ("nan choice", _swap("  y: {type: float, low: -2.0, high: 2.0}",
+                         "  y: {type: categorical, choices: [1.0, .nan]}"),
+     "spec.yaml: space.y.choices: numbers must be finite"),
+    ("1 and 1.0", _swap("  y: {type: float, low: -2.0, high: 2.0}",
+                        "  y: {type: categorical, choices: [1, 1.0]}"),
+     "spec.yaml: space.y.choices: must not repeat a value: 1.0 twice"),
+    ("seed above 2**32-1", _swap("seed: 0", "seed: 4294967296"),
+     "spec.yaml: sampler.seed: must be an integer in [0, 2**32 - 1]"),
+    ("negative seed", _swap("seed: 0", "seed: -1"),
+     "spec.yaml: sampler.seed: must be an integer in [0, 2**32 - 1]"),
+]
+
+
+@pytest.mark.parametrize("spec, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_bad_spec_is_one_line_exit_2_and_nothing_is_created(tmp_path, monkeypatch, spec,
+                                                              expected):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(spec)
+    result = CliRunner().invoke(main, ["launch", str(path)])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("gansweep: error: " + expected.format(path=path)), lines[0]
+    assert len(lines[0]) < 400  # a value is never printed in full
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # no db, no checkpoints
