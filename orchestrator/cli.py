@@ -163,7 +163,8 @@ def resume(name, trials, address, checkpoint_root, feature_extractor, storage,
     check_job_stores(storage, tracking_uri or "from the launch record")
     found = resume_args(name, Settings.resolve(storage).storage)
     spec = SweepSpec.parse(found["spec"], source=Path(found["spec_path"] or "spec").name,
-                           path=found["spec_path"]).with_trials(trials or found["trials"])
+                           path=found["spec_path"]).with_trials(
+        found["trials"] if trials is None else trials)  # --trials 0 is refused, not ignored
     settings = Settings.resolve(storage, tracking_uri or found["tracking_uri"], address,
                                 checkpoint_root or found["checkpoint_root"],
                                 feature_extractor=stored_extractor(found, feature_extractor))

@@ -173,13 +173,19 @@ def parse_duration(where: str, raw: Any) -> float | None:
     """`30m`, `2h`, `1h30m`, `90s` or a number of seconds."""
     if raw is None:
         return None
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0 and \
+            math.isfinite(raw):
         return float(raw)
     match = DURATION_RE.match(str(raw)) if isinstance(raw, str) else None
     if not match or not any(match.groups()):
-        raise FieldError(where, f"must be a duration like 30m, 2h, 1h30m or 90s, got {raw!r}")
+        raise FieldError(where, f"must be a duration like 30m, 2h, 1h30m or 90s, got "
+                                f"{reprlib.repr(raw)}")
     hours, minutes, seconds = (float(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:  # 0s would read as "no limit"
+        raise FieldError(where, f"must be longer than 0, got {reprlib.repr(raw)} (leave it out "
+                                f"for no time limit)")
+    return total
 
 
 # -- Optuna objects (driver) ----------------------------------------------------------------------

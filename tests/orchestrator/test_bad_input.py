@@ -9,8 +9,9 @@ from click.testing import CliRunner
 from orchestrator.cli import main
 from tests.conftest import SYNTHETIC
 
-LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(  # 9**9 x's when expanded
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True))
 
 
 def _swap(old: str, new: str) -> bytes:
@@ -47,6 +48,10 @@ CASES = [  # (id, spec bytes, what the one line must start with after "gansweep:
      "spec.yaml: space.y.choices: must not repeat a value: 1.0 twice"),
     ("seed above 2**32-1", _swap("seed: 0", "seed: 4294967296"),
      "spec.yaml: sampler.seed: must be an integer in [0, 2**32 - 1]"),
+    ("budget.time 0s", _swap("log_every: 1}", "log_every: 1, time: 0s}"),
+     "spec.yaml: budget.time: must be longer than 0"),
+    ("budget.time inf", _swap("log_every: 1}", "log_every: 1, time: .inf}"),
+     "spec.yaml: budget.time: must be a duration"),
     ("negative seed", _swap("seed: 0", "seed: -1"),
      "spec.yaml: sampler.seed: must be an integer in [0, 2**32 - 1]"),
 ]
@@ -64,3 +69,15 @@ def test_a_bad_spec_is_one_line_exit_2_and_nothing_is_created(tmp_path, monkeypa
     assert lines[0].startswith("gansweep: error: " + expected.format(path=path)), lines[0]
     assert len(lines[0]) < 400  # a value is never printed in full
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # no db, no checkpoints
+
+
+def test_resume_with_trials_0_is_refused_not_ignored(ray_local, settings, write_spec):
+    from orchestrator.launch import launch
+    from orchestrator.spec import SweepSpec
+
+    spec = SweepSpec.load(write_spec(SYNTHETIC.replace("trials: 4", "trials: 1")))
+    assert launch(spec, settings, notice=lambda m: None).done == 1
+    result = CliRunner().invoke(main, ["resume", "synth", "--trials", "0", "--storage",
+                                       settings.storage])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "gansweep: error: --trials: must be >= 1, got 0"
