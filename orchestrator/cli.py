@@ -263,9 +263,11 @@ def best(name, as_json, storage) -> None:
 def promote(name, model_name, pick, storage, tracking_uri) -> None:
     """Register the best generator of sweep NAME and point alias `champion` at it."""
     from orchestrator.launch import Settings
+    from orchestrator.promote import check_model_name
     from orchestrator.promote import promote as do_promote
     from orchestrator.study import load_study
 
+    check_model_name(model_name)  # before any store is opened
     settings = Settings.resolve(storage, tracking_uri)
     done = do_promote(load_study(name, settings.storage), settings.tracking_uri, model_name,
                       pick)

@@ -7,6 +7,7 @@ registered from that run and the alias already set, and changes nothing.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,10 +93,20 @@ class Promotion:
     alias_moved: bool
 
 
+def check_model_name(model_name: str) -> None:
+    """A registered model name MLflow's search filters can hold: no quotes, no control
+    characters (the filter is a quoted string), at most 200 characters."""
+    bad = [c for c in model_name if c in "'\"\\" or not c.isprintable()]
+    if not model_name.strip() or bad or len(model_name) > 200:
+        why = f"must not contain {bad[0]!r}" if bad else "must be 1 to 200 printable characters"
+        raise SpecError(f"--model-name: {why}, got {reprlib.repr(model_name)}")
+
+
 def promote(study: optuna.Study, tracking_uri: str, model_name: str,
             pick: str | None = None) -> Promotion:
     import mlflow
 
+    check_model_name(model_name)
     best = pick_trial(study, pick)
     # the registry store resolves `models:/m-...` sources through the process-wide tracking URI
     mlflow.set_tracking_uri(tracking_uri)

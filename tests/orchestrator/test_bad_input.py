@@ -81,3 +81,14 @@ def test_resume_with_trials_0_is_refused_not_ignored(ray_local, settings, write_
                                        settings.storage])
     assert result.exit_code == 2
     assert result.stderr.strip() == "gansweep: error: --trials: must be >= 1, got 0"
+
+
+@pytest.mark.parametrize("name, why", [("a'b", "must not contain \"'\""),
+                                       ("a\nb", "must not contain '\\n'"),
+                                       ("", "must be 1 to 200 printable characters")])
+def test_promote_refuses_a_model_name_a_filter_cannot_hold(tmp_path, monkeypatch, name, why):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["promote", "synth", "--model-name", name])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"gansweep: error: --model-name: {why}"), result.stderr
+    assert list(tmp_path.iterdir()) == []
