@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.redact import storage_flag
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.spec import SpecError, SweepSpec, refuse_empty
 
 # Never uploaded with the job (Ray also skips what .gitignore lists).
 EXCLUDES = [".venv", ".git", "mlartifacts", "checkpoints", "*.db", "__pycache__", "*.egg-info"]
@@ -68,9 +68,7 @@ def shared_stores(storage: str | None, tracking_uri: str | None) -> tuple[str, s
     """The study storage and tracking URI a job on the cluster and this machine both reach:
     given explicitly (a flag, GANSWEEP_STORAGE, MLFLOW_TRACKING_URI), never the local
     defaults."""
-    if storage is not None and not storage.strip():
-        raise SpecError("--storage: empty (an unset shell variable?): give the study storage, "
-                        "or set GANSWEEP_STORAGE")
+    refuse_empty("--storage", storage, "the study storage", "GANSWEEP_STORAGE")
     storage = storage or os.environ.get("GANSWEEP_STORAGE")
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not storage:

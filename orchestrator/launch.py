@@ -132,9 +132,11 @@ def init_ray(address: str | None) -> bool:
         ray.init(address=address, include_dashboard=False, logging_level="ERROR",
                  configure_logging=True, log_to_driver=True)
     except Exception as exc:  # unreachable, not a Ray head, or a token refused
-        problem = auth_problem(exc) or describe(exc)
-        if auth_problem(exc) is None and os.environ.get("RAY_AUTH_MODE") != "token":
-            problem += f" (if the cluster uses token auth: {HOW_TO_SET})"
+        problem = auth_problem(exc)
+        if problem is None:
+            problem = describe(exc)
+            if os.environ.get("RAY_AUTH_MODE") != "token":
+                problem += f" (if the cluster uses token auth: {HOW_TO_SET})"
         raise SpecError(f"--address: cannot connect to Ray at {address}: {problem}") from None
     return True
 
@@ -253,8 +255,6 @@ def check_same_sweep(study, tracker: SweepTracker, storage: str) -> None:
     if any(t.state != optuna.trial.TrialState.WAITING for t in study.trials):
         return
     if tracker.trial_runs_exist():
-        from orchestrator.redact import redact_uri
-
         raise SpecError(f"--storage: sweep {study.study_name!r} has no trial in "
                         f"{redact_uri(storage)}, but MLflow experiment {tracker.experiment_id} "
                         f"already has trial runs of it: its study lives in another storage. "

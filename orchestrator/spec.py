@@ -41,6 +41,13 @@ class SpecError(ValueError):
     """A bad spec or flag: one line, naming the file and the field."""
 
 
+def refuse_empty(flag: str, value: str | None, what: str, var: str) -> None:
+    """An empty store flag is an unset shell variable (`--storage "$GANSWEEP_STORAGE"` where
+    nothing set it): refused, never read as "the local default"."""
+    if value is not None and not value.strip():
+        raise SpecError(f"{flag}: empty (an unset shell variable?): give {what}, or set {var}")
+
+
 @dataclass(frozen=True)
 class Budget:
     trials: int

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from orchestrator.redact import redact_uri
 from orchestrator.search import build_pruner, build_sampler
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.spec import SpecError, SweepSpec, refuse_empty
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 USER_ATTR_RUN = "mlflow_run_id"
@@ -31,9 +31,7 @@ def resolve_storage(flag: str | None = None) -> str:
     falling back to a file on this machine would put the sweep where nobody looks."""
     import os
 
-    if flag is not None and not flag.strip():
-        raise SpecError("--storage: empty (an unset shell variable?): give the study storage, "
-                        "or set GANSWEEP_STORAGE")
+    refuse_empty("--storage", flag, "the study storage", "GANSWEEP_STORAGE")
     return flag or os.environ.get("GANSWEEP_STORAGE") or DEFAULT_STORAGE
 
 

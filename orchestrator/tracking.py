@@ -46,11 +46,9 @@ log = logging.getLogger(__name__)
 def resolve_tracking_uri(flag: str | None = None) -> str:
     import os
 
-    from orchestrator.spec import SpecError
+    from orchestrator.spec import refuse_empty
 
-    if flag is not None and not flag.strip():
-        raise SpecError("--tracking-uri: empty (an unset shell variable?): give the MLflow "
-                        "tracking URI, or set MLFLOW_TRACKING_URI")
+    refuse_empty("--tracking-uri", flag, "the MLflow tracking URI", "MLFLOW_TRACKING_URI")
     return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
