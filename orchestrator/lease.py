@@ -1,26 +1,43 @@
 """One driver per sweep: a lease with a heartbeat, kept in the study storage.
 
-A driver writes `{id, host, pid, renewed}` into the study's user attributes and renews it every
-few seconds from a background thread. A second driver refuses to start while the lease is fresh.
-A lease expires when its driver stops renewing it (killed, machine gone); on the same host a
-lease whose process is gone is taken over at once, so `gansweep resume` right after a crash
-does not wait out the expiry.
+A driver writes `{id, host, pid, renewed}` into the study's user attribute `gansweep.driver` and
+renews it every few seconds from a background thread. A second driver refuses to start while the
+lease is fresh. A lease expires when its driver stops renewing it (killed, machine gone); on the
+same host a lease whose process is gone is taken over at once, so `gansweep resume` right after
+a crash does not wait out the expiry.
+
+Each read-check-write of the lease holds a lock in the storage itself, so two drivers started at
+the same instant cannot both take it: for a sqlite file or a journal an exclusive `flock` of
+`<file>.lease.lock` beside it (on NFS, Linux turns it into a POSIX lock, which needs the server's
+lock manager); for a database server the study's row in gansweep's own table
+`gansweep_lease_lock`, held `SELECT ... FOR UPDATE` until the transaction ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
+import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import optuna
+import sqlalchemy as sa
 
 from orchestrator.spec import SpecError
-from orchestrator.study import open_storage
+from orchestrator.study import is_journal, open_storage
 
 LEASE_ATTR = "gansweep.driver"
+log = logging.getLogger(__name__)
+
+_LOCKS = sa.Table("gansweep_lease_lock", sa.MetaData(),
+                  sa.Column("study_name", sa.String(512), primary_key=True))  # Optuna's length
 
 
 def _alive(pid: int) -> bool:
@@ -33,6 +50,51 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _flock(path: str) -> Iterator[None]:
+    with open(path, "a") as file:  # closing it, or the process dying, releases the lock
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield
+
+
+class _RowLock:
+    """The study's row in `gansweep_lease_lock` of a database server, locked for a transaction."""
+
+    def __init__(self, url: str, study_name: str):
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)  # nothing left open
+        self.row = sa.select(_LOCKS.c.study_name).where(_LOCKS.c.study_name == study_name)
+        try:
+            _LOCKS.create(self.engine, checkfirst=True)
+        except sa.exc.DBAPIError:  # another driver created it at the same instant
+            if not sa.inspect(self.engine).has_table(_LOCKS.name):
+                raise
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(self.row).first() is None:
+                    conn.execute(_LOCKS.insert().values(study_name=study_name))
+        except sa.exc.IntegrityError:  # another driver inserted it at the same instant
+            pass
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self.engine.begin() as conn:
+            conn.execute(self.row.with_for_update())
+            yield
+
+
+def _storage_lock(url: str, study_name: str) -> Callable[[], AbstractContextManager[None]]:
+    """The lock that serializes read-check-writes of the lease, one per study."""
+    if is_journal(url):
+        return functools.partial(_flock, f"{url}.lease.lock")
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return _RowLock(url, study_name)
+    if not parsed.database or parsed.database == ":memory:":  # one process: nobody to race
+        return contextlib.nullcontext
+    # a second sqlite connection cannot hold the database's lock while Optuna's writes: a file
+    return functools.partial(_flock, f"{parsed.database}.lease.lock")
+
+
 class DriverLease:
     def __init__(self, storage_url: str, study: optuna.Study, ttl_s: float = 30.0,
                  every_s: float = 5.0):
@@ -40,12 +102,13 @@ class DriverLease:
         self.storage = study._storage
         self.ttl_s, self.every_s = ttl_s, every_s
         self.id = uuid.uuid4().hex
+        self._lock = _storage_lock(storage_url, study.study_name)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def holder(self) -> dict | None:
         """The current lease, if someone else holds a live one."""
-        lease = self.storage.get_study_user_attrs(self.study_id).get(LEASE_ATTR)
+        lease = self._read(self.storage)
         if not lease or lease.get("id") == self.id:
             return None
         age = time.time() - float(lease.get("renewed", 0))
@@ -56,13 +119,15 @@ class DriverLease:
         return {**lease, "age_s": age}
 
     def acquire(self) -> None:
-        held = self.holder()
+        with self._lock():
+            held = self.holder()
+            if held is None:
+                self._write(self.storage)
         if held is not None:
             raise SpecError(
                 f"sweep {self.study_name!r} is being driven by pid {held['pid']} on "
                 f"{held['host']} (heartbeat {held['age_s']:.0f}s ago); wait for it, or stop it "
                 f"and run `gansweep resume {self.study_name}`")
-        self._write(self.storage)
         self._thread = threading.Thread(target=self._beat, name="gansweep-lease", daemon=True)
         self._thread.start()
 
@@ -71,11 +136,18 @@ class DriverLease:
         if self._thread is not None:
             self._thread.join()
         try:
-            lease = self.storage.get_study_user_attrs(self.study_id).get(LEASE_ATTR)
-            if lease and lease.get("id") == self.id:
-                self.storage.set_study_user_attr(self.study_id, LEASE_ATTR, None)
+            with self._lock():
+                if self._mine(self.storage):
+                    self.storage.set_study_user_attr(self.study_id, LEASE_ATTR, None)
         except Exception:  # expires on its own
             pass
+
+    def _read(self, storage) -> dict | None:
+        return storage.get_study_user_attrs(self.study_id).get(LEASE_ATTR)
+
+    def _mine(self, storage) -> bool:
+        lease = self._read(storage)
+        return bool(lease) and lease.get("id") == self.id
 
     def _write(self, storage) -> None:
         storage.set_study_user_attr(self.study_id, LEASE_ATTR, {
@@ -86,6 +158,13 @@ class DriverLease:
         storage = open_storage(self.url)  # its own connections, off the loop's
         while not self._stop.wait(self.every_s):
             try:
-                self._write(storage)
+                with self._lock():
+                    mine = self._mine(storage)
+                    if mine:
+                        self._write(storage)
             except Exception:  # a missed beat; the next one may get through
                 continue
+            if not mine:  # it expired while no beat got through: not ours to take back
+                log.warning("sweep %r: this driver's lease lapsed and was taken over or "
+                            "cleared; it no longer renews it", self.study_name)
+                return

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real local Ray (2 CPUs), and per-test sqlite stores for Optuna and MLflow.
+"""Shared fixtures: a real local Ray (2 CPUs), per-test sqlite stores for Optuna and MLflow, and a
+real PostgreSQL server for the tests that need a database server.
 
 Ray runs with the defaults users get: Ray 2.60 turns token auth on for a cluster `ray.init()`
 starts (the token in ~/.ray/auth_token), so every test that starts Ray meets it.
@@ -6,7 +7,16 @@ starts (the token in ~/.ray/auth_token), so every test that starts Ray meets it.
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +29,54 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server (Debian's binaries) in a temp folder, on a free port."""
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob(
+        "/usr/lib/postgresql/*/bin/initdb"))), None)
+    assert found, "PostgreSQL's initdb is needed (apt install postgresql)"
+    bindir = Path(found).resolve().parent
+    base = Path(tempfile.mkdtemp(prefix="gansweep-pg-"))  # not under pytest's 0700 folders
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(base, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = base / "data"
+    subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust",
+                              "-U", "gansweep"], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(as_user + [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+                                       "-c", "listen_addresses=127.0.0.1", "-k", str(base)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    import psycopg
+
+    try:
+        deadline = time.time() + 60
+        while True:  # until it answers
+            try:
+                with psycopg.connect(host="127.0.0.1", port=port, user="gansweep",
+                                     dbname="postgres", autocommit=True) as conn:
+                    conn.execute("CREATE DATABASE optuna")
+                break
+            except psycopg.OperationalError:
+                assert time.time() < deadline, "timed out waiting for PostgreSQL"
+                time.sleep(0.2)
+        yield f"postgresql://gansweep@127.0.0.1:{port}/optuna"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ cannot work on a cluster."""
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import shutil
@@ -91,41 +90,6 @@ def mlflow_server(tmp_path):
         yield uri
     finally:
         _stop(proc)
-
-
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL server (Debian's binaries) in a temp folder, on a free port."""
-    found = shutil.which("initdb") or next(iter(sorted(glob.glob(
-        "/usr/lib/postgresql/*/bin/initdb"))), None)
-    assert found, "PostgreSQL's initdb is needed (apt install postgresql)"
-    bindir = Path(found).resolve().parent
-    base = Path(tempfile.mkdtemp(prefix="gansweep-pg-"))  # not under pytest's 0700 folders
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(base, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data = base / "data"
-    subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust",
-                              "-U", "gansweep"], check=True, capture_output=True)
-    port = _free_port()
-    proc = subprocess.Popen(as_user + [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-                                       "-c", "listen_addresses=127.0.0.1", "-k", str(base)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    import psycopg
-
-    def create_db():
-        with psycopg.connect(host="127.0.0.1", port=port, user="gansweep", dbname="postgres",
-                             autocommit=True) as conn:
-            conn.execute("CREATE DATABASE optuna")
-        return True
-    try:
-        _wait_for("PostgreSQL", create_db)
-        yield f"postgresql://gansweep@127.0.0.1:{port}/optuna"
-    finally:
-        _stop(proc)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 # -- pure decisions ------------------------------------------------------------------------------
