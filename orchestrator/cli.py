@@ -326,7 +326,7 @@ def data() -> None:
 
 @data.command("import")
 @click.argument("src")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, type=click.Path(),  # checked in one line there
               help="The Parquet file to write.")
 @click.option("--size", type=click.IntRange(8, 64), default=32, show_default=True,
               help="Square side in pixels.")

@@ -81,6 +81,10 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
                         f"trainer {trainer} trains on {trainer_cls.DATA_KIND} data")
     if kind != "image":
         return PreparedData(raw)
+    if min(len(raw.train), len(raw.test)) < 2:  # before a feature network is trained and cached
+        raise SpecError(f"{where}: {dataset}: {len(raw.train)} training and {len(raw.test)} "
+                        f"held-out images: an image sweep needs 2 of each (its FD floor "
+                        f"compares them)")
     from trainers.feature_net import cached_feature_net
 
     state, net_id, trained = cached_feature_net(

@@ -4,6 +4,8 @@ import json
 import struct
 import subprocess
 import sys
+import warnings
+import zlib
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from trainers import image_data
 from trainers.image_data import (
     DatasetError,
     ImageDataset,
@@ -205,5 +208,94 @@ def test_a_parquet_without_an_image_column_is_an_error(tmp_path):
 def test_idx_with_a_bad_magic_number_is_an_error(tmp_path):
     path = tmp_path / "t10k-images-idx3-ubyte"
     write_idx(path, 2049, np.zeros(4))
-    with pytest.raises(DatasetError, match=f"{path}: bad IDX magic number 2049"):
+    with pytest.raises(DatasetError, match=f"{path}: not an IDX file of images: magic number "
+                                           f"2049, expected 2051"):
         load_image_dataset(f"idx:{path}")
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A gray PNG whose header claims width x height, with one tiny IDAT: a pixel bomb."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def encoded(array: np.ndarray, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, fmt)
+    return buf.getvalue()
+
+
+def test_only_png_and_jpeg_are_decoded_other_formats_are_skipped(tmp_path):
+    tile = np.full((8, 8), 7, np.uint8)
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF"):  # each named .png, as a hostile folder may
+        (tmp_path / f"{fmt}.png").write_bytes(encoded(tile, fmt))
+    data = load_image_dataset(f"folder:{tmp_path}")
+    assert data.skipped == 3 and len(data.train) + len(data.test) == 2
+    table = pa.table({"image": [encoded(tile, f) for f in ("PNG", "GIF", "BMP", "TIFF")]})
+    pq.write_table(table, tmp_path / "mixed.parquet")
+    assert load_image_dataset(f"parquet:{tmp_path}/mixed.parquet").skipped == 3
+
+
+def test_pixel_bombs_are_skipped_without_a_warning_and_the_limit_stays_on(tmp_path):
+    tile = np.zeros((8, 8), np.uint8)
+    (tmp_path / "ok.png").write_bytes(png_bytes(tile))
+    (tmp_path / "ok2.png").write_bytes(png_bytes(tile))
+    (tmp_path / "warns.png").write_bytes(png_header_claiming(10_000, 10_000))  # 1x to 2x limit
+    (tmp_path / "raises.png").write_bytes(png_header_claiming(100_000, 100_000))  # over 2x
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_image_dataset(f"folder:{tmp_path}")
+    assert data.skipped == 2 and len(data.train) + len(data.test) == 2
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's default: the protection stays on
+
+
+def test_a_failed_import_leaves_neither_its_file_nor_the_folders_it_made(tmp_path):
+    src = tmp_path / "train-images-idx3-ubyte"
+    src.write_bytes(struct.pack(">I", 2051))  # a magic number and nothing else
+    out = tmp_path / "new" / "deeper" / "out.parquet"
+    with pytest.raises(DatasetError, match="its header ends after 4 of 16 bytes"):
+        import_to_parquet(f"idx:{src}", str(out), size=8, channels=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+def test_an_import_checks_its_output_before_reading_the_source(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DatasetError, match=f"{tmp_path}/file is not a folder"):
+        import_to_parquet(f"idx:{tmp_path}/missing", str(tmp_path / "file" / "o.parquet"), 8, 1)
+    with pytest.raises(DatasetError, match=f"{tmp_path}: must name a file, not a folder"):
+        import_to_parquet(f"idx:{tmp_path}/missing", str(tmp_path), 8, 1)
+
+
+def test_gzipped_idx_data_is_streamed_into_one_array(tmp_path):
+    images = np.random.default_rng(3).integers(0, 256, (50, 28, 28)).astype(np.uint8)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    write_idx(path, 2051, images)
+    np.testing.assert_array_equal(image_data._read_idx(str(path), 2051), images)
+
+
+def test_parquet_claims_past_the_limits_are_refused_before_allocating(tmp_path, monkeypatch):
+    table = pa.table({"image": [png_bytes(np.zeros((8, 8), np.uint8))] * 4})
+    pq.write_table(table, tmp_path / "four.parquet")
+    monkeypatch.setattr(image_data, "MAX_BYTES", 255)
+    with pytest.raises(DatasetError, match="4 images of 1x8x8 need 256 bytes, more than the "
+                                           "limit of 255"):
+        load_image_dataset(f"parquet:{tmp_path}/four.parquet")
+    monkeypatch.setattr(image_data, "MAX_ROWS", 3)
+    with pytest.raises(DatasetError, match="four.parquet: 4 rows, more than the limit of 3"):
+        load_image_dataset(f"parquet:{tmp_path}/four.parquet")
+
+
+@pytest.mark.parametrize("labels, says", [
+    ([0, None, 1, 1], "'label' has 1 missing values"),
+    ([0, -1, 1, 1], "'label' has negative values, down to -1"),
+])
+def test_parquet_labels_that_are_missing_or_negative_are_refused(tmp_path, labels, says):
+    table = pa.table({"image": [png_bytes(np.zeros((8, 8), np.uint8))] * 4, "label": labels})
+    pq.write_table(table, tmp_path / "labels.parquet")
+    with pytest.raises(DatasetError, match=f"labels.parquet: {says}"):
+        load_image_dataset(f"parquet:{tmp_path}/labels.parquet")
