@@ -91,6 +91,28 @@ def not_png_or_jpeg(folder: Path) -> Path:
     return root
 
 
+def home_folder(folder: Path) -> Path:
+    """`~`, with HOME (set by the Case) a folder of one class of PNGs."""
+    (folder / "home" / "cat").mkdir(parents=True)
+    (folder / "home" / "cat" / "a.png").write_bytes(png(np.zeros((8, 8), np.uint8)))
+    return Path("~")
+
+
+def link_to_root(folder: Path) -> Path:
+    (folder / "root-link").symlink_to("/")
+    return folder / "root-link"
+
+
+def nested(depth: int) -> Callable[[Path], Path]:
+    """A PNG at the bottom of `depth` nested folders."""
+    def writer(folder: Path) -> Path:
+        deep = folder.joinpath("deep", *["d"] * depth)
+        deep.mkdir(parents=True)
+        (deep / "a.png").write_bytes(png(np.zeros((8, 8), np.uint8)))
+        return folder / "deep"
+    return writer
+
+
 def parquet(name: str, meta: dict | None = None, n: int = 4, **columns) -> Callable[[Path], Path]:
     """A Parquet file of n 8x8 gray PNG rows (or `columns`), with schema metadata `meta`."""
     def writer(folder: Path) -> Path:
@@ -117,12 +139,18 @@ class Case:
     command: str  # "import": `data import PATH -o out.parquet`; "launch": dataset: KIND:PATH
     says: str  # what the one line must contain, {tmp} for tmp_path: the file, the key, why
     code: int = 2
+    home: str | None = None  # HOME for the run, {tmp} for tmp_path: `~` stays in the test
 
 
-def both(id: str, kind: str, writer: Callable[[Path], Path], says: str) -> list[Case]:
+def both(id: str, kind: str, writer: Callable[[Path], Path], says: str,
+         home: str | None = None) -> list[Case]:
     """The same hostile source met by `data import` and by a launch on `kind:PATH`."""
-    return [Case(f"import {id}", writer, "import", says),
-            Case(f"launch {id}", writer, f"launch {kind}", says)]
+    return [Case(f"import {id}", writer, "import", says, home=home),
+            Case(f"launch {id}", writer, f"launch {kind}", says, home=home)]
+
+
+NOT_A_DATASET = ("not an image dataset: point folder: at the folder that holds the images (one "
+                 "subfolder per class)")
 
 
 CASES = [
@@ -176,6 +204,21 @@ CASES = [
          "each"),
     *both("folder: GIF, BMP and a pixel bomb named .png", "folder", not_png_or_jpeg,
           "{tmp}/pets: none of 3 images could be read as PNG or JPEG"),
+    # folder:PATH outside any sensible root is refused before walking (folder:/ took minutes).
+    *both("folder: the filesystem root", "folder", lambda folder: Path("/"),
+          "/: is the filesystem root, " + NOT_A_DATASET),
+    *both("folder: /proc", "folder", lambda folder: Path("/proc"),
+          "/proc: is a system folder, " + NOT_A_DATASET),
+    *both("folder: under /sys", "folder", lambda folder: Path("/sys/class"),
+          "/sys/class: is a system folder, " + NOT_A_DATASET),
+    *both("folder: /usr", "folder", lambda folder: Path("/usr"),
+          "/usr: is a system folder, " + NOT_A_DATASET),
+    *both("folder: the home folder", "folder", home_folder,
+          "{tmp}/home: is the home folder, " + NOT_A_DATASET, home="{tmp}/home"),
+    *both("folder: a link to the root", "folder", link_to_root,
+          "{tmp}/root-link: is the filesystem root (it links to /), " + NOT_A_DATASET),
+    *both("folder: 33 folders deep", "folder", nested(33),
+          "{tmp}/deep: folders nested more than 32 deep under it: point folder: at"),
     Case("parquet: metadata size of a terabyte", parquet(
         "big.parquet", {"size": "1000000", "channels": "3"}), "launch parquet",
         "{tmp}/big.parquet: metadata 'size': must be an integer from 1 to 1024, got '1000000'"),
@@ -265,6 +308,8 @@ def _no_ray(address):
 def test_hostile_data_is_one_line_exit_2_and_nothing_is_created(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("orchestrator.launch.init_ray", _no_ray)
+    if case.home is not None:
+        monkeypatch.setenv("HOME", case.home.format(tmp=tmp_path))
     if "somefile.txt" in case.command:
         (tmp_path / "somefile.txt").write_bytes(b"x")
     path = case.write(tmp_path)

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainers import image_data
+from trainers import data_limits
+from trainers.idx import read_idx
 from trainers.image_data import (
     DatasetError,
     ImageDataset,
@@ -275,17 +276,17 @@ def test_gzipped_idx_data_is_streamed_into_one_array(tmp_path):
     images = np.random.default_rng(3).integers(0, 256, (50, 28, 28)).astype(np.uint8)
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
     write_idx(path, 2051, images)
-    np.testing.assert_array_equal(image_data._read_idx(str(path), 2051), images)
+    np.testing.assert_array_equal(read_idx(str(path), 2051), images)
 
 
 def test_parquet_claims_past_the_limits_are_refused_before_allocating(tmp_path, monkeypatch):
     table = pa.table({"image": [png_bytes(np.zeros((8, 8), np.uint8))] * 4})
     pq.write_table(table, tmp_path / "four.parquet")
-    monkeypatch.setattr(image_data, "MAX_BYTES", 255)
+    monkeypatch.setattr(data_limits, "MAX_BYTES", 255)
     with pytest.raises(DatasetError, match="4 images of 1x8x8 need 256 bytes, more than the "
                                            "limit of 255"):
         load_image_dataset(f"parquet:{tmp_path}/four.parquet")
-    monkeypatch.setattr(image_data, "MAX_ROWS", 3)
+    monkeypatch.setattr(data_limits, "MAX_ROWS", 3)
     with pytest.raises(DatasetError, match="four.parquet: 4 rows, more than the limit of 3"):
         load_image_dataset(f"parquet:{tmp_path}/four.parquet")
 
@@ -299,3 +300,35 @@ def test_parquet_labels_that_are_missing_or_negative_are_refused(tmp_path, label
     pq.write_table(table, tmp_path / "labels.parquet")
     with pytest.raises(DatasetError, match=f"labels.parquet: {says}"):
         load_image_dataset(f"parquet:{tmp_path}/labels.parquet")
+
+
+def test_a_link_to_a_parent_folder_is_not_followed_each_png_loads_once(tmp_path):
+    root = tmp_path / "pets"
+    (root / "cat").mkdir(parents=True)
+    for k in range(3):
+        (root / "cat" / f"{k}.png").write_bytes(png_bytes(np.full((8, 8), k, np.uint8)))
+    (root / "cat" / "up").symlink_to(root)  # cat/up/cat/up/... would never end
+    (root / "loop").symlink_to(".")
+    data = load_image_dataset(f"folder:{root}")
+    assert len(data.train) + len(data.test) == 3 and data.skipped == 0
+    assert data.n_classes == 1 and sorted(all_images(data)[:, 0, 0, 0]) == [0, 1, 2]
+
+
+def test_a_linked_png_counts_and_a_folder_32_deep_loads(tmp_path):
+    deep = tmp_path.joinpath("cat", *["d"] * 31)  # cat is 1 deep: the PNG's folder is 32 deep
+    deep.mkdir(parents=True)
+    (deep / "a.png").write_bytes(png_bytes(np.zeros((8, 8), np.uint8)))
+    (tmp_path / "cat" / "b.png").symlink_to(deep / "a.png")
+    data = load_image_dataset(f"folder:{tmp_path}")
+    assert len(data.train) + len(data.test) == 2 and data.n_classes == 1
+
+
+def test_a_walk_past_max_entries_is_refused(tmp_path, monkeypatch):
+    for k in range(6):
+        (tmp_path / f"{k}.png").write_bytes(png_bytes(np.zeros((8, 8), np.uint8)))
+    monkeypatch.setattr(data_limits, "MAX_ENTRIES", 5)
+    with pytest.raises(DatasetError, match=f"{tmp_path}: more than 5 files and folders under it: "
+                                           f"point folder: at the folder that holds the images"):
+        load_image_dataset(f"folder:{tmp_path}")
+    monkeypatch.setattr(data_limits, "MAX_ENTRIES", 6)
+    assert len(all_images(load_image_dataset(f"folder:{tmp_path}"))) == 6
