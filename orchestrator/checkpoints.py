@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 import torch
 
-from orchestrator.redact import MASK, SECRET_KEYS, redact_uri
+from orchestrator.redact import mask_secrets, redact_uri
 
 STEP_RE = re.compile(r"step-(\d+)\.pt$")
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
@@ -70,19 +70,6 @@ def _endpoint_params(endpoint: str, var: str) -> dict[str, str]:
     return {"endpoint_override": parts.netloc.rpartition("@")[2], "scheme": parts.scheme}
 
 
-def _without_secrets(text: str, uri: str) -> str:
-    """`text` with every secret `uri` holds masked (pyarrow quotes a URI it cannot parse)."""
-    try:
-        parts = urlsplit(uri)
-        pairs = [item.partition("=")[::2] for item in parts.query.split("&")]
-        secrets = [v for k, v in pairs if SECRET_KEYS.search(k)] + [parts.password or ""]
-    except ValueError:  # not a URL after all: hide the whole of it
-        secrets = [uri]
-    for secret in filter(None, secrets):  # as written, and percent-decoded
-        text = text.replace(secret, MASK).replace(unquote(secret), MASK)
-    return text
-
-
 def resolve_root(uri: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and a base path for a local path or any URI pyarrow opens; an `s3://`
     URI takes its endpoint from the environment (`pinned_root`). Errors never show a secret."""
@@ -92,7 +79,7 @@ def resolve_root(uri: str) -> tuple[pafs.FileSystem, str]:
     try:
         fs, path = pafs.FileSystem.from_uri(pinned_root(uri))
     except Exception as exc:
-        raise ValueError(_without_secrets(str(exc), uri)) from None
+        raise ValueError(mask_secrets(str(exc), uri)) from None
     return fs, path.rstrip("/")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -157,7 +158,13 @@ def resume(name, trials, address, checkpoint_root, feature_extractor, storage,
            tracking_uri) -> None:
     """Continue sweep NAME after a crash, Ctrl-C or lost driver: trials left running go on from
     their last checkpoint in the same trial and MLflow run, then the budget is filled."""
-    from orchestrator.launch import Settings, check_job_stores, resume_args, stored_extractor
+    from orchestrator.launch import (
+        Settings,
+        check_job_stores,
+        recorded_store,
+        resume_args,
+        stored_extractor,
+    )
     from orchestrator.spec import SweepSpec
 
     check_job_stores(storage, tracking_uri or "from the launch record")
@@ -165,7 +172,9 @@ def resume(name, trials, address, checkpoint_root, feature_extractor, storage,
     spec = SweepSpec.parse(found["spec"], source=Path(found["spec_path"] or "spec").name,
                            path=found["spec_path"]).with_trials(
         found["trials"] if trials is None else trials)  # --trials 0 is refused, not ignored
-    settings = Settings.resolve(storage, tracking_uri or found["tracking_uri"], address,
+    tracking_uri = recorded_store(tracking_uri, found["tracking_uri"], "--tracking-uri",
+                                  "MLFLOW_TRACKING_URI")
+    settings = Settings.resolve(storage, tracking_uri, address,
                                 checkpoint_root or found["checkpoint_root"],
                                 feature_extractor=stored_extractor(found, feature_extractor))
     _drive(spec, settings, storage, None)
@@ -195,6 +204,18 @@ def _drive(spec, settings, storage, enqueue_from) -> None:
                f"gansweep promote {spec.name} --model-name {spec.name}-generator")
 
 
+def _json(data) -> str:
+    """Strict JSON (RFC 8259) for scripts: a NaN or inf value becomes null, not `NaN`."""
+    def finite(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        return [finite(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+    return json.dumps(finite(data), default=str, indent=2, allow_nan=False)
+
+
 @main.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -210,8 +231,8 @@ def status(name, as_json, storage) -> None:
     study = load_study(name, Settings.resolve(storage).storage)
     rows = trial_rows(study)
     if as_json:
-        click.echo(json.dumps({"sweep": name, "direction": study.direction.name.lower(),
-                               "trials": rows}, default=str, indent=2))
+        click.echo(_json({"sweep": name, "direction": study.direction.name.lower(),
+                          "trials": rows}))
     else:
         trials_table(name, rows)
 
@@ -233,18 +254,17 @@ def best(name, as_json, storage) -> None:
     front, goals = best_trials(study), objectives(study)
     if len(goals) > 1:
         if as_json:
-            click.echo(json.dumps({"sweep": name, "objectives": goals, "pareto_front": front},
-                                  indent=2))
+            click.echo(_json({"sweep": name, "objectives": goals, "pareto_front": front}))
         else:
             pareto_table(name, goals, front)
         return
     found, goal = front[0], goals[0]
     value = found["values"][goal["metric"]]
     if as_json:
-        click.echo(json.dumps({"sweep": name, "number": found["number"], "value": value,
-                               "metric": goal["metric"], "direction": goal["direction"],
-                               "params": found["params"], "seed": found["seed"],
-                               "run_id": found["run_id"]}, indent=2))
+        click.echo(_json({"sweep": name, "number": found["number"], "value": value,
+                          "metric": goal["metric"], "direction": goal["direction"],
+                          "params": found["params"], "seed": found["seed"],
+                          "run_id": found["run_id"]}))
         return
     click.echo(f"best trial of {name}: #{found['number']}  {goal['metric']}={value:.6g} "
                f"({goal['direction']})")

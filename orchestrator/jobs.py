@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.redact import storage_flag
+from orchestrator.redact import ROOT_SECRET, redact_uri, storage_flag
 from orchestrator.spec import SpecError, SweepSpec, refuse_empty
 
 # Never uploaded with the job (Ray also skips what .gitignore lists).
@@ -166,6 +166,8 @@ def submit_sweep(spec: SweepSpec, address: str, working_dir: str, *, storage: st
     without them) and this machine sends none."""
     from orchestrator.raytoken import auth_headers
 
+    if checkpoint_root and redact_uri(checkpoint_root) != checkpoint_root:  # else in argv
+        raise SpecError(f"--checkpoint-root: {redact_uri(checkpoint_root)}: {ROOT_SECRET}")
     if cluster_stores:
         if storage or tracking_uri:
             raise SpecError("--cluster-stores: the stores come from the cluster; drop --storage "

@@ -5,8 +5,11 @@ The CLI parses flags into `Settings` and calls `launch`; tests call it the same 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import reprlib
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,18 +17,20 @@ from pathlib import Path
 
 from orchestrator.checkpoints import pinned_root, resolve_root
 from orchestrator.data import default_cache_dir, prepare_data, read_extractor
-from orchestrator.redact import redact_uri
+from orchestrator.redact import MASK, ROOT_SECRET, mask_secrets, redact_uri
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
     check_storage,
     is_journal,
     load_study,
+    local_file,
+    open_storage,
     open_study,
     orphaned_trials,
     resolve_storage,
     trials_used,
 )
-from orchestrator.tracking import SweepTracker, check_server, resolve_tracking_uri
+from orchestrator.tracking import SweepTracker, check_tracking_uri, resolve_tracking_uri
 from trainers.params import describe
 
 LAUNCH_ATTR = "gansweep.launch"  # on the study: what `gansweep resume NAME` needs
@@ -110,11 +115,45 @@ def _absolute_sqlite(uri: str) -> str:
 
 
 def _absolute_path(uri: str) -> str:
+    if redact_uri(uri) != uri:
+        raise SpecError(f"--checkpoint-root: {redact_uri(uri)}: {ROOT_SECRET}")
     try:
         fs_root = resolve_root(uri)[1]  # refuses here a URI that pyarrow.fs cannot open
     except Exception as exc:
         raise SpecError(f"--checkpoint-root: cannot open {redact_uri(uri)}: {exc}") from None
     return pinned_root(uri) if "://" in uri else fs_root  # every actor: the same S3 endpoint
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + SETTINGS
+
+
+def check_address(address: str | None, timeout_s: float = 10.0) -> None:
+    """Refuse, within `timeout_s`, a Ray address where no Ray head answers: `ray.init` retries
+    for ten minutes and more, whether nothing listens there or another service does (the
+    dashboard's 8265 given for the GCS port). A head's GCS, like the Ray Client server, speaks
+    gRPC: sent HTTP/2's preface, it answers with a SETTINGS frame."""
+    if not address or address in ("local", "auto"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise SpecError(f"--address: {reprlib.repr(address)}: expected HOST:PORT (the head's "
+                        f"GCS port, 6379 by default) or ray://HOST:10001")
+    reply = b""
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return  # TLS first: no plain preface to send
+            conn.sendall(H2_PREFACE)
+            with contextlib.suppress(OSError):  # a service that answers nothing: timed out
+                while len(reply) < 9 and (chunk := conn.recv(9 - len(reply))):
+                    reply += chunk
+    except (OSError, OverflowError) as exc:  # refused, timed out, no such host, port > 65535
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise SpecError(f"--address: cannot connect to Ray at {address}: {why} (is a Ray head "
+                        f"running there? `ray start --head` prints its address)") from None
+    if len(reply) < 9 or reply[3] != 4:
+        raise SpecError(f"--address: {address} answers, but not as a Ray head: give the head's "
+                        f"GCS port (6379 by default; 8265 is its dashboard, for `submit`)")
 
 
 def init_ray(address: str | None) -> bool:
@@ -152,11 +191,13 @@ def launch(spec: SweepSpec, settings: Settings,
 
     spec = _fit_search(spec, notice)
     extractor = read_extractor(settings.feature_extractor)
-    problem = check_server(settings.tracking_uri)
+    problem = check_tracking_uri(settings.tracking_uri)  # nothing is created before the checks
     if problem:
-        raise SpecError(f"--tracking-uri: {problem}; start it, or check the URI")
-    data = prepare_data(spec, settings.cache_dir, extractor, notice)  # before anything is made
+        raise SpecError(f"--tracking-uri: {problem}")
+    enqueued = params_from_run(settings.tracking_uri, enqueue_from, spec) if enqueue_from else None
     check_storage(settings.storage)
+    check_address(settings.address)
+    data = prepare_data(spec, settings.cache_dir, extractor, notice)
     started_ray = init_ray(settings.address)
     try:
         n_workers, actor_options = _plan_cluster(spec, settings, notice)
@@ -164,22 +205,16 @@ def launch(spec: SweepSpec, settings: Settings,
             tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
         except Exception as exc:
             raise SpecError(f"--tracking-uri: cannot use {redact_uri(settings.tracking_uri)}: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+                            f"{mask_secrets(describe(exc), settings.tracking_uri)}") from None
+        check_same_sweep(spec.name, settings.storage, tracker)  # before the study is made
         study = open_study(spec, settings.storage)
-        check_same_sweep(study, tracker, settings.storage)
         lease = DriverLease(settings.storage, study)
         check_same_extractor(study, extractor)
         lease.acquire()
         try:
-            study.set_user_attr(LAUNCH_ATTR, {  # the spec's folder holds its plug-ins
-                "spec": spec.text, "spec_path": str(Path(spec.path).resolve()) if spec.path
-                else "", "trials": spec.budget.trials,
-                "tracking_uri": settings.tracking_uri,
-                "checkpoint_root": settings.checkpoint_root,
-                "feature_extractor": settings.feature_extractor,
-                "feature_extractor_sha256": digest(extractor)})
-            if enqueue_from:
-                study.enqueue_trial(params_from_run(tracker, enqueue_from, spec))  # always
+            study.set_user_attr(LAUNCH_ATTR, launch_record(spec, settings, extractor))
+            if enqueued:
+                study.enqueue_trial(enqueued)  # always, even when tried before
             return _launch(spec, settings, study, tracker, data, n_workers,
                            actor_options, on_update, notice)
         finally:
@@ -189,6 +224,29 @@ def launch(spec: SweepSpec, settings: Settings,
             import ray
 
             ray.shutdown()
+
+
+def launch_record(spec: SweepSpec, settings: Settings, extractor: bytes | None) -> dict:
+    """What `gansweep resume NAME` needs, kept on the study. Store URIs are kept with their
+    secrets masked: `resume` takes the real one from the flag or the environment."""
+    return {"spec": spec.text, "trials": spec.budget.trials,  # the spec's folder: its plug-ins
+            "spec_path": str(Path(spec.path).resolve()) if spec.path else "",
+            "tracking_uri": redact_uri(settings.tracking_uri),
+            "checkpoint_root": settings.checkpoint_root,  # holds no secret: refused there
+            "feature_extractor": settings.feature_extractor,
+            "feature_extractor_sha256": digest(extractor)}
+
+
+def recorded_store(flag: str | None, recorded: str, option: str, var: str) -> str:
+    """The store `resume` uses: the flag, else the launch record's; a recorded URI whose secret
+    was masked is taken from the environment variable `var` when that matches it."""
+    if flag or MASK not in recorded:  # (a record from before masking holds the URI itself)
+        return flag or recorded
+    found = os.environ.get(var, "")
+    if found and redact_uri(found) == recorded:
+        return found
+    raise SpecError(f"{option}: the sweep was launched with {recorded}, whose secret gansweep "
+                    f"does not keep: set {var} (or pass {option}) to that URI")
 
 
 def _plan_cluster(spec: SweepSpec, settings: Settings, notice: Callable[[str], None]):
@@ -246,16 +304,24 @@ def shared_store_problems(n_hosts: int, tracking_uri: str,
     return None, None
 
 
-def check_same_sweep(study, tracker: SweepTracker, storage: str) -> None:
-    """A new study whose sweep already has trial runs in MLflow is the same sweep launched
-    against another (or a lost) study storage, such as a re-run job whose GANSWEEP_STORAGE
-    was not set: going on would make a second trial-0000 run and clear trial 0's checkpoints."""
+def check_same_sweep(name: str, storage: str, tracker: SweepTracker) -> None:
+    """A sweep with no trial in `storage` whose trials already have runs in MLflow is the same
+    sweep launched against another (or a lost) study storage, such as a re-run job whose
+    GANSWEEP_STORAGE was not set: going on would make a second trial-0000 run and clear trial
+    0's checkpoints. Asked before the study is created, so a refusal leaves nothing behind."""
     import optuna
 
-    if any(t.state != optuna.trial.TrialState.WAITING for t in study.trials):
-        return
-    if tracker.trial_runs_exist():
-        raise SpecError(f"--storage: sweep {study.study_name!r} has no trial in "
+    file = local_file(storage)
+    if file is not None and not file.exists():
+        started = False
+    else:
+        try:
+            study = optuna.load_study(study_name=name, storage=open_storage(storage))
+            started = any(t.state != optuna.trial.TrialState.WAITING for t in study.trials)
+        except KeyError:  # no such study yet
+            started = False
+    if not started and tracker.trial_runs_exist():
+        raise SpecError(f"--storage: sweep {name!r} has no trial in "
                         f"{redact_uri(storage)}, but MLflow experiment {tracker.experiment_id} "
                         f"already has trial runs of it: its study lives in another storage. "
                         f"Give that storage (GANSWEEP_STORAGE / --storage), or rename the sweep")
@@ -379,13 +445,19 @@ def _fit_search(spec: SweepSpec, notice: Callable[[str], None]) -> SweepSpec:
     return spec
 
 
-def params_from_run(tracker: SweepTracker, run_id: str, spec: SweepSpec) -> dict:
-    """An earlier run's values of this spec's searched params, typed as the space says."""
+def params_from_run(tracking_uri: str, run_id: str, spec: SweepSpec) -> dict:
+    """An earlier run's values of this spec's searched params, typed as the space says; read
+    before anything is created (a sqlite file that is not there holds no run)."""
+    file = tracking_uri[len("sqlite:///"):] if tracking_uri.startswith("sqlite:///") else None
     try:
-        logged = tracker.client.get_run(run_id).data.params
+        if file is not None and not Path(file).exists():
+            raise LookupError(run_id)
+        from mlflow import MlflowClient
+
+        logged = MlflowClient(tracking_uri).get_run(run_id).data.params
     except Exception:
-        raise SpecError(f"--enqueue-from: no MLflow run {run_id!r} in "
-                        f"{tracker.uri}") from None
+        raise SpecError(f"--enqueue-from: no MLflow run {reprlib.repr(run_id)} in "
+                        f"{redact_uri(tracking_uri)}") from None
     params = {}
     for p in spec.space:
         if p.name not in logged:
@@ -394,11 +466,15 @@ def params_from_run(tracker: SweepTracker, run_id: str, spec: SweepSpec) -> dict
         if p.kind == "categorical":
             matches = [c for c in p.choices if str(c) == text]
             if not matches:
-                raise SpecError(f"--enqueue-from: {p.name}={text} is not one of "
+                raise SpecError(f"--enqueue-from: {p.name}={reprlib.repr(text)} is not one of "
                                 f"space.{p.name}.choices")
             params[p.name] = matches[0]
-        else:
+            continue
+        try:
             params[p.name] = int(float(text)) if p.kind == "int" else float(text)
+        except ValueError:
+            raise SpecError(f"--enqueue-from: {p.name}={reprlib.repr(text)} in run {run_id} "
+                            f"is not a number") from None
     if not params:
         raise SpecError(f"--enqueue-from: run {run_id} has none of this spec's parameters")
     return params

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 MASK = "***"
 SECRET_KEYS = re.compile(r"pass|secret|token|key|sig|credential|auth", re.IGNORECASE)
+ROOT_SECRET = ("holds a credential, and a checkpoint root is written into the launch record "
+               "and every checkpoint: give credentials through the environment "
+               "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the node's role) instead")
 USERINFO = re.compile(r"^([A-Za-z][\w+.-]*://)([^:/@]*)(?::(.*))?@(?=[^@]*$)")
 
 
@@ -39,3 +42,16 @@ def storage_flag(storage: str | None) -> str:
         return ""
     return (f" --storage {storage}" if redact_uri(storage) == storage
             else ' --storage "$GANSWEEP_STORAGE"')
+
+
+def mask_secrets(text: str, uri: str) -> str:
+    """`text` with every secret `uri` holds masked: a library's error may quote the URI."""
+    try:
+        parts = urlsplit(uri)
+        pairs = [item.partition("=")[::2] for item in parts.query.split("&")]
+        secrets = [v for k, v in pairs if SECRET_KEYS.search(k)] + [parts.password or ""]
+    except ValueError:  # not a URL after all: hide the whole of it
+        secrets = [uri]
+    for secret in filter(None, secrets):  # as written, and percent-decoded
+        text = text.replace(secret, MASK).replace(unquote(secret), MASK)
+    return text

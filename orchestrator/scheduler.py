@@ -28,7 +28,7 @@ import ray
 from optuna.trial import TrialState
 
 from orchestrator.space import suggest_all
-from orchestrator.spec import SweepSpec
+from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
     USER_ATTR_ATTEMPT,
     USER_ATTR_DIVERGED_STEP,
@@ -40,6 +40,7 @@ from orchestrator.study import (
 )
 from orchestrator.tracking import SweepTracker
 from orchestrator.worker import DIVERGED, ChunkResult, TrialSpec, TrialWorker, salvage_metrics
+from trainers.params import describe
 
 WAIT_S = 0.5  # the loop wakes at least this often, to notice Ctrl-C
 START_TIMEOUT_S = 300.0  # a trial waiting to resume gives up when no actor starts for this long
@@ -240,10 +241,21 @@ class Scheduler:
     def _ask(self) -> Active:
         self.remaining -= 1
         trial = self.study.ask()
-        params = {**self.spec.fixed, **suggest_all(self.spec.space, trial)}
+        params = self._suggest(trial)
         seed = trial_seed(self.spec.sampler.seed, trial.number)
         trial.set_user_attr(USER_ATTR_SEED, seed)  # its run: made by its actor, recorded later
         return Active(trial, self._trial_spec(trial.number, params, seed, None))
+
+    def _suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """The trial's params; a sampler that cannot draw them fails the trial (none is left
+        RUNNING without params) and stops the sweep in one line."""
+        try:
+            return {**self.spec.fixed, **suggest_all(self.spec.space, trial)}
+        except Exception as exc:
+            reason = f"the sampler could not suggest its params: {describe(exc)}"
+            trial.set_user_attr(USER_ATTR_REASON, reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise SpecError(f"{self.spec.path or self.spec.name}: space: {reason}") from None
 
     def _trial_spec(self, number: int, params: dict, seed: int, run_id: str | None,
                     attempt: int = 1) -> TrialSpec:
@@ -263,7 +275,8 @@ class Scheduler:
             attrs = frozen.user_attrs
             trial = optuna.Trial(self.study, frozen._trial_id)
             seed = attrs.get(USER_ATTR_SEED, trial_seed(self.spec.sampler.seed, frozen.number))
-            params = {**self.spec.fixed, **frozen.params}
+            params = ({**self.spec.fixed, **frozen.params} if frozen.params
+                      else self._suggest(trial))  # asked, then its driver died
             if USER_ATTR_SEED not in attrs:  # the driver died between asking and recording it
                 trial.set_user_attr(USER_ATTR_SEED, seed)
             run_id = attrs.get(USER_ATTR_RUN)  # None: its next actor finds or makes the run

@@ -92,7 +92,8 @@ def parse_sampler(raw: dict, space: tuple[Param, ...], n_objectives: int) -> Sam
         raise FieldError(f"sampler.{unknown[0]}", "unknown field (known: name, seed)")
     name = str(raw.get("name", "tpe")).lower()
     if name not in SAMPLERS:
-        raise FieldError("sampler.name", f"must be one of {', '.join(SAMPLERS)}, got {name!r}")
+        raise FieldError("sampler.name",
+                         f"must be one of {', '.join(SAMPLERS)}, got {reprlib.repr(name)}")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
         raise FieldError("sampler.seed", f"must be an integer in [0, 2**32 - 1], got "
@@ -118,12 +119,12 @@ def parse_pruner(raw: Any, steps: int, n_objectives: int) -> PrunerSpec:
     name = str(raw.get("name", "none")).lower()
     if name not in PRUNER_OPTIONS:
         raise FieldError("pruner.name", f"must be one of {', '.join(PRUNER_OPTIONS)}, "
-                                        f"got {name!r}")
+                                        f"got {reprlib.repr(name)}")
     options = {k: v for k, v in raw.items() if k not in ("name", "metric")}
     metric = raw.get("metric")
     if metric is not None and (not isinstance(metric, str) or not metric):
         raise FieldError("pruner.metric", f"must be a metric name, e.g. eval/coverage, got "
-                                          f"{metric!r}")
+                                          f"{reprlib.repr(metric)}")
     if metric is not None and name == "none":
         raise FieldError("pruner.metric", "the none pruner prunes nothing: give a pruner name, "
                                           "or drop metric")
@@ -157,7 +158,8 @@ def parse_enqueue(raw: Any, space: tuple[Param, ...]) -> tuple[dict[str, Any], .
             if name not in params:
                 raise FieldError(f"enqueue[{i}].{name}", "not a parameter of space")
             if not fits(params[name], value):
-                raise FieldError(f"enqueue[{i}].{name}", f"{value!r} is outside space.{name}")
+                raise FieldError(f"enqueue[{i}].{name}",
+                                 f"{reprlib.repr(value)} is outside space.{name}")
     return tuple(dict(point) for point in raw)
 
 

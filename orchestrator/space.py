@@ -15,6 +15,7 @@ from typing import Any
 
 KINDS = ("float", "int", "categorical")
 PARAM_FIELDS = {"type", "low", "high", "log", "step", "choices", "when"}
+MAX_INT = 2**53  # an int parameter is sampled as a float: beyond this it is not exact
 
 
 class FieldError(ValueError):
@@ -79,7 +80,8 @@ def _parse_param(name: str, body: Any, earlier: dict[str, Param]) -> Param:
                          f"unknown field (known: {', '.join(sorted(PARAM_FIELDS))})")
     kind = body.get("type")
     if kind not in KINDS:
-        raise FieldError(f"{where}.type", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise FieldError(f"{where}.type",
+                         f"must be one of {', '.join(KINDS)}, got {reprlib.repr(kind)}")
     when = _parse_when(where, body.get("when"), earlier)
     if kind == "categorical":
         for key in ("low", "high", "log", "step"):
@@ -105,6 +107,12 @@ def _parse_param(name: str, body: Any, earlier: dict[str, Param]) -> Param:
         raise FieldError(f"{where}.log", "must be true or false")
     if high < low:
         raise FieldError(f"{where}.high", f"must be >= low ({low})")
+    if kind == "int" and max(abs(low), abs(high)) > MAX_INT:
+        raise FieldError(f"{where}.{'low' if abs(low) > MAX_INT else 'high'}",
+                         "must be within +-2**53 for an int parameter")
+    if not math.isfinite(high - low):  # the samplers draw in [low, high]: inf width overflows
+        raise FieldError(f"{where}.high", f"high - low overflows a float ({low:g} to {high:g}): "
+                         f"narrow the range, or use log: true")
     if log and low <= 0:
         raise FieldError(f"{where}.low", "must be > 0 with log: true")
     step = body.get("step")
@@ -129,7 +137,7 @@ def _number(where: str, key: str, body: dict, kind: str) -> float | int:
                          f"{reprlib.repr(body[key])}")
     if kind == "int":
         if float(value) != int(value):
-            raise FieldError(f"{where}.{key}", f"must be an integer, got {value!r}")
+            raise FieldError(f"{where}.{key}", f"must be an integer, got {reprlib.repr(value)}")
         return int(value)
     return float(value)
 
@@ -148,5 +156,5 @@ def _parse_when(where: str, raw: Any, earlier: dict[str, Param]) -> dict[str, An
             raise FieldError(f"{where}.when.{name}", "must name a categorical parameter")
         if value not in parent.choices:
             raise FieldError(f"{where}.when.{name}",
-                             f"{value!r} is not one of space.{name}.choices")
+                             f"{reprlib.repr(value)} is not one of space.{name}.choices")
     return dict(raw)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.redact import ROOT_SECRET, redact_uri
 from orchestrator.search import (
     Objective,
     PrunerSpec,
@@ -258,7 +259,7 @@ def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
             raise FieldError("dataset", f"{path}: no such file")
     if kind is not None and not accepts(trainer_cls, kind):  # a plug-in's: once it is loaded
         raise FieldError("dataset", f"trainer {trainer_name} trains on {trainer_cls.DATA_KIND} "
-                                    f"data, and {dataset!r} is {kind} data")
+                                    f"data, and {reprlib.repr(dataset)} is {kind} data")
     return trainer, target, trainer_cls
 
 
@@ -367,4 +368,6 @@ def _storage(raw: dict) -> Storage:
     if where is not None and (not isinstance(where, str) or not where.strip()):
         raise FieldError("storage.checkpoints", f"must be a path or URI, got "
                                                 f"{reprlib.repr(where)}")
+    if where is not None and redact_uri(where) != where:
+        raise FieldError("storage.checkpoints", f"{redact_uri(where)}: {ROOT_SECRET}")
     return Storage(where, _int("storage", raw, "keep_checkpoints", 2, 1))

@@ -6,6 +6,7 @@ again continues the study instead of failing.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from orchestrator.redact import redact_uri
+from orchestrator.redact import mask_secrets, redact_uri
 from orchestrator.search import build_pruner, build_sampler
 from orchestrator.spec import SpecError, SweepSpec, refuse_empty
 
@@ -29,8 +30,6 @@ def resolve_storage(flag: str | None = None) -> str:
     """--storage, else GANSWEEP_STORAGE, else the local sqlite file. An empty flag is refused:
     it is an unset shell variable (`--storage "$GANSWEEP_STORAGE"` where nothing set it), and
     falling back to a file on this machine would put the sweep where nobody looks."""
-    import os
-
     refuse_empty("--storage", flag, "the study storage", "GANSWEEP_STORAGE")
     return flag or os.environ.get("GANSWEEP_STORAGE") or DEFAULT_STORAGE
 
@@ -79,7 +78,7 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
             pruner=build_pruner(spec.pruner, spec.budget.steps))
     except Exception as exc:  # bad URL, missing driver, unreachable database
         raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{_first_line(exc)}") from None
+                        f"{mask_secrets(_first_line(exc), storage)}") from None
     found = [d.name.lower() for d in study.directions]
     if found != directions:
         raise SpecError(f"{Path(spec.path).name or spec.name}: objectives: study {spec.name!r} "
@@ -94,12 +93,26 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
 
 
 def check_storage(storage: str) -> None:
-    """Open the storage once (creating its tables), so a bad URL fails before Ray starts."""
+    """Refuse a storage that cannot work, creating nothing: a sqlite file's or journal's folder
+    must take it, a database server must answer (the study and its tables come later, once
+    every other check has passed)."""
+    file = local_file(storage)
+    if file is not None:
+        file = file.expanduser().resolve()
+        if file.is_dir() or not (file.parent.is_dir() and os.access(file.parent, os.W_OK)):
+            where = f"{file} is a folder" if file.is_dir() else (
+                f"{file.parent} is not a folder this user can write in")
+            raise SpecError(f"--storage: cannot use {redact_uri(storage)}: {where}")
+        return
+    import sqlalchemy as sa
+
     try:
-        open_storage(storage)
-    except Exception as exc:  # bad URL, missing driver, unreachable database
+        engine = sa.create_engine(storage, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # bad URL, missing driver, unreachable database, refused login
         raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{_first_line(exc)}") from None
+                        f"{mask_secrets(_first_line(exc), storage)}") from None
 
 
 def metric_names(study: optuna.Study) -> list[str]:
@@ -118,7 +131,7 @@ def load_study(name: str, storage: str) -> optuna.Study:
         raise SpecError(f"no sweep named {name!r} in {redact_uri(storage)}") from None
     except Exception as exc:
         raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{_first_line(exc)}") from None
+                        f"{mask_secrets(_first_line(exc), storage)}") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import queue
 import threading
 import time
@@ -41,15 +42,38 @@ TAG_DIVERGED_STEP = "gansweep.diverged_step"
 TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
 log = logging.getLogger(__name__)
+# MLflow prints "View run ... at: URI" for each run it ends on a server, userinfo and all, once
+# per trial from every actor: a credential on the screen, and noise under the progress display
+os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 def resolve_tracking_uri(flag: str | None = None) -> str:
-    import os
-
     from orchestrator.spec import refuse_empty
 
     refuse_empty("--tracking-uri", flag, "the MLflow tracking URI", "MLFLOW_TRACKING_URI")
     return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def check_tracking_uri(uri: str) -> str | None:
+    """Why MLflow cannot use `uri`, found without creating anything (None when it can): an
+    unknown scheme, a sqlite file whose folder cannot take it, or a server that does not answer.
+    """
+    scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else ""
+    try:
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry as stores
+
+        known = sorted(s for s in stores._registry if s)
+        stores.get_store_builder(uri)
+    except ImportError:  # MLflow moved its registry: MLflow itself says so later
+        known = []
+    except Exception:
+        return (f"{redact_uri(uri)}: MLflow has no tracking store for {scheme or uri!r} "
+                f"(it takes {', '.join(known)}; e.g. http://HOST:5000 or sqlite:///mlflow.db)")
+    if scheme == "sqlite" and uri.startswith("sqlite:///") and ":memory:" not in uri:
+        folder = Path(uri[len("sqlite:///"):]).expanduser().resolve().parent
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            return f"{redact_uri(uri)}: {folder} is not a folder this user can write in"
+    return check_server(uri)
 
 
 def check_server(uri: str, timeout_s: float = 5.0) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import typing
 from typing import Any
 
@@ -22,7 +23,8 @@ def config_from_params(cls: type, params: dict, trainer: str) -> Any:
     kwargs = {}
     for key, value in params.items():
         if key not in known:
-            raise ValueError(f"unknown parameter {key!r} for {trainer}; known: {', '.join(known)}")
+            raise ValueError(f"unknown parameter {reprlib.repr(key)} for {trainer}; "
+                             f"known: {', '.join(known)}")
         kwargs[key] = _cast(value, hints[key], key, trainer)
     return cls(**kwargs)
 
@@ -44,7 +46,7 @@ def _cast(value: Any, kind: type, field: str, trainer: str) -> Any:
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"invalid value for {trainer} parameter {field!r}: expected {kind.__name__}, "
-            f"got {value!r} ({err})"
+            f"got {reprlib.repr(value)} ({err})"
         ) from None
     return value
 
@@ -74,7 +76,8 @@ def _to_int(value: Any) -> int:
 def check(ok: bool, trainer: str, field: str, rule: str, value: Any) -> None:
     """Raise a ValueError naming the field when a validation rule fails."""
     if not ok:
-        raise ValueError(f"invalid value for {trainer} parameter {field!r}: {rule}, got {value!r}")
+        raise ValueError(f"invalid value for {trainer} parameter {field!r}: {rule}, "
+                         f"got {reprlib.repr(value)}")
 
 
 def state_header(trainer: str, config: Any, seed: int, step: int) -> dict:
