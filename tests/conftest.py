@@ -31,6 +31,59 @@ def ray_local():
     ray.shutdown()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check, timeout: float = 60.0):
+    """`check()`'s first truthy result; its exceptions count as not yet."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with contextlib.suppress(Exception):
+            found = check()
+            if found:
+                return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group `proc` leads, SIGKILL after 15 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, artifacts served by it), its files
+    in tmp_path: server.db and server-artifacts/."""
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+         "--port", str(port), "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "mlflow-server.log", "w"),
+        start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        import requests
+
+        wait_for("the MLflow server", lambda: requests.get(f"{uri}/health", timeout=1).ok)
+        yield uri
+    finally:
+        stop_group(proc)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server (Debian's binaries) in a temp folder, on a free port."""
@@ -46,9 +99,7 @@ def postgres_url():
     data = base / "data"
     subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust",
                               "-U", "gansweep"], check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(as_user + [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
                                        "-c", "listen_addresses=127.0.0.1", "-k", str(base)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -68,14 +119,7 @@ def postgres_url():
                 time.sleep(0.2)
         yield f"postgresql://gansweep@127.0.0.1:{port}/optuna"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         shutil.rmtree(base, ignore_errors=True)
 
 

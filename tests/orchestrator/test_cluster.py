@@ -8,12 +8,9 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -26,6 +23,7 @@ from orchestrator.cli import main
 from orchestrator.launch import Settings, launch, shared_store_problems
 from orchestrator.scheduler import pool_plan
 from orchestrator.spec import SweepSpec
+from tests.conftest import free_port, stop_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -42,54 +40,6 @@ fixed: {sleep_s: 0.1}
 space:
   x: {type: float, low: -2.0, high: 2.0}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(what: str, check, timeout: float = 60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with contextlib.suppress(Exception):
-            found = check()
-            if found:
-                return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """A real `mlflow server` on 127.0.0.1 (sqlite backend, artifacts served by it)."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "mlflow-server.log", "w"),
-        start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        import requests
-
-        _wait_for("the MLflow server", lambda: requests.get(f"{uri}/health", timeout=1).ok)
-        yield uri
-    finally:
-        _stop(proc)
 
 
 # -- pure decisions ------------------------------------------------------------------------------
@@ -218,13 +168,13 @@ class Sleepy(SyntheticTrainer):
 def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_path):
     """The user's project folder is the job's working_dir (its dataset plug-in comes with it);
     the trainer plug-in lives outside it and goes with --py-module."""
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard = free_port(), free_port()
     # the head's `python` is the project's venv, as the cluster configs' setup commands make it
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     temp = tempfile.mkdtemp(prefix="rayjob-")  # short: Ray's socket paths have a length limit
     # every port its own: the session's Ray in this process already holds Ray's default agent
     # ports, and a job needs the head's dashboard agent
-    agent_ports = [f"--{flag}={_free_port()}" for flag in (
+    agent_ports = [f"--{flag}={free_port()}" for flag in (
         "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
         "metrics-export-port", "ray-client-server-port")]
     head = subprocess.Popen(
@@ -248,7 +198,7 @@ def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_
 
         from orchestrator.raytoken import auth_headers  # `ray start` may turn token auth on
 
-        jobs = _wait_for("the Ray Jobs server", lambda: JobSubmissionClient(
+        jobs = wait_for("the Ray Jobs server", lambda: JobSubmissionClient(
             address, headers=auth_headers() or None), 90)
         with contextlib.chdir(project):
             result = CliRunner().invoke(main, [
@@ -260,11 +210,11 @@ def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_
         job_id = result.output.split("as Ray job ", 1)[1].split()[0]
         # (after "RAY_AUTH_MODE=token " when a token went with the job)
         assert f"ray job logs --address {address} --follow {job_id}" in result.output
-        status = _wait_for("the job to end", lambda: jobs.get_job_status(job_id)
+        status = wait_for("the job to end", lambda: jobs.get_job_status(job_id)
                            if jobs.get_job_status(job_id).is_terminal() else None, 180)
         assert status == JobStatus.SUCCEEDED, jobs.get_job_logs(job_id)[-3000:]
     finally:
-        _stop(head)
+        stop_group(head)
         shutil.rmtree(temp, ignore_errors=True)
     result = CliRunner().invoke(main, ["status", "submitted", "--storage", storage, "--json"])
     assert result.exit_code == 0, result.output

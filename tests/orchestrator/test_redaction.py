@@ -15,7 +15,6 @@ from orchestrator.cli import main
 from orchestrator.jobs import job_entrypoint, job_runtime_env
 from orchestrator.spec import SweepSpec
 from tests.conftest import SYNTHETIC
-from tests.orchestrator.test_cluster import mlflow_server  # noqa: F401 (a fixture)
 
 PLANTED = "PLANTED-pw-5c1e9"
 
@@ -43,7 +42,7 @@ def _files_holding(folder: Path, secret: str) -> list[str]:
 
 
 def test_a_planted_password_is_stored_and_shown_nowhere(tmp_path, ray_local, postgres_url,
-                                                        mlflow_server, monkeypatch):  # noqa: F811
+                                                        mlflow_server, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     storage = _with_password(postgres_url)  # trust auth: any password is let in
