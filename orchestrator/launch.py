@@ -216,7 +216,7 @@ def launch(spec: SweepSpec, settings: Settings,
             if enqueued:
                 study.enqueue_trial(enqueued)  # always, even when tried before
             return _launch(spec, settings, study, tracker, data, n_workers,
-                           actor_options, on_update, notice)
+                           actor_options, on_update, notice, lease)
         finally:
             lease.release()
     finally:
@@ -360,11 +360,11 @@ def resume_args(name: str, storage: str) -> dict:
 
 
 def _launch(spec, settings, study, tracker, data, n_workers, actor_options, on_update,
-            notice):
+            notice, lease):
     tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
     try:
         stats = _run(spec, study, tracker, settings, n_workers, actor_options, on_update,
-                     notice, data)
+                     notice, data, lease)
     except BaseException:
         tracker.close_sweep("KILLED")
         raise
@@ -377,7 +377,11 @@ def _launch(spec, settings, study, tracker, data, n_workers, actor_options, on_u
     return stats
 
 
-def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice, data):
+LEASE_LOST = "another driver took the sweep over"
+
+
+def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice, data,
+         lease):
     import ray
 
     from orchestrator.scheduler import Scheduler
@@ -391,12 +395,20 @@ def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, no
     scheduler = Scheduler(spec, study, tracker, data_ref, settings.checkpoint_root, n_workers,
                           actor_options, on_update, notice)
     signals = _StopOnSignal(scheduler, notice)
+    lease.on_lost = lambda: scheduler.request_stop(LEASE_LOST)  # no trial driven twice
+    if lease.lost.is_set():
+        scheduler.request_stop(LEASE_LOST)
     try:
         with signals:
             stats = scheduler.run()
     except BaseException as exc:  # a second Ctrl-C, or a bug: no run left RUNNING in MLflow
         scheduler.abort(f"driver stopped: {type(exc).__name__}")
         raise
+    if scheduler.stop_requested == LEASE_LOST:
+        raise SpecError(f"sweep {spec.name!r}: this driver's heartbeat did not reach the study "
+                        f"storage for {lease.ttl_s:.0f} s and another driver took the sweep "
+                        f"over; this one stopped, its {len(scheduler.suspended)} trial(s) in "
+                        f"flight checkpointed for the other to resume")
     if scheduler.stop_requested:
         raise Interrupted(spec.name, signals.signum, scheduler.suspended)
     return stats

@@ -95,12 +95,18 @@ def _storage_lock(url: str, study_name: str) -> Callable[[], AbstractContextMana
     return functools.partial(_flock, f"{parsed.database}.lease.lock")
 
 
+TTL_S, EVERY_S = 30.0, 5.0  # a lease expires after TTL_S without a beat; one beat every EVERY_S
+
+
 class DriverLease:
-    def __init__(self, storage_url: str, study: optuna.Study, ttl_s: float = 30.0,
-                 every_s: float = 5.0):
+    def __init__(self, storage_url: str, study: optuna.Study, ttl_s: float | None = None,
+                 every_s: float | None = None):
         self.url, self.study_name, self.study_id = storage_url, study.study_name, study._study_id
         self.storage = study._storage
-        self.ttl_s, self.every_s = ttl_s, every_s
+        self.ttl_s = TTL_S if ttl_s is None else ttl_s
+        self.every_s = EVERY_S if every_s is None else every_s
+        self.on_lost: Callable[[], None] | None = None  # called once another driver took it
+        self.lost = threading.Event()
         self.id = uuid.uuid4().hex
         self._lock = _storage_lock(storage_url, study.study_name)
         self._stop = threading.Event()
@@ -167,4 +173,7 @@ class DriverLease:
             if not mine:  # it expired while no beat got through: not ours to take back
                 log.warning("sweep %r: this driver's lease lapsed and was taken over or "
                             "cleared; it no longer renews it", self.study_name)
+                self.lost.set()
+                if self.on_lost is not None:
+                    self.on_lost()
                 return

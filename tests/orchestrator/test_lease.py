@@ -149,3 +149,39 @@ def test_the_heartbeat_keeps_a_lease_beyond_its_ttl(storage, study):
     with pytest.raises(SpecError, match="is being driven by pid"):
         DriverLease(storage, study, ttl_s=0.6).acquire()
     first.release()
+
+
+def test_a_driver_whose_lease_was_taken_over_stops_and_leaves_its_trials_resumable(
+        ray_local, settings, write_spec, monkeypatch):
+    """A driver cut off from the storage past the ttl loses its lease to another; on its next
+    beat it starts no more chunks, so no trial goes on being driven by two drivers."""
+    import threading
+
+    from optuna.trial import TrialState
+
+    from orchestrator import lease as lease_module
+    from orchestrator.launch import launch
+    from orchestrator.spec import SweepSpec
+    from tests.conftest import SYNTHETIC, wait_for
+
+    monkeypatch.setattr(lease_module, "EVERY_S", 0.2)
+    spec = SweepSpec.load(write_spec(SYNTHETIC.replace("steps: 4", "steps: 40").replace(
+        "log_every: 1}", "log_every: 1}\nfixed: {sleep_s: 0.05}")))
+
+    def take_over():  # what a second driver does once the first one's lease has expired
+        storage = open_storage(settings.storage)
+        study_id = wait_for("the study", lambda: storage.get_study_id_from_name("synth"))
+        wait_for("a running trial", lambda: storage.get_all_trials(
+            study_id, states=(TrialState.RUNNING,)))
+        storage.set_study_user_attr(study_id, LEASE_ATTR, {
+            "id": "the-other-driver", "host": "elsewhere", "pid": 1, "renewed": time.time()})
+
+    thief = threading.Thread(target=take_over, daemon=True)
+    thief.start()
+    with pytest.raises(SpecError, match="another driver took the sweep over; this one stopped"):
+        launch(spec, settings, notice=lambda m: None)
+    thief.join()
+    trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
+    assert len(trials) < 4 and TrialState.RUNNING in {t.state for t in trials}  # no new ones
+    lease = optuna.load_study(study_name="synth", storage=settings.storage).user_attrs[LEASE_ATTR]
+    assert lease["id"] == "the-other-driver"  # not taken back, not cleared
