@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SYNTHETIC
-from tests.orchestrator.test_cluster import _free_port, _stop, _wait_for
+from tests.conftest import SYNTHETIC, free_port, stop_group, wait_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,8 +46,8 @@ def stock_head(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "VIRTUAL_ENV"))}
     env.update(HOME=str(home), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(base / "token"),
                PATH=f"{venv / 'bin'}:{env['PATH']}")
-    port, dashboard = _free_port(), _free_port()
-    agent_ports = [f"--{flag}={_free_port()}" for flag in (
+    port, dashboard = free_port(), free_port()
+    agent_ports = [f"--{flag}={free_port()}" for flag in (
         "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
         "metrics-export-port", "ray-client-server-port")]
     head = subprocess.Popen(
@@ -61,7 +60,7 @@ def stock_head(tmp_path_factory):
         yield {"base": base, "home": home, "gcs": f"127.0.0.1:{port}",
                "jobs": f"http://127.0.0.1:{dashboard}"}
     finally:
-        _stop(head)
+        stop_group(head)
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -90,7 +89,7 @@ def test_submit_to_a_stock_token_protected_cluster_installs_the_project_and_the_
     stores = ["--storage", storage, "--tracking-uri", tracking]
     address = stock_head["jobs"]
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    _wait_for("the Ray Jobs server", lambda: JobSubmissionClient(address, headers=headers), 90)
+    wait_for("the Ray Jobs server", lambda: JobSubmissionClient(address, headers=headers), 90)
 
     refused = _gansweep(stock_head, "submit", "sweep.yaml", "--address", address, *stores,
                         token=False, cwd=project)
@@ -108,7 +107,7 @@ def test_submit_to_a_stock_token_protected_cluster_installs_the_project_and_the_
     assert "follow it:  RAY_AUTH_MODE=token ray job logs --address" in done.stdout
     job_id = done.stdout.split("as Ray job ", 1)[1].split()[0]
     jobs = JobSubmissionClient(address, headers=headers)
-    status = _wait_for("the job to end", lambda: jobs.get_job_status(job_id)
+    status = wait_for("the job to end", lambda: jobs.get_job_status(job_id)
                        if jobs.get_job_status(job_id).is_terminal() else None, 600)
     assert status == JobStatus.SUCCEEDED, jobs.get_job_logs(job_id)[-3000:]
     info = jobs.get_job_info(job_id)
