@@ -24,6 +24,7 @@ from pathlib import Path
 
 import ray
 
+from orchestrator.context import SweepContext
 from orchestrator.launch import Settings
 from orchestrator.scheduler import Scheduler
 from orchestrator.spec import SweepSpec
@@ -57,8 +58,8 @@ def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
     study = open_study(spec, settings.storage)
     tracker.open_sweep_run(spec.text, "spec.yaml")
     t0 = time.perf_counter()
-    scheduler = Scheduler(spec, study, tracker, ray.put(None), settings.checkpoint_root, actors,
-                          {"num_cpus": 1, "num_gpus": 0})
+    ctx = SweepContext(spec, settings, study, tracker, actors, {"num_cpus": 1, "num_gpus": 0})
+    scheduler = Scheduler(ctx, ray.put(None))
     ray.get([w.flush.remote() for w in scheduler.workers])  # actors up and imported
     startup = time.perf_counter() - t0
     cpu0, machine0, t1 = time.process_time(), machine_cpu_s(), time.perf_counter()

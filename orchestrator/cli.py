@@ -1,4 +1,8 @@
-"""`gansweep`: launch, status, best, promote. Parsing only; the work lives in the modules."""
+"""`gansweep`: launch, status, best, promote. Parsing only; the work lives in the modules.
+
+Each command imports what it needs when it runs, so `--help` imports none of Ray, torch, Optuna or
+MLflow, and the read-only `status` and `best` need Optuna only (tests/orchestrator/test_imports.py).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from pathlib import Path
 
 import click
 
+from orchestrator.errors import SpecError
 from orchestrator.redact import storage_flag
-from orchestrator.spec import SpecError
 
 EXIT_USAGE = 2
 
@@ -66,7 +70,7 @@ def main() -> None:
 @click.option("--address", default=None, help="Ray cluster address [default: RAY_ADDRESS or a "
               "local Ray].")
 @click.option("--checkpoint-root", default=None, help="Where trials write checkpoints "
-              "[default: ./checkpoints].")
+              "[default: the spec's storage.checkpoints, else ./checkpoints].")
 @click.option("--enqueue-from", default=None, metavar="RUN_ID", help="Try an earlier MLflow "
               "run's params first.")
 @click.option("--feature-extractor", default=None, type=click.Path(dir_okay=False),
@@ -158,24 +162,19 @@ def resume(name, trials, address, checkpoint_root, feature_extractor, storage,
            tracking_uri) -> None:
     """Continue sweep NAME after a crash, Ctrl-C or lost driver: trials left running go on from
     their last checkpoint in the same trial and MLflow run, then the budget is filled."""
-    from orchestrator.launch import (
-        Settings,
-        check_job_stores,
-        recorded_store,
-        resume_args,
-        stored_extractor,
-    )
+    from orchestrator.launch import Settings, check_job_stores
+    from orchestrator.record import recorded_store, resume_args, stored_extractor
     from orchestrator.spec import SweepSpec
 
     check_job_stores(storage, tracking_uri or "from the launch record")
     found = resume_args(name, Settings.resolve(storage).storage)
-    spec = SweepSpec.parse(found["spec"], source=Path(found["spec_path"] or "spec").name,
-                           path=found["spec_path"]).with_trials(
-        found["trials"] if trials is None else trials)  # --trials 0 is refused, not ignored
-    tracking_uri = recorded_store(tracking_uri, found["tracking_uri"], "--tracking-uri",
+    spec = SweepSpec.parse(found.spec, source=Path(found.spec_path or "spec").name,
+                           path=found.spec_path).with_trials(
+        found.trials if trials is None else trials)  # --trials 0 is refused, not ignored
+    tracking_uri = recorded_store(tracking_uri, found.tracking_uri, "--tracking-uri",
                                   "MLFLOW_TRACKING_URI")
     settings = Settings.resolve(storage, tracking_uri, address,
-                                checkpoint_root or found["checkpoint_root"],
+                                checkpoint_root or found.checkpoint_root,
                                 feature_extractor=stored_extractor(found, feature_extractor))
     _drive(spec, settings, storage, None)
 
@@ -216,6 +215,14 @@ def _json(data) -> str:
     return json.dumps(finite(data), default=str, indent=2, allow_nan=False)
 
 
+def _load_study(name: str, storage: str | None):
+    """Sweep NAME's study, for the commands that only read it: the storage as `launch` resolves
+    it (a relative file made absolute), without the Ray, torch and pyarrow that launch needs."""
+    from orchestrator.study import absolute_storage, load_study, resolve_storage
+
+    return load_study(name, absolute_storage(resolve_storage(storage)))
+
+
 @main.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -223,12 +230,10 @@ def _json(data) -> str:
 @friendly_errors
 def status(name, as_json, storage) -> None:
     """Every trial of sweep NAME: state, objective, params, MLflow run."""
-    from orchestrator.launch import Settings
     from orchestrator.progress import trials_table
-    from orchestrator.promote import trial_rows
-    from orchestrator.study import load_study
+    from orchestrator.results import trial_rows
 
-    study = load_study(name, Settings.resolve(storage).storage)
+    study = _load_study(name, storage)
     rows = trial_rows(study)
     if as_json:
         click.echo(_json({"sweep": name, "direction": study.direction.name.lower(),
@@ -245,12 +250,10 @@ def status(name, as_json, storage) -> None:
 def best(name, as_json, storage) -> None:
     """The best trial of sweep NAME (value, params, MLflow run id); with several objectives,
     its Pareto front."""
-    from orchestrator.launch import Settings
     from orchestrator.progress import pareto_table
-    from orchestrator.promote import best_trials, objectives
-    from orchestrator.study import load_study
+    from orchestrator.results import best_trials, objectives
 
-    study = load_study(name, Settings.resolve(storage).storage)
+    study = _load_study(name, storage)
     front, goals = best_trials(study), objectives(study)
     if len(goals) > 1:
         if as_json:
@@ -282,15 +285,15 @@ def best(name, as_json, storage) -> None:
 @friendly_errors
 def promote(name, model_name, pick, storage, tracking_uri) -> None:
     """Register the best generator of sweep NAME and point alias `champion` at it."""
-    from orchestrator.launch import Settings
     from orchestrator.promote import check_model_name
     from orchestrator.promote import promote as do_promote
-    from orchestrator.study import load_study
+    from orchestrator.study import absolute_sqlite, absolute_storage, load_study, resolve_storage
+    from orchestrator.tracking import resolve_tracking_uri
 
     check_model_name(model_name)  # before any store is opened
-    settings = Settings.resolve(storage, tracking_uri)
-    done = do_promote(load_study(name, settings.storage), settings.tracking_uri, model_name,
-                      pick)
+    study_storage = absolute_storage(resolve_storage(storage))  # as launch resolves them
+    tracking_uri = absolute_sqlite(resolve_tracking_uri(tracking_uri))
+    done = do_promote(load_study(name, study_storage), tracking_uri, model_name, pick)
     what = "registered new" if done.created else "already registered:"
     click.echo(f"{what} {done.model_name} version {done.version} from trial {done.trial} "
                f"(run {done.run_id})")

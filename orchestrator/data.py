@@ -1,13 +1,15 @@
 """The sweep's data, prepared once on the driver and shared with every actor.
 
 For image datasets the driver also makes sure the dataset's feature network exists (trained once
-per dataset and cached on disk by the dataset's content hash), measures the floor FD(train,
-held-out) for the parent run, and names the network so that every run says which one scored it.
+per dataset and cached on disk by the dataset's content hash: `cached_feature_net`), measures the
+floor FD(train, held-out) for the parent run, and names the network so that every run says which
+one scored it.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +87,6 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
         raise SpecError(f"{where}: {dataset}: {len(raw.train)} training and {len(raw.test)} "
                         f"held-out images: an image sweep needs 2 of each (its FD floor "
                         f"compares them)")
-    from trainers.feature_net import cached_feature_net
-
     state, net_id, trained = cached_feature_net(
         raw.train, raw.train_labels, raw.n_classes, raw.content_hash,
         Path(cache_dir) / "feature_nets")
@@ -96,3 +96,34 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
     floor = {k.replace("eval/", "floor/"): v for k, v in task.floor().items()}
     tags = {TAG_FEATURE_NET: net_id, TAG_DATA_HASH: raw.content_hash[:16]}
     return PreparedData(task, floor, tags)
+
+
+def cached_feature_net(train, labels, n_classes: int, content_hash: str, cache_dir: str | Path,
+                       device: str = "cpu") -> tuple[dict, str, bool]:
+    """(state, net_id, trained_now) of the feature network of uint8 images `train` (labels None:
+    an autoencoder): featnet-<hash[:16]>-v1.pt loaded from `cache_dir`, or fitted and written
+    there atomically (temp file + os.replace: a reader never sees a torn file).
+
+    Train it once per sweep, before trials start: two racing writers each keep their own net
+    (bitwise equal on CPU, not necessarily on GPU), and their net_ids then tell them apart."""
+    import torch
+
+    from trainers import feature_net
+
+    cache_dir = Path(cache_dir)
+    path = cache_dir / f"featnet-{content_hash[:16]}-{feature_net.RECIPE_VERSION}.pt"
+    if path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return state, feature_net.net_id(state), False
+    state = feature_net.feature_net_state(
+        feature_net.fit_feature_net(train, labels, n_classes, device=device))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return state, feature_net.net_id(state), True

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.checkpoints import pinned_root, resolve_root
+from orchestrator.context import SweepContext
 from orchestrator.data import default_cache_dir, prepare_data, read_extractor
-from orchestrator.redact import MASK, ROOT_SECRET, mask_secrets, redact_uri
+from orchestrator.record import LAUNCH_ATTR, LaunchRecord, check_same_extractor
+from orchestrator.redact import ROOT_SECRET, mask_secrets, redact_uri
+from orchestrator.report import sweep_artifacts  # at import (see `_run`)
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
+    absolute_sqlite,
+    absolute_storage,
     check_storage,
-    is_journal,
-    load_study,
     local_file,
     open_storage,
     open_study,
@@ -33,7 +36,6 @@ from orchestrator.study import (
 from orchestrator.tracking import SweepTracker, check_tracking_uri, resolve_tracking_uri
 from trainers.params import describe
 
-LAUNCH_ATTR = "gansweep.launch"  # on the study: what `gansweep resume NAME` needs
 JOB_ENV_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray for a submitted job's driver
 
 
@@ -64,8 +66,8 @@ class Settings:
                 require_gpu: bool = False) -> Settings:
         """Flags, else environment, else the embedded defaults; local paths made absolute
         because Ray workers do not share the driver's working directory."""
-        return cls(storage=_absolute_storage(resolve_storage(storage)),
-                   tracking_uri=_absolute_sqlite(resolve_tracking_uri(tracking_uri)),
+        return cls(storage=absolute_storage(resolve_storage(storage)),
+                   tracking_uri=absolute_sqlite(resolve_tracking_uri(tracking_uri)),
                    address=address or os.environ.get("RAY_ADDRESS") or None,
                    checkpoint_root=_absolute_path(checkpoint_root or "checkpoints"),
                    cache_dir=str(Path(cache_dir or default_cache_dir()).expanduser().resolve()),
@@ -85,33 +87,6 @@ def check_job_stores(storage: str | None, tracking_uri: str | None) -> None:
             raise SpecError(f"{flag}: this sweep runs as a Ray Job, and {var} is not set on "
                             f"the cluster: give the shared store (for KubeRay, in the secret "
                             f"the head's envFrom reads)")
-
-
-def stored_extractor(record: dict, given: str | None) -> str | None:
-    """The feature extractor `resume` uses: the one given, else the launch record's file."""
-    path = given or record.get("feature_extractor")
-    if path and not given and not Path(path).exists():
-        raise SpecError(f"--feature-extractor: the sweep's extractor {path} is gone (it was "
-                        f"launched elsewhere, e.g. as a Ray Job): pass --feature-extractor FILE "
-                        f"with the same bytes (sha256 "
-                        f"{(record.get('feature_extractor_sha256') or '')[:12]})")
-    return path
-
-
-def _absolute_storage(storage: str) -> str:
-    """A study storage with its file made absolute: `resume` and Ray Jobs run elsewhere."""
-    if is_journal(storage):
-        return str(Path(storage).expanduser().resolve())
-    return _absolute_sqlite(storage)
-
-
-def _absolute_sqlite(uri: str) -> str:
-    """A relative sqlite URL made absolute; any other URI (a tracking URI may be a bare word such
-    as `databricks`) is left as it is."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri
 
 
 def _absolute_path(uri: str) -> str:
@@ -212,11 +187,12 @@ def launch(spec: SweepSpec, settings: Settings,
         check_same_extractor(study, extractor)
         lease.acquire()
         try:
-            study.set_user_attr(LAUNCH_ATTR, launch_record(spec, settings, extractor))
+            study.set_user_attr(LAUNCH_ATTR,
+                                LaunchRecord.of(spec, settings, extractor).to_dict())
             if enqueued:
                 study.enqueue_trial(enqueued)  # always, even when tried before
-            return _launch(spec, settings, study, tracker, data, n_workers,
-                           actor_options, on_update, notice, lease)
+            return _launch(SweepContext(spec, settings, study, tracker, n_workers, actor_options,
+                                        data, on_update, notice), lease)
         finally:
             lease.release()
     finally:
@@ -226,35 +202,12 @@ def launch(spec: SweepSpec, settings: Settings,
             ray.shutdown()
 
 
-def launch_record(spec: SweepSpec, settings: Settings, extractor: bytes | None) -> dict:
-    """What `gansweep resume NAME` needs, kept on the study. Store URIs are kept with their
-    secrets masked: `resume` takes the real one from the flag or the environment."""
-    return {"spec": spec.text, "trials": spec.budget.trials,  # the spec's folder: its plug-ins
-            "spec_path": str(Path(spec.path).resolve()) if spec.path else "",
-            "tracking_uri": redact_uri(settings.tracking_uri),
-            "checkpoint_root": settings.checkpoint_root,  # holds no secret: refused there
-            "feature_extractor": settings.feature_extractor,
-            "feature_extractor_sha256": digest(extractor)}
-
-
-def recorded_store(flag: str | None, recorded: str, option: str, var: str) -> str:
-    """The store `resume` uses: the flag, else the launch record's; a recorded URI whose secret
-    was masked is taken from the environment variable `var` when that matches it."""
-    if flag or MASK not in recorded:  # (a record from before masking holds the URI itself)
-        return flag or recorded
-    found = os.environ.get(var, "")
-    if found and redact_uri(found) == recorded:
-        return found
-    raise SpecError(f"{option}: the sweep was launched with {recorded}, whose secret gansweep "
-                    f"does not keep: set {var} (or pass {option}) to that URI")
-
-
 def _plan_cluster(spec: SweepSpec, settings: Settings, notice: Callable[[str], None]):
     """Size the actor pool from the cluster; refuse what cannot work on it."""
     import ray
 
     from orchestrator.plugins import actor_runtime_env
-    from orchestrator.scheduler import pool_plan
+    from orchestrator.pool import pool_plan
 
     cluster = ray.cluster_resources()
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
@@ -327,51 +280,17 @@ def check_same_sweep(name: str, storage: str, tracker: SweepTracker) -> None:
                         f"Give that storage (GANSWEEP_STORAGE / --storage), or rename the sweep")
 
 
-def digest(extractor: bytes | None) -> str | None:
-    import hashlib
-
-    return hashlib.sha256(extractor).hexdigest() if extractor is not None else None
-
-
-def check_same_extractor(study, extractor: bytes | None) -> None:
-    """eval/fid compares trials only in one feature space: a sweep continues with the extractor
-    it was launched with (`resume` reads it from the launch record)."""
-    record = study.user_attrs.get(LAUNCH_ATTR) or {}
-    if "feature_extractor_sha256" not in record or not study.trials:
-        return  # a new sweep, or one launched before the extractor was recorded
-    was, now = record["feature_extractor_sha256"], digest(extractor)
-    if was != now:
-        launched = (f"with --feature-extractor {record['feature_extractor']} (sha256 {was[:12]})"
-                    if was else "without --feature-extractor")
-        given = f"sha256 {now[:12]}" if now else "none"
-        raise SpecError(f"--feature-extractor: sweep {study.study_name!r} was launched "
-                        f"{launched}, given {given}: eval/fid must be in one feature space; "
-                        f"pass the same file, or use `gansweep resume {study.study_name}`")
-
-
-def resume_args(name: str, storage: str) -> dict:
-    """What the sweep NAME in `storage` was last launched with (its spec text and stores)."""
-    study = load_study(name, storage)
-    found = study.user_attrs.get(LAUNCH_ATTR)
-    if not found:
-        raise SpecError(f"sweep {name!r} in {redact_uri(storage)} was not launched by this "
-                        f"version of gansweep: launch its spec again instead")
-    return found
-
-
-def _launch(spec, settings, study, tracker, data, n_workers, actor_options, on_update,
-            notice, lease):
+def _launch(ctx: SweepContext, lease):
+    """Run the sweep inside its MLflow parent run; the run ends KILLED if the driver stops."""
+    spec, tracker = ctx.spec, ctx.tracker
     tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
     try:
-        stats = _run(spec, study, tracker, settings, n_workers, actor_options, on_update,
-                     notice, data, lease)
+        stats = _run(ctx, lease)
     except BaseException:
         tracker.close_sweep("KILLED")
         raise
     if stats is not None:
-        from orchestrator.report import sweep_artifacts
-
-        tracker.log_files(sweep_artifacts(study, [o.metric for o in spec.objectives]))
+        tracker.log_files(sweep_artifacts(ctx.study, [o.metric for o in spec.objectives]))
     best = stats.best_trial if stats else None
     tracker.close_sweep(tags=None if best is None else {"gansweep.best_trial": best})
     return stats
@@ -380,21 +299,20 @@ def _launch(spec, settings, study, tracker, data, n_workers, actor_options, on_u
 LEASE_LOST = "another driver took the sweep over"
 
 
-def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, notice, data,
-         lease):
+def _run(ctx: SweepContext, lease):
     import ray
 
     from orchestrator.scheduler import Scheduler
 
+    spec, study, data = ctx.spec, ctx.study, ctx.data
     if trials_used(study) >= spec.budget.trials and not orphaned_trials(study):
-        notice(f"{spec.name}: budget met ({spec.budget.trials} trials); raise --trials to run "
-               f"more")
+        ctx.notice(f"{spec.name}: budget met ({spec.budget.trials} trials); raise --trials to "
+                   f"run more")
         return None
-    tracker.log_sweep_facts(data.sweep_metrics, data.tags)
+    ctx.tracker.log_sweep_facts(data.sweep_metrics, data.tags)
     data_ref = ray.put(data.payload)  # read once; actors on a node share it zero-copy
-    scheduler = Scheduler(spec, study, tracker, data_ref, settings.checkpoint_root, n_workers,
-                          actor_options, on_update, notice)
-    signals = _StopOnSignal(scheduler, notice)
+    scheduler = Scheduler(ctx, data_ref)
+    signals = _StopOnSignal(scheduler, ctx.notice)
     lease.on_lost = lambda: scheduler.request_stop(LEASE_LOST)  # no trial driven twice
     if lease.lost.is_set():
         scheduler.request_stop(LEASE_LOST)
@@ -404,6 +322,8 @@ def _run(spec, study, tracker, settings, n_workers, actor_options, on_update, no
     except BaseException as exc:  # a second Ctrl-C, or a bug: no run left RUNNING in MLflow
         scheduler.abort(f"driver stopped: {type(exc).__name__}")
         raise
+    finally:  # the lease may outlive the sweep (optuna.visualization's first import keeps
+        lease.on_lost = None  # its caller's frames in a traceback): it must not hold the actors
     if scheduler.stop_requested == LEASE_LOST:
         raise SpecError(f"sweep {spec.name!r}: this driver's heartbeat did not reach the study "
                         f"storage for {lease.ttl_s:.0f} s and another driver took the sweep "

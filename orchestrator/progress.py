@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.scheduler import SweepStats
 from orchestrator.spec import SweepSpec
+from orchestrator.stats import SweepStats
 
 
 class SweepProgress:

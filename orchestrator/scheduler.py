@@ -11,130 +11,72 @@ Nothing is lost: a trial whose actor dies (process killed, node gone) waits for 
 actor and resumes from its last checkpoint in the same Optuna trial and MLflow run; trials a dead
 driver left RUNNING are resumed the same way. `request_stop` (Ctrl-C) lets the chunks in flight
 finish and checkpoint, then leaves their trials RUNNING in Optuna, to be resumed.
+
+What happens to a trial after a chunk is decided by `decide.decide` (pure, tested as a table);
+the loop here only waits, dispatches and applies its `Outcome`, and a trial's end reaches Optuna
+through one function, `trials.tell`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 import ray
 from optuna.trial import TrialState
 
-from orchestrator.space import suggest_all
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.context import SweepContext
+from orchestrator.decide import TIMEOUT, Action, Lost, Outcome, Standing, decide, out_of_time
+from orchestrator.pool import pool_plan  # noqa: F401 (re-exported: tests import it here)
+from orchestrator.stats import SweepStats
 from orchestrator.study import (
     USER_ATTR_ATTEMPT,
-    USER_ATTR_DIVERGED_STEP,
-    USER_ATTR_REASON,
     USER_ATTR_RUN,
-    USER_ATTR_SEED,
-    trial_seed,
     trials_used,
 )
-from orchestrator.tracking import SweepTracker
-from orchestrator.worker import DIVERGED, ChunkResult, TrialSpec, TrialWorker, salvage_metrics
-from trainers.params import describe
+from orchestrator.trials import Active, TrialMaker, tell
+from orchestrator.worker import ChunkResult, TrialWorker, salvage_metrics
 
 WAIT_S = 0.5  # the loop wakes at least this often, to notice Ctrl-C
 START_TIMEOUT_S = 300.0  # a trial waiting to resume gives up when no actor starts for this long
 PROGRESS_EVERY_S = 5.0  # the parent run's sweep/completed, unless the best improved
 
 
-@dataclass
-class SweepStats:
-    """What the progress display shows; updated after every event."""
-
-    budget: int
-    done: int = 0
-    pruned: int = 0
-    failed: int = 0
-    running: int = 0
-    best: float | None = None
-    best_trial: int | None = None
-    steps_trained: int = 0
-    resumed: int = 0  # trials continued from a checkpoint after a lost actor or driver
-    started_at: float = field(default_factory=time.time)
-
-
-@dataclass
-class Active:
-    trial: optuna.Trial
-    spec: TrialSpec
-    worker: Any = None
-    step: int = 0
-    losses: int = 0  # actors lost under this trial; past max_retries it FAILs
-    waiting_since: float = 0.0  # when it was queued to resume
-
-
-def pool_plan(spec: SweepSpec, nodes: list[dict[str, float]]) -> tuple[int, dict[str, float]]:
-    """How many actors the cluster's `nodes` (each node's resources) hold, and each actor's Ray
-    resource request.
-
-    Planned device by device, as Ray places actors: a share below 1 must fit on one GPU, so 0.3
-    GPU per trial packs 3 actors per GPU and 8 GPUs hold 24, not the 26 that 8 / 0.3 suggests;
-    CPUs are counted per node. With no GPU anywhere, trials run on CPU slots. With
-    `resources.actors`, the pool has that many actors whatever fits now: on an autoscaling
-    cluster the pending ones make the autoscaler add nodes."""
-    res = spec.resources
-    if res.actors:
-        return res.actors, {"num_cpus": res.cpus_per_trial, "num_gpus": res.gpus_per_trial}
-    on_gpu = res.gpus_per_trial > 0 and any(node.get("GPU", 0) > 0 for node in nodes)
-    size = 0
-    for node in nodes:
-        fits = _fits(node.get("CPU", 0.0), res.cpus_per_trial)
-        if on_gpu:
-            fits = min(fits, _gpu_fits(node.get("GPU", 0.0), res.gpus_per_trial))
-        size += fits
-    return size, {"num_cpus": res.cpus_per_trial, "num_gpus": res.gpus_per_trial if on_gpu else 0}
-
-
-def _gpu_fits(gpus: float, share: float) -> int:
-    """Actors of `share` GPU on a node with `gpus` devices: a fraction never spans two."""
-    return int(gpus + 1e-9) * _fits(1.0, share) if share < 1 else _fits(gpus, share)
-
-
-def _fits(available: float, share: float) -> int:
-    """How many `share`s fit in `available` (a share of 0 is never the limit)."""
-    return 1 << 30 if share <= 0 else int(available / share + 1e-9)
-
-
 class Scheduler:
-    def __init__(self, spec: SweepSpec, study: optuna.Study, tracker: SweepTracker,
-                 data_ref: ray.ObjectRef, checkpoint_root: str, n_workers: int,
-                 actor_options: dict[str, float],
-                 on_update: Callable[[SweepStats], None] | None = None,
-                 notice: Callable[[str], None] = print):
-        self.spec, self.study, self.tracker = spec, study, tracker
-        self.data_ref, self.checkpoint_root = data_ref, checkpoint_root
-        self.actor_options, self.on_update = actor_options, on_update or (lambda s: None)
-        self.notice = notice
+    def __init__(self, ctx: SweepContext, data_ref: ray.ObjectRef):
+        """`data_ref`: the actors' data, put once (`ctx.data.payload`)."""
+        self.spec, self.study, self.tracker = ctx.spec, ctx.study, ctx.tracker
+        self.data_ref = data_ref
+        self.actor_options = ctx.actor_options
+        self.on_update: Callable[[SweepStats], None] = ctx.on_update or (lambda s: None)
+        self.notice = ctx.notice
         self.actor_class = ray.remote(TrialWorker)
-        self.remaining = spec.budget.trials - trials_used(study)
-        self.run_template = tracker.run_template()  # actors create their trials' runs
+        self.remaining = self.spec.budget.trials - trials_used(self.study)
+        self.run_template = self.tracker.run_template()  # actors create their trials' runs
+        self.deadline: float | None = None  # budget.time counts from the first actor ready
         self.progress_logged_at = 0.0
         self.stats = self._initial_stats()
-        self.waiting: deque[Active] = deque(self._orphans())  # to resume on the next free actor
+        self.trials = TrialMaker(ctx, self.run_template)
+        orphans = self.trials.orphans(self.notice)  # left RUNNING by an earlier driver
+        self.stats.resumed += len(orphans)
+        self.waiting: deque[Active] = deque(orphans)  # to resume on the next free actor
         work = self.remaining + len(self.waiting)
-        self.workers = [self._new_worker() for _ in range(max(0, min(n_workers, work)))]
+        self.workers = [self._new_worker() for _ in range(max(0, min(ctx.actors, work)))]
         self.starting: dict[ray.ObjectRef, Any] = {}  # replacement actor's ready() -> actor
         self.idle: list[Any] = []  # actors with nothing to do (budget asked out, or stopping)
         self.in_flight: dict[ray.ObjectRef, Active] = {}
         self.closing: dict[ray.ObjectRef, Active] = {}  # finish() calls, checked at the end
         self.prepared: Active | None = None
-        self.can_prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
+        self.can_prune = not isinstance(self.study.pruner, optuna.pruners.NopPruner)
         self.stop_requested: str | None = None  # why (e.g. SIGINT), once asked to stop
         self.suspended: list[int] = []  # trials left RUNNING to resume, when stopped early
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> SweepStats:
-        self.deadline: float | None = None  # budget.time counts from the first actor ready
         self.on_update(self.stats)
         for worker in self.workers:  # each takes a trial once placed and constructed
             self.starting[worker.ready.remote()] = worker
@@ -184,6 +126,18 @@ class Scheduler:
                 ray.get(worker.flush.remote())
             except ray.exceptions.RayError as exc:
                 self.notice(f"some MLflow writes of an actor were lost: {exc}")
+        self._end_actors(now=False)
+
+    def _end_actors(self, now: bool) -> None:
+        """The pool ends with the sweep, not when its handles are garbage collected: a handle
+        kept alive elsewhere (a traceback's frames) would hold the actors' CPUs and GPUs, and
+        the next sweep in this Ray session would wait for them forever."""
+        for worker in self.workers:
+            if now:
+                ray.kill(worker)
+            else:  # after the tasks it was given
+                worker.__ray_terminate__.remote()
+        self.workers = []
 
     def abort(self, why: str) -> None:
         """The driver is stopping at once: no run is left RUNNING in MLflow, and every trial that
@@ -198,6 +152,7 @@ class Scheduler:
         self.in_flight.clear()
         self.waiting.clear()
         self.prepared = None
+        self._end_actors(now=True)
 
     def _work_left(self) -> bool:
         """Trials an actor could take now: waiting to resume, or new ones from the budget."""
@@ -207,7 +162,7 @@ class Scheduler:
                                       and not self._out_of_time())
 
     def _out_of_time(self) -> bool:
-        return self.deadline is not None and time.time() >= self.deadline
+        return out_of_time(self.deadline, time.time())
 
     def _release(self, worker) -> None:
         """A free actor gets the next trial at once: a trial waiting to resume first, then a new
@@ -232,146 +187,92 @@ class Scheduler:
         if self._out_of_time():  # budget.time: no new trial; one asked ahead never ran
             self.remaining = 0
             if self.prepared is not None:
-                self.tracker.end_trial_run(self._run_of(self.prepared), "FAIL", "timeout")
-                self._tell(self.prepared, TrialState.FAIL, reason="timeout")
+                self.tracker.end_trial_run(self._run_of(self.prepared), "FAIL", TIMEOUT)
+                self._conclude(self.prepared, Outcome(Action.FAIL, reason=TIMEOUT))
                 self.prepared = None
         elif self.prepared is None and self.remaining > 0:
             self.prepared = self._ask()
 
     def _ask(self) -> Active:
         self.remaining -= 1
-        trial = self.study.ask()
-        params = self._suggest(trial)
-        seed = trial_seed(self.spec.sampler.seed, trial.number)
-        trial.set_user_attr(USER_ATTR_SEED, seed)  # its run: made by its actor, recorded later
-        return Active(trial, self._trial_spec(trial.number, params, seed, None))
+        return self.trials.ask()
 
-    def _suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """The trial's params; a sampler that cannot draw them fails the trial (none is left
-        RUNNING without params) and stops the sweep in one line."""
-        try:
-            return {**self.spec.fixed, **suggest_all(self.spec.space, trial)}
-        except Exception as exc:
-            reason = f"the sampler could not suggest its params: {describe(exc)}"
-            trial.set_user_attr(USER_ATTR_REASON, reason)
-            self.study.tell(trial, state=TrialState.FAIL)
-            raise SpecError(f"{self.spec.path or self.spec.name}: space: {reason}") from None
-
-    def _trial_spec(self, number: int, params: dict, seed: int, run_id: str | None,
-                    attempt: int = 1) -> TrialSpec:
-        budget = self.spec.budget
-        return TrialSpec(
-            sweep=self.spec.name, number=number, trainer=self.spec.trainer_target, params=params,
-            seed=seed, run_id=run_id, checkpoint_root=self.checkpoint_root,
-            total_steps=budget.steps, eval_every=budget.eval_every, log_every=budget.log_every,
-            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints,
-            run_template=self.run_template)
-
-    def _orphans(self) -> list[Active]:
-        """Trials an earlier driver left RUNNING (it was killed or interrupted): each resumes
-        from its checkpoint in its own trial and run."""
-        found = []
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            attrs = frozen.user_attrs
-            trial = optuna.Trial(self.study, frozen._trial_id)
-            seed = attrs.get(USER_ATTR_SEED, trial_seed(self.spec.sampler.seed, frozen.number))
-            params = ({**self.spec.fixed, **frozen.params} if frozen.params
-                      else self._suggest(trial))  # asked, then its driver died
-            if USER_ATTR_SEED not in attrs:  # the driver died between asking and recording it
-                trial.set_user_attr(USER_ATTR_SEED, seed)
-            run_id = attrs.get(USER_ATTR_RUN)  # None: its next actor finds or makes the run
-            if run_id is not None:
-                self.tracker.reopen_trial_run(run_id)
-            attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1
-            trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
-            step = max(frozen.intermediate_values, default=0)
-            spec = self._trial_spec(frozen.number, params, seed, run_id, attempt)
-            found.append(Active(trial, spec, step=step, waiting_since=time.time()))
-            self.stats.resumed += 1
-            self.notice(f"trial {frozen.number}: left running by an earlier driver; resuming "
-                        f"from its last checkpoint (reported step {step}, attempt {attempt})")
-        return found
-
-    # -- one finished chunk ----------------------------------------------------------------------
+    # -- one finished chunk: wait, decide, apply -------------------------------------------------
     def _handle(self, ref: ray.ObjectRef, active: Active) -> None:
-        """Act on one chunk's result: next chunk, or end the trial and free its actor."""
+        """One chunk came back, or its actor died: `decide` what follows, and do it."""
         try:
-            result: ChunkResult = ray.get(ref)
+            result: ChunkResult | Lost = ray.get(ref)
         except ray.exceptions.RayError as exc:  # the actor died, or its node with it
-            return self._lost(active, exc)
-        self._record_run(active, result.run_id)
-        if result.error == DIVERGED:
-            active.trial.set_user_attr(USER_ATTR_DIVERGED_STEP, result.step)
-            return self._end(active, TrialState.FAIL, reason=DIVERGED)
-        if result.error is not None:
-            return self._end(active, TrialState.FAIL, reason=result.error)
-        self.stats.steps_trained += max(0, result.step - active.step)
-        active.step = result.step
-        prune_metric = self.spec.pruner.metric  # None: the pruner's is the objective
-        needed = [("objective", o.metric) for o in self.spec.objectives] + (
-            [("pruner.metric", prune_metric)] if prune_metric else [])
-        for role, metric in needed:
-            v = result.metrics.get(metric)
-            if v is None or not math.isfinite(v):
-                return self._end(active, TrialState.FAIL, reason=f"{role} {metric} is {v} at "
-                                 f"step {result.step}")
-        values = [result.metrics[o.metric] for o in self.spec.objectives]
-        value = values if self.spec.multi else values[0]
-        # the intermediate value: the pruner's metric where it has its own
-        reported = result.metrics[prune_metric] if prune_metric else value
-        if result.step >= self.spec.budget.steps:
-            return self._end(active, TrialState.COMPLETE, value=value, step=result.step,
-                             reported=reported)
-        if self._out_of_time():  # its chunk is done and checkpointed; no more chunks
-            return self._end(active, TrialState.FAIL, value=value, step=result.step,
-                             reported=reported, reason="timeout")
-        if self.can_prune:  # decide before the next chunk (never with several objectives)
-            active.trial.report(reported, result.step)
-            if active.trial.should_prune():
-                return self._end(active, TrialState.PRUNED)
-        if self.stop_requested:  # checkpointed at this step: resumable from here
+            result = self._bury(active, exc)
+        else:
+            self._record_run(active, result.run_id)
+        outcome = decide(result, self._standing(active), self.spec, time.time())
+        if outcome.ask_pruner:  # before the next chunk (never with several objectives)
+            self._report(active, outcome.report)
+            outcome = outcome.pruned(active.trial.should_prune())
+        if isinstance(result, Lost):
+            return self._after_loss(active, outcome, result.what)
+        self._apply(active, outcome)
+
+    def _standing(self, active: Active) -> Standing:
+        return Standing(step=active.step, losses=active.losses, can_prune=self.can_prune,
+                        deadline=self.deadline, stop=self.stop_requested)
+
+    def _apply(self, active: Active, outcome: Outcome) -> None:
+        """On its live actor: the trial's next chunk, or its end."""
+        if outcome.step is not None:
+            self.stats.steps_trained += max(0, outcome.step - active.step)
+            active.step = outcome.step
+        if outcome.state is not None:
+            return self._end(active, outcome)
+        if outcome.action is Action.SUSPEND:  # checkpointed at this step: resumable from here
             self.closing[active.worker.finish.remote("RUNNING", self.stop_requested)] = active
             self.stats.running -= 1
             self.suspended.append(active.trial.number)
             return
         self._next_chunk(active)
-        if not self.can_prune and not self.spec.multi:  # report while the actor trains on
-            active.trial.report(reported, result.step)
+        if outcome.report is not None:  # while the actor trains on
+            self._report(active, outcome.report)
 
-    def _lost(self, active: Active, exc: Exception) -> None:
-        """Its actor died: the trial waits for the next free actor and resumes from its last
-        checkpoint (same trial, same run), unless it has lost max_retries actors already."""
+    def _bury(self, active: Active, exc: Exception) -> Lost:
+        """Its actor died: release what it held; the trial counts one more loss."""
         active.losses += 1
         self.stats.running -= 1
         self.workers = [w for w in self.workers if w is not active.worker]
         ray.kill(active.worker)  # an unreachable actor may still hold its GPU: release it
-        retries, what = self.spec.max_retries, type(exc).__name__
-        if self.stop_requested:
+        return Lost(type(exc).__name__)
+
+    def _after_loss(self, active: Active, outcome: Outcome, what: str) -> None:
+        """The trial of a dead actor is suspended, fails, or waits for the next free actor to
+        resume from its last checkpoint (same trial, same run); an actor takes the work left."""
+        if outcome.action is Action.SUSPEND:
             self._suspend(active)
-        elif active.losses > retries:
-            reason = f"actor lost: {what} ({active.losses} times; max_retries is {retries})"
+        elif outcome.action is Action.FAIL:
             run_id = self._run_of(active)
             try:  # what the actor had not written yet is in its checkpoint: keep it
                 salvage_metrics(active.spec, self.tracker.client)
             except Exception as err:
                 self.notice(f"trial {active.trial.number}: unwritten metrics lost: {err}")
-            self.tracker.end_trial_run(run_id, "FAIL", reason)
-            self._tell(active, TrialState.FAIL, reason=reason)
+            self.tracker.end_trial_run(run_id, "FAIL", outcome.reason)
+            self._conclude(active, outcome)
         else:
-            attempt = active.spec.attempt + 1
-            active.trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
-            active.spec = dataclasses.replace(active.spec, attempt=attempt)
-            active.worker, active.waiting_since = None, time.time()
-            self.stats.resumed += 1
-            self.notice(f"trial {active.trial.number}: its actor was lost ({what}); resuming "
-                        f"from its last checkpoint (step {active.step}, attempt {attempt})")
-            self.waiting.append(active)
+            self._requeue(active, what)
         if self.idle and self.waiting:
             self._release(self.idle.pop())
         elif self._work_left():
             replacement = self._new_worker()  # placed where resources allow, maybe never
             self.workers.append(replacement)
             self.starting[replacement.ready.remote()] = replacement
+
+    def _requeue(self, active: Active, what: str) -> None:
+        attempt = active.spec.attempt + 1
+        active.trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
+        active.spec = dataclasses.replace(active.spec, attempt=attempt)
+        active.worker, active.waiting_since = None, time.time()
+        self.stats.resumed += 1
+        self.notice(f"trial {active.trial.number}: its actor was lost ({what}); resuming "
+                    f"from its last checkpoint (step {active.step}, attempt {attempt})")
+        self.waiting.append(active)
 
     def _started(self, ref: ray.ObjectRef, actor) -> None:
         """An actor is up (or could not start). The first one up starts `budget.time`: placing
@@ -402,7 +303,7 @@ class Scheduler:
             active = self.waiting.popleft()
             reason = f"no actor could start within {START_TIMEOUT_S:.0f}s to resume it"
             self.tracker.end_trial_run(self._run_of(active), "FAIL", reason)
-            self._tell(active, TrialState.FAIL, reason=reason)
+            self._conclude(active, Outcome(Action.FAIL, reason=reason))
 
     def _suspend(self, active: Active) -> None:
         """Leave a trial RUNNING in Optuna, its run KILLED: `gansweep resume` continues it."""
@@ -428,36 +329,34 @@ class Scheduler:
     def _next_chunk(self, active: Active) -> None:
         self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
 
-    def _end(self, active: Active, state: TrialState, value: float | list[float] | None = None,
-             reason: str = "", step: int | None = None, reported: float | None = None) -> None:
+    def _end(self, active: Active, outcome: Outcome) -> None:
         """Free the actor first (it closes the run and starts the next trial while the driver
-        writes to Optuna), then record the outcome (`reported`: the intermediate value at its
-        last `step`)."""
-        self.closing[active.worker.finish.remote(state.name, reason)] = active
+        writes to Optuna), then report the trial's last intermediate value and its end."""
+        state = outcome.state.name
+        self.closing[active.worker.finish.remote(state, outcome.reason)] = active
         self._release(active.worker)
-        if step is not None and not self.spec.multi:
-            active.trial.report(reported, step)
+        if outcome.report is not None:
+            self._report(active, outcome.report)
         self.stats.running -= 1
-        self._tell(active, state, value, reason)
+        self._conclude(active, outcome)
         if active.spec.run_id is None:  # its actor could not make the run (MLflow down?)
             try:
-                self.tracker.end_trial_run(self._run_of(active), state.name, reason)
+                self.tracker.end_trial_run(self._run_of(active), state, outcome.reason)
             except Exception as exc:
                 self.notice(f"trial {active.trial.number}: no MLflow run: {exc}")
 
-    def _tell(self, active: Active, state: TrialState, value: float | list[float] | None = None,
-              reason: str = "") -> None:
-        if reason:
-            active.trial.set_user_attr(USER_ATTR_REASON, reason)
-        if state == TrialState.COMPLETE:
-            self.study.tell(active.trial, value)
-        else:
-            self.study.tell(active.trial, state=state)
+    def _report(self, active: Active, report: tuple[float, int]) -> None:
+        value, step = report
+        active.trial.report(value, step)
+
+    def _conclude(self, active: Active, outcome: Outcome) -> None:
+        """The trial ended: tell Optuna, then count it."""
+        tell(self.study, active.trial, outcome)  # the one exit to Optuna
         stats = self.stats
-        if state == TrialState.COMPLETE:
+        if outcome.state == TrialState.COMPLETE:
             stats.done += 1
-            self._record_best(value, active.trial.number, stats)
-        elif state == TrialState.PRUNED:
+            self._record_best(outcome.value, active.trial.number, stats)
+        elif outcome.state == TrialState.PRUNED:
             stats.pruned += 1
         else:
             stats.failed += 1

@@ -1,8 +1,10 @@
 """How a sweep searches: objectives, sampler, pruner, enqueued starting points, time budget.
 
-Parsed from the spec here (errors are `FieldError`s naming the field) and turned into Optuna
-objects for the driver. Validation builds the real Optuna pruner once, so an option Optuna would
-refuse is refused at spec load, not in the middle of a sweep.
+Parsed from the spec here into plain frozen dataclasses (errors are `FieldError`s naming the
+field), without importing Optuna: orchestrator/samplers.py turns them into Optuna objects on the
+driver. Validation builds the real Optuna pruner once (the one place parsing imports Optuna, and
+only when the spec names a pruner), so an option Optuna would refuse is refused at spec load, not
+in the middle of a sweep.
 """
 
 from __future__ import annotations
@@ -10,14 +12,11 @@ from __future__ import annotations
 import math
 import re
 import reprlib
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
-
-from orchestrator.space import FieldError, Param
+from orchestrator.errors import FieldError
+from orchestrator.space import Param
 
 DIRECTIONS = {"minimize": "minimize", "min": "minimize", "maximize": "maximize", "max": "maximize"}
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp", "nsga2", "nsga3")
@@ -137,6 +136,10 @@ def parse_pruner(raw: Any, steps: int, n_objectives: int) -> PrunerSpec:
         raise FieldError("pruner", "pruning needs a single objective: Optuna's pruners are "
                                    "single-objective (use pruner: none)")
     spec = PrunerSpec(name, options, metric)
+    if name == "none":  # nothing for Optuna to refuse: parsing stays free of it
+        return spec
+    from orchestrator.samplers import build_pruner  # Optuna: only for a pruner to check
+
     try:
         build_pruner(spec, steps)
     except (TypeError, ValueError) as exc:
@@ -190,62 +193,7 @@ def parse_duration(where: str, raw: Any) -> float | None:
     return total
 
 
-# -- Optuna objects (driver) ----------------------------------------------------------------------
-def build_pruner(spec: PrunerSpec, steps: int) -> optuna.pruners.BasePruner:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _pruner(spec, steps)
-
-
-def _pruner(spec: PrunerSpec, steps: int) -> optuna.pruners.BasePruner:
-    o = spec.options
-    if spec.name == "median":
-        return optuna.pruners.MedianPruner(**o)
-    if spec.name == "percentile":
-        if "percentile" not in o:
-            raise ValueError("percentile: required (e.g. 25.0)")
-        return optuna.pruners.PercentilePruner(**o)
-    if spec.name == "successive_halving":
-        return SuccessiveHalvingPruner(**o)
-    if spec.name == "hyperband":  # resources are training steps, up to the trial's budget
-        return HyperbandPruner(max_resource=steps, **o)
-    if spec.name == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(**o)
-    return optuna.pruners.NopPruner()
-
-
-class _StartupTrials:
-    """`n_startup_trials` for the rung pruners, as Optuna's median and percentile pruners have
-    it: no trial is pruned until that many trials have completed. Without it a rung's first
-    trials run to the end however poor (a rung promotes only the best so far until it has seen
-    reduction_factor trials), and TPE models "good" on those few complete trials; the start-up
-    gives it more complete trials to learn from (on grid25 it did not help: README, Benchmarks)."""
-
-    def __init__(self, *args: Any, n_startup_trials: int = 0, **kwargs: Any) -> None:
-        if isinstance(n_startup_trials, bool) or not isinstance(n_startup_trials, int) \
-                or n_startup_trials < 0:
-            raise ValueError(f"n_startup_trials: must be an int >= 0, got {n_startup_trials!r}")
-        super().__init__(*args, **kwargs)
-        self.n_startup_trials = n_startup_trials
-
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        # asked even in the start-up, as it records the trial's value at each rung it reaches:
-        # the start-up trials are the later ones' competitors
-        prune = super().prune(study, trial)
-        if not prune or not self.n_startup_trials:  # no count of the study's trials needed
-            return prune
-        return len(study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE,))) >= self.n_startup_trials
-
-
-class SuccessiveHalvingPruner(_StartupTrials, optuna.pruners.SuccessiveHalvingPruner):
-    pass
-
-
-class HyperbandPruner(_StartupTrials, optuna.pruners.HyperbandPruner):
-    pass
-
-
+# -- the grid sampler's points ------------------------------------------------------------
 def grid_space(space: tuple[Param, ...]) -> dict[str, list]:
     """Every value of every parameter, for the grid sampler (floats need a step)."""
     grid = {}
@@ -263,30 +211,3 @@ def grid_space(space: tuple[Param, ...]) -> dict[str, list]:
 
 def grid_size(space: tuple[Param, ...]) -> int:
     return math.prod(len(v) for v in grid_space(space).values())
-
-
-def build_sampler(sampler: SamplerSpec, space: tuple[Param, ...],
-                  startup_trials: int) -> optuna.samplers.BaseSampler:
-    s, seed = optuna.samplers, sampler.seed
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if sampler.name == "random":
-            return s.RandomSampler(seed=seed)
-        if sampler.name == "grid":
-            return s.GridSampler(grid_space(space), seed=seed)
-        if sampler.name == "cmaes":
-            return s.CmaEsSampler(seed=seed, n_startup_trials=startup_trials,
-                                  warn_independent_sampling=False)
-        if sampler.name == "qmc":
-            return s.QMCSampler(seed=seed, warn_independent_sampling=False)
-        if sampler.name == "gp":
-            return s.GPSampler(seed=seed, n_startup_trials=startup_trials)
-        if sampler.name == "nsga2":
-            return s.NSGAIISampler(seed=seed)
-        if sampler.name == "nsga3":
-            return s.NSGAIIISampler(seed=seed)
-        # multivariate + group model conditional spaces jointly; the constant liar keeps asks
-        # from proposing the same point while earlier trials are still in flight (the scheduler
-        # asks one trial ahead, so there is always one in flight, even with a single actor)
-        return s.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                            n_startup_trials=startup_trials)

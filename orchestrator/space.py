@@ -13,18 +13,11 @@ import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.errors import FieldError  # importable from here too
+
 KINDS = ("float", "int", "categorical")
 PARAM_FIELDS = {"type", "low", "high", "log", "step", "choices", "when"}
 MAX_INT = 2**53  # an int parameter is sampled as a float: beyond this it is not exact
-
-
-class FieldError(ValueError):
-    """A spec problem at a dotted field path; spec.py prefixes the file name."""
-
-    def __init__(self, path: str, message: str):
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.errors import FieldError, SpecError  # SpecError: importable from here too
 from orchestrator.redact import ROOT_SECRET, redact_uri
 from orchestrator.search import (
     Objective,
@@ -29,17 +30,13 @@ from orchestrator.search import (
     parse_pruner,
     parse_sampler,
 )
-from orchestrator.space import FieldError, Param, parse_space
+from orchestrator.space import Param, parse_space
 
 TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectives", "budget",
               "sampler", "pruner", "enqueue", "resources", "storage", "max_retries", "fixed",
               "space")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: no trailing newline
 MAX_NAME = 100  # a checkpoint folder and MLflow names are built from it
-
-
-class SpecError(ValueError):
-    """A bad spec or flag: one line, naming the file and the field."""
 
 
 def refuse_empty(flag: str, value: str | None, what: str, var: str) -> None:

@@ -14,9 +14,10 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from orchestrator.errors import SpecError
 from orchestrator.redact import mask_secrets, redact_uri
-from orchestrator.search import build_pruner, build_sampler
-from orchestrator.spec import SpecError, SweepSpec, refuse_empty
+from orchestrator.samplers import build_pruner, build_sampler
+from orchestrator.spec import SweepSpec, refuse_empty
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 USER_ATTR_RUN = "mlflow_run_id"
@@ -32,6 +33,22 @@ def resolve_storage(flag: str | None = None) -> str:
     falling back to a file on this machine would put the sweep where nobody looks."""
     refuse_empty("--storage", flag, "the study storage", "GANSWEEP_STORAGE")
     return flag or os.environ.get("GANSWEEP_STORAGE") or DEFAULT_STORAGE
+
+
+def absolute_storage(storage: str) -> str:
+    """A study storage with its file made absolute: `resume` and Ray Jobs run elsewhere."""
+    if is_journal(storage):
+        return str(Path(storage).expanduser().resolve())
+    return absolute_sqlite(storage)
+
+
+def absolute_sqlite(uri: str) -> str:
+    """A relative sqlite URL made absolute; any other URI (a tracking URI may be a bare word such
+    as `databricks`) is left as it is."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
 
 
 def is_journal(storage: str) -> bool:

@@ -2,20 +2,14 @@
 
 Experiment = the spec's `experiment`. One parent run per sweep (role `sweep`), one child run per
 trial (role `trial`, run name `trial-0007`, nested through `mlflow.parentRunId`). Everything goes
-through `MlflowClient` with explicit run ids; the fluent API (global active run) is used only
-inside `RunLogger.log_model`, on the logger's own thread, because `log_model` has no client form.
+through `MlflowClient` with explicit run ids. The driver holds a `SweepTracker`; an actor writes
+its trial's run through `orchestrator.runlog.RunLogger`, with the functions below.
 """
 
 from __future__ import annotations
 
-import io
-import logging
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +35,6 @@ TAG_STARTED_AT = "gansweep.started_at"  # unix time the latest attempt began on 
 TAG_DIVERGED_STEP = "gansweep.diverged_step"
 TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
-log = logging.getLogger(__name__)
 # MLflow prints "View run ... at: URI" for each run it ends on a server, userinfo and all, once
 # per trial from every actor: a credential on the screen, and noise under the progress display
 os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
@@ -151,8 +144,30 @@ def params_of(params: dict[str, Any]) -> list[Param]:
     return [Param(k, str(v)) for k, v in sorted(params.items())]
 
 
-def _end_tags(state: str, reason: str) -> list[RunTag]:
+def end_tags(state: str, reason: str) -> list[RunTag]:
+    """The tags a trial's run gets when it ends, from its actor or from the driver."""
     return [RunTag(TAG_STATE, state)] + ([RunTag(TAG_REASON, reason)] if reason else [])
+
+
+def logged_steps(client: MlflowClient, run_id: str) -> dict[str, int]:
+    """The last step MLflow has for each metric of a run."""
+    keys = client.get_run(run_id).data.metrics
+    return {key: max((m.step for m in client.get_metric_history(run_id, key)), default=-1)
+            for key in keys}
+
+
+def not_logged(metrics: list[Metric], logged: dict[str, int]) -> list[Metric]:
+    """The metrics past the last step MLflow has for their key: steps never repeat."""
+    return [m for m in metrics if m.step > logged.get(m.key, -1)]
+
+
+def log_missing_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> int:
+    """Write those of `metrics` that the run does not have yet, in batches, from the driver
+    (e.g. what a dead actor left unwritten). Returns how many were written."""
+    fresh = not_logged(metrics, logged_steps(client, run_id))
+    for i in range(0, len(fresh), MAX_BATCH):
+        client.log_batch(run_id, metrics=fresh[i:i + MAX_BATCH])
+    return len(fresh)
 
 
 class SweepTracker:
@@ -220,7 +235,7 @@ class SweepTracker:
                       tags: dict[str, str] | None = None) -> None:
         """Close a trial's run from the driver (used when its actor could not)."""
         extra = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        self.client.log_batch(run_id, tags=_end_tags(state, reason) + extra)
+        self.client.log_batch(run_id, tags=end_tags(state, reason) + extra)
         self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED"))
 
     def reopen_trial_run(self, run_id: str) -> None:
@@ -257,183 +272,3 @@ class SweepTracker:
             self.client.log_batch(self.parent_run_id,
                                   tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(self.parent_run_id, status)
-
-
-class RunLogger:
-    """Writes one trial run from inside its actor, on a background thread.
-
-    Training never waits on MLflow: calls enqueue work and return. A failed write is retried with
-    backoff. Metrics are never dropped: a batch that still fails stays in `unwritten()` (which
-    the worker puts in every checkpoint) and is tried again at the next `retry_unwritten()` or
-    `flush()`. `flush()` waits until everything queued so far is written and raises the first
-    write that failed for good.
-    """
-
-    def __init__(self, tracking_uri: str, retries: int = 5):
-        self.uri, self.retries = tracking_uri, retries
-        self.client = MlflowClient(tracking_uri)
-        self._queue: queue.Queue = queue.Queue()
-        self._error: BaseException | None = None
-        self._lock = threading.Lock()
-        self._unwritten: dict[int, tuple[str, list[Metric]]] = {}  # batch id -> (run, metrics)
-        self._failed: set[int] = set()  # unwritten batches not queued any more
-        self._metric_error: Exception | None = None
-        self._next_id = 0
-        self._thread = threading.Thread(target=self._drain, name="mlflow-logger", daemon=True)
-        self._thread.start()
-
-    # -- enqueue -------------------------------------------------------------------------------
-    def log_metrics(self, run_id: str, rows: list[tuple[int, dict[str, float]]]) -> None:
-        self.log_metric_objects(run_id, metrics_of(rows))
-
-    def log_metric_objects(self, run_id: str, metrics: list[Metric]) -> None:
-        for i in range(0, len(metrics), MAX_BATCH):
-            with self._lock:
-                batch_id, self._next_id = self._next_id, self._next_id + 1
-                self._unwritten[batch_id] = (run_id, metrics[i:i + MAX_BATCH])
-            self._queue_batch(batch_id)
-
-    def unwritten(self, run_id: str) -> list[Metric]:
-        """Metrics of `run_id` not yet confirmed written (queued, or failed for now)."""
-        with self._lock:
-            return [m for run, batch in self._unwritten.values() if run == run_id for m in batch]
-
-    def retry_unwritten(self) -> None:
-        with self._lock:
-            again, self._failed = sorted(self._failed), set()
-        for batch_id in again:
-            self._queue_batch(batch_id)
-
-    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        batch = [RunTag(k, str(v)) for k, v in tags.items()]
-        self._put(lambda: self.client.log_batch(run_id, tags=batch))
-
-    def open_run(self, template: dict[str, Any], number: int, find: bool) -> Future:
-        """The trial's run id, as a future: the run is made (or, with `find`, found), with
-        retries, first thing on the logging thread, so the trial trains meanwhile and every
-        write queued after it finds the run made."""
-        made: Future = Future()
-
-        def work():
-            try:
-                made.set_result(self._with_retries(
-                    lambda: open_trial_run(self.client, template, number, find)))
-            except Exception as exc:  # the trial fails when it needs the run
-                made.set_exception(exc)
-        self._queue.put(work)
-        return made
-
-    def log_start(self, run: str | Future, params: dict[str, Any], tags: dict[str, str],
-                  wait: bool = False) -> None:
-        """A trial's params and where it runs. Queued right after its run is made, so a first
-        attempt trains without waiting on MLflow: if its actor dies before they are written,
-        the next attempt writes them, and a run the driver ends for a lost trial gets the params
-        from the driver. With `wait` (a resumed attempt: its tags say where it resumed from),
-        written before returning, with retries."""
-        batch = [RunTag(k, str(v)) for k, v in tags.items()]
-        values = params_of(params)
-
-        def write():
-            if isinstance(run, Future) and run.exception() is not None:
-                return  # no run: the trial fails with that error, not this one
-            run_id = run.result() if isinstance(run, Future) else run
-            self.client.log_batch(run_id, params=values, tags=batch)
-        if wait:
-            self._with_retries(write)
-        else:
-            self._put(write)
-
-    def log_image(self, run_id: str, png: bytes, key: str, step: int) -> None:
-        def write():
-            from PIL import Image
-
-            self.client.log_image(run_id, Image.open(io.BytesIO(png)), key=key, step=step)
-        self._put(write)
-
-    def log_bytes(self, run_id: str, data: bytes, artifact_path: str) -> None:
-        def write():
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / Path(artifact_path).name
-                path.write_bytes(data)
-                self.client.log_artifact(run_id, str(path), str(Path(artifact_path).parent))
-        self._put(write)
-
-    def log_model(self, run_id: str, module, input_dim: int) -> None:
-        """The generator as an MLflow PyTorch model (torch.export format, dynamic batch).
-
-        Runs on the caller's thread, not the logger's: torch.export is not thread-safe, and the
-        actor must not start the next trial's training while it traces this one's generator.
-        """
-        import mlflow
-        import numpy as np
-
-        def write():
-            mlflow.set_tracking_uri(self.uri)
-            with mlflow.start_run(run_id=run_id):
-                mlflow.pytorch.log_model(
-                    module, name=MODEL_NAME, pip_requirements=["torch"],
-                    input_example=np.zeros((16, input_dim), np.float32))
-        self._with_retries(write)
-
-    def end_run(self, run_id: str, state: str, reason: str = "") -> None:
-        tags = _end_tags(state, reason)
-        self._put(lambda: self.client.log_batch(run_id, tags=tags))
-        self._put(lambda: self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED")))
-
-    def flush(self) -> None:
-        """Write everything queued, trying failed metric batches once more; raise if a write
-        failed for good or metrics are still unwritten (they stay kept)."""
-        self.retry_unwritten()
-        self._queue.join()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-        with self._lock:
-            left = sum(len(batch) for _, batch in self._unwritten.values())
-        if left:
-            raise OSError(f"{left} metrics not written yet ({self._metric_error}); kept")
-
-    # -- the thread ----------------------------------------------------------------------------
-    def _put(self, work: Callable[[], Any]) -> None:
-        self._queue.put(lambda: self._with_retries(work))
-
-    def _queue_batch(self, batch_id: int) -> None:
-        def write():
-            with self._lock:
-                if batch_id not in self._unwritten:
-                    return
-                run_id, metrics = self._unwritten[batch_id]
-            try:
-                self._with_retries(lambda: self.client.log_batch(run_id, metrics=metrics))
-            except Exception as exc:
-                with self._lock:
-                    self._failed.add(batch_id)  # kept: tried again later, never dropped
-                    self._metric_error = exc
-                return
-            with self._lock:
-                del self._unwritten[batch_id]
-        self._queue.put(write)
-
-    def _drain(self) -> None:
-        while True:
-            work = self._queue.get()
-            try:
-                work()
-            except BaseException as exc:  # kept for flush(); the thread must survive
-                self._error = self._error or exc
-            finally:
-                self._queue.task_done()
-
-    def _with_retries(self, work: Callable[[], Any]) -> None:
-        delay = 0.2
-        for attempt in range(self.retries + 1):
-            try:
-                return work()
-            except (MlflowException, OSError) as exc:
-                if attempt == self.retries:
-                    raise
-                log.warning("mlflow write failed (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)

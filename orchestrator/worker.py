@@ -19,8 +19,8 @@ from typing import Any
 from mlflow.entities import Metric
 
 from orchestrator.checkpoints import TrialCheckpoints
+from orchestrator.runlog import RunLogger
 from orchestrator.tracking import (
-    MAX_BATCH,
     TAG_ATTEMPT,
     TAG_DEVICE,
     TAG_DIVERGED_STEP,
@@ -31,8 +31,10 @@ from orchestrator.tracking import (
     TAG_RAY_NODE,
     TAG_RESUMED_FROM,
     TAG_STARTED_AT,
-    RunLogger,
+    log_missing_metrics,
+    logged_steps,
     metrics_of,
+    not_logged,
 )
 
 
@@ -46,7 +48,6 @@ class TrialSpec:
     run_id: str | None  # None: the actor creates the trial's run (find-or-create on a retry)
     checkpoint_root: str
     total_steps: int
-    eval_every: int
     log_every: int
     attempt: int = 1  # 2 and up: resume from the trial's last checkpoint
     keep_checkpoints: int = 2
@@ -262,7 +263,7 @@ class TrialWorker:
 
     def _log(self, metrics: list[Metric]) -> None:
         """Log, skipping (key, step) pairs a resumed run already has: steps never repeat."""
-        fresh = _not_logged(metrics, self.logged)
+        fresh = not_logged(metrics, self.logged)
         if fresh:
             self.logger.log_metric_objects(self.run_id, fresh)
 
@@ -283,13 +284,6 @@ class TrialWorker:
                 "unwritten": [(m.key, m.value, m.timestamp, m.step) for m in unwritten]}
 
 
-def logged_steps(client, run_id: str) -> dict[str, int]:
-    """The last step MLflow has for each metric of a run."""
-    keys = client.get_run(run_id).data.metrics
-    return {key: max((m.step for m in client.get_metric_history(run_id, key)), default=-1)
-            for key in keys}
-
-
 def salvage_metrics(spec: TrialSpec, client) -> int:
     """Write the metrics a dead actor had not written yet, from its trial's last checkpoint
     (the driver calls this when it gives up on a trial). Returns how many were written."""
@@ -297,16 +291,7 @@ def salvage_metrics(spec: TrialSpec, client) -> int:
                                spec.keep_checkpoints).load_latest(spec.run_id)
     if payload is None:
         return 0
-    fresh = _not_logged(_metrics_from_rows(payload["unwritten"]),
-                        logged_steps(client, spec.run_id))
-    for i in range(0, len(fresh), MAX_BATCH):
-        client.log_batch(spec.run_id, metrics=fresh[i:i + MAX_BATCH])
-    return len(fresh)
-
-
-def _not_logged(metrics: list[Metric], logged: dict[str, int]) -> list[Metric]:
-    """The metrics past the last step MLflow has for their key: steps never repeat."""
-    return [m for m in metrics if m.step > logged.get(m.key, -1)]
+    return log_missing_metrics(client, spec.run_id, _metrics_from_rows(payload["unwritten"]))
 
 
 def _finite(row: dict[str, float]) -> bool:

@@ -1,9 +1,10 @@
 """A small feature network per image dataset, for Fréchet distances in its space ("FD-cls").
 
 Labeled data: a CNN classifier whose 64-d penultimate layer is the feature. Unlabeled data: a
-conv autoencoder whose 32-d bottleneck is the feature. Trained once per dataset, deterministically,
-and cached by the dataset's content hash; FDs are only comparable under the same net, so every
-net has an id derived from its weights (`net_id`) for runs to record.
+conv autoencoder whose 32-d bottleneck is the feature. Trained once per dataset, deterministically
+(the driver caches it on disk by the dataset's content hash: `orchestrator.data`); FDs are only
+comparable under the same net, so every net has an id derived from its weights (`net_id`) for
+runs to record.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,8 +23,8 @@ from trainers.image_data import to_float
 
 CLASSIFIER_DIM = 64
 AUTOENCODER_DIM = 32
-CACHE_VERSION = "v1"  # bump when the architecture or the training recipe changes
 EVAL_BATCH = 256
+RECIPE_VERSION = "v1"  # bump when the architecture or the training recipe changes: caches key on it
 
 
 class FeatureNet(nn.Module):
@@ -80,11 +78,6 @@ class FeatureNet(nn.Module):
                 "feature_dim": self.feature_dim, "size": self.size}
 
 
-def to_unit(images: np.ndarray | Tensor, device: str | torch.device = "cpu") -> Tensor:
-    """uint8 (N, C, H, W) -> float32 in [-1, 1] on `device`."""
-    return to_float(images).to(device)
-
-
 def fit_feature_net(train: np.ndarray, labels: np.ndarray | None, n_classes: int,
                     seed: int = 0, epochs: int = 15, device: str = "cpu", *,
                     batch_size: int = 64, max_steps: int = 3_000) -> FeatureNet:
@@ -117,7 +110,7 @@ def fit_feature_net(train: np.ndarray, labels: np.ndarray | None, n_classes: int
             if step >= total:
                 break
             idx = order[start : start + batch_size]
-            x = to_unit(images[idx], device)  # (B, C, H, W)
+            x = to_float(images[idx]).to(device)  # (B, C, H, W) in [-1, 1]
             if targets is not None:
                 loss = F.cross_entropy(net.logits(x), targets[idx].to(device))
             else:
@@ -154,32 +147,6 @@ def net_id(state: dict) -> str:
     return f"{prefix}{state['feature_dim']}-{digest.hexdigest()[:12]}"
 
 
-def cached_feature_net(train: np.ndarray, labels: np.ndarray | None, n_classes: int,
-                       content_hash: str, cache_dir: str | Path,
-                       device: str = "cpu") -> tuple[dict, str, bool]:
-    """(state, net_id, trained_now): load featnet-<hash[:16]>-v1.pt from `cache_dir`, or fit it
-    and write it there atomically (temp file + os.replace: a reader never sees a torn file).
-
-    Train it once per sweep, before trials start: two racing writers each keep their own net
-    (bitwise equal on CPU, not necessarily on GPU), and their net_ids then tell them apart."""
-    cache_dir = Path(cache_dir)
-    path = cache_dir / f"featnet-{content_hash[:16]}-{CACHE_VERSION}.pt"
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return state, net_id(state), False
-    state = feature_net_state(fit_feature_net(train, labels, n_classes, device=device))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return state, net_id(state), True
-
-
 class ImageEvaluator:
     """FD-cls (and FID when an extractor is given) of generated images against held-out real ones.
 
@@ -200,7 +167,7 @@ class ImageEvaluator:
         if extractor is not None:
             self.extractor = torch.jit.load(io.BytesIO(extractor), map_location=self.device)
             self.extractor.eval()
-        real = to_unit(held_out)  # (M, C, H, W), moved to device batch by batch
+        real = to_float(held_out)  # (M, C, H, W), moved to device batch by batch
         features, _, extracted = self._embed(real)
         self.ref_stats = gaussian_stats(features)
         self.ref_extracted = gaussian_stats(extracted) if extracted is not None else None
@@ -230,7 +197,7 @@ class ImageEvaluator:
         """The same metrics with up to `n_eval` real training images (a fixed subset) as fakes."""
         n = min(self.n_eval, len(train))
         idx = np.sort(np.random.default_rng(0).choice(len(train), n, replace=False))
-        return self.evaluate_images(to_unit(train[idx]))
+        return self.evaluate_images(to_float(train[idx]))
 
     @torch.no_grad()
     def _embed(self, x: Tensor) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

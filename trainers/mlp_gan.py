@@ -59,7 +59,7 @@ class MLPGANConfig:
     batch_size: int = 256
     """Real and fake points per D and G step."""
     loss: str = "ns"
-    """GAN objective: ns (non-saturating), hinge or wgan_gp."""
+    """GAN objective: ns (non-saturating), hinge, lsgan or wgan_gp."""
     gp_weight: float = 10.0
     """Weight of the gradient penalty; used only by wgan_gp."""
     d_steps: int = 2

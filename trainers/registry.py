@@ -2,9 +2,9 @@
 
 A trainer is one of the built-ins (mlp_gan, dcgan, synthetic), a short name an installed package
 registers under the entry-point group `gansweep.trainers`, or an import path
-`package.module:Class`. A dataset is a built-in name (ring8, grid25, digits, digits16, digits32,
-none), a file (parquet:PATH, folder:PATH, idx:PATH), a short name under `gansweep.datasets`, or an
-import path `package.module:function` of a callable that returns the data (a Mixture, an
+`package.module:Class`. A dataset is a built-in name (a key of `DATASETS`: its kind and its
+loader), a file (parquet:PATH, folder:PATH, idx:PATH), a short name under `gansweep.datasets`, or
+an import path `package.module:function` of a callable that returns the data (a Mixture, an
 ImageDataset, None, or any object of your own).
 
 Names resolve to a *target*: a built-in name, or `module:attr`. The driver resolves entry points
@@ -17,11 +17,13 @@ import importlib
 import importlib.metadata
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from trainers.base import build_config, contract_problems
 from trainers.dcgan import DCGANTrainer
-from trainers.image_data import IMAGE_PREFIXES, load_image_dataset
+from trainers.image_data import DIGITS_SIZES, IMAGE_PREFIXES, load_image_dataset
 from trainers.mixtures import grid25, ring8
 from trainers.mlp_gan import MLPGANTrainer
 from trainers.params import describe
@@ -36,16 +38,23 @@ TRAINERS: dict[str, type] = {
     "synthetic": SyntheticTrainer,
 }
 
-# Datasets with a fixed name; files come in as parquet:PATH, folder:PATH or idx:PATH.
-DATASETS: dict[str, Callable[[], Any]] = {
-    "ring8": ring8,
-    "grid25": grid25,
-    "digits": lambda: load_image_dataset("digits"),
-    "digits16": lambda: load_image_dataset("digits16"),
-    "digits32": lambda: load_image_dataset("digits32"),
-    "none": lambda: None,
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A dataset with a fixed name: the DATA_KIND of its data, and the loader that makes it."""
+
+    kind: str  # one of trainers.base.DATA_KINDS: checked against a trainer's before loading
+    load: Callable[[], Any]
+
+
+# One entry per dataset with a fixed name, the only list of them; files come in as parquet:PATH,
+# folder:PATH or idx:PATH (image data), plug-ins as import paths (their kind is what they return).
+DATASETS: dict[str, BuiltinDataset] = {
+    "ring8": BuiltinDataset("mixture", ring8),
+    "grid25": BuiltinDataset("mixture", grid25),
+    **{name: BuiltinDataset("image", partial(load_image_dataset, name)) for name in DIGITS_SIZES},
+    "none": BuiltinDataset("none", lambda: None),
 }
-KINDS = {"ring8": "mixture", "grid25": "mixture", "none": "none"}
 
 
 class PluginError(ValueError):
@@ -98,7 +107,7 @@ def dataset_kind(target: str) -> str | None:
     if is_plugin(target):
         return None
     if target in DATASETS:
-        return KINDS.get(target, "image")
+        return DATASETS[target].kind
     if target.startswith(IMAGE_PREFIXES):
         return "image"
     return dataset_kind(dataset_target(target))  # a name: resolved, or refused naming the known
@@ -108,7 +117,7 @@ def load_dataset(name: str) -> Any:
     """The data `name` names: a Mixture, an ImageDataset, None, or what a plug-in returns."""
     target = dataset_target(name)
     if target in DATASETS:
-        return DATASETS[target]()
+        return DATASETS[target].load()
     if is_plugin(target):
         return dataset_loader(target)()
     return load_image_dataset(target)

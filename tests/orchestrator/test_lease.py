@@ -120,8 +120,8 @@ def test_an_expired_lease_is_taken_and_its_driver_does_not_take_it_back(storage,
     time.sleep(0.4)
     with caplog.at_level(logging.WARNING, logger="orchestrator.lease"):
         second.acquire()  # expired
-        time.sleep(1.5)  # first's beat finds the lease taken: it must not take it back
-    assert study.user_attrs[LEASE_ATTR]["id"] == second.id
+        assert first.lost.wait(timeout=30)  # its next beat finds the lease taken...
+    assert study.user_attrs[LEASE_ATTR]["id"] == second.id  # ...and does not take it back
     assert f"sweep {study.study_name!r}: this driver's lease lapsed" in caplog.text
     first.release()  # not its lease any more: left alone
     assert study.user_attrs[LEASE_ATTR]["id"] == second.id
@@ -165,7 +165,7 @@ def test_a_driver_whose_lease_was_taken_over_stops_and_leaves_its_trials_resumab
     from tests.conftest import SYNTHETIC, wait_for
 
     monkeypatch.setattr(lease_module, "EVERY_S", 0.2)
-    spec = SweepSpec.load(write_spec(SYNTHETIC.replace("steps: 4", "steps: 40").replace(
+    spec = SweepSpec.load(write_spec(SYNTHETIC.replace("steps: 4", "steps: 400").replace(
         "log_every: 1}", "log_every: 1}\nfixed: {sleep_s: 0.05}")))
 
     def take_over():  # what a second driver does once the first one's lease has expired

@@ -6,7 +6,8 @@ from click.testing import CliRunner
 from optuna.trial import TrialState
 
 from orchestrator.cli import main
-from orchestrator.search import build_pruner, build_sampler, grid_size, parse_duration
+from orchestrator.samplers import build_pruner, build_sampler
+from orchestrator.search import grid_size, parse_duration
 from orchestrator.spec import SpecError, SweepSpec
 from tests.conftest import SYNTHETIC
 

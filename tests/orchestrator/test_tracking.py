@@ -1,116 +1,56 @@
-"""RunLogger against a real sqlite MLflow store whose writes fail for a while."""
+"""The MLflow layout on a real sqlite store: the sweep's parent run, trial runs, metric steps."""
 
 from __future__ import annotations
 
-import mlflow
 import pytest
-import torch
-from mlflow import MlflowClient
 
-from orchestrator.tracking import RunLogger, SweepTracker
-from orchestrator.worker import TrialSpec, TrialWorker
-
-
-class Flaky:
-    """The real client, with its first `failures` log_batch calls raising an OSError."""
-
-    def __init__(self, client: MlflowClient, failures: int):
-        self.client, self.failures = client, failures
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
-
-    def log_batch(self, *args, **kwargs):
-        if self.failures > 0:
-            self.failures -= 1
-            raise OSError("connection reset by peer")
-        return self.client.log_batch(*args, **kwargs)
+from orchestrator.tracking import (
+    SweepTracker,
+    log_missing_metrics,
+    logged_steps,
+    metrics_of,
+    open_trial_run,
+)
 
 
 @pytest.fixture
-def run(tmp_path):
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    run = client.create_run(client.create_experiment("x", (tmp_path / "a").as_uri()))
-    return client, run.info.run_id
-
-
-def test_a_transient_error_is_retried_and_nothing_is_lost(run):
-    client, run_id = run
-    logger = RunLogger(client.tracking_uri, retries=3)
-    logger.client = Flaky(client, failures=2)
-    logger.log_metrics(run_id, [(1, {"loss": 1.0}), (2, {"loss": 0.5})])
-    logger.flush()  # no error: the third try went through
-    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [
-        (1, 1.0), (2, 0.5)]
-
-
-def test_a_self_conditioned_generator_loads_back_from_mlflow_with_any_batch(run):
-    from trainers import build_trainer, load_dataset
-
-    client, run_id = run
-    trainer = build_trainer("mlp_gan", {"clusters": 8, "g_width": 16}, load_dataset("grid25"), 0)
-    generator = trainer.generator()
-    logger = RunLogger(client.tracking_uri)
-    logger.log_model(run_id, generator, trainer.z_dim)  # an example batch of 16
-    logger.flush()
-    mlflow.set_tracking_uri(client.tracking_uri)
-    loaded = mlflow.pytorch.load_model(f"runs:/{run_id}/generator")
-    z = torch.randn(100, trainer.z_dim)
-    with torch.no_grad():
-        assert torch.equal(loaded(z), generator(z))  # the cluster draw is part of the model
-
-
-def test_metrics_that_fail_for_good_are_kept_and_written_later(run):
-    client, run_id = run
-    logger = RunLogger(client.tracking_uri, retries=1)
-    logger.client = Flaky(client, failures=2)  # both tries of the first write fail
-    logger.log_metrics(run_id, [(1, {"loss": 1.0})])
-    logger._queue.join()
-    assert [(m.key, m.step) for m in logger.unwritten(run_id)] == [("loss", 1)]  # kept
-    assert client.get_metric_history(run_id, "loss") == []
-    logger.log_metrics(run_id, [(2, {"loss": 0.5})])  # the server is back
-    logger.flush()  # tries the kept batch again
-    assert logger.unwritten(run_id) == []
-    assert sorted(m.step for m in client.get_metric_history(run_id, "loss")) == [1, 2]
-
-
-def test_flush_says_when_metrics_are_still_unwritten(run):
-    client, run_id = run
-    logger = RunLogger(client.tracking_uri, retries=0)
-    logger.client = Flaky(client, failures=10)
-    logger.log_metrics(run_id, [(1, {"loss": 1.0}), (1, {"acc": 0.1})])
-    with pytest.raises(OSError, match="2 metrics not written yet"):
-        logger.flush()
-    assert len(logger.unwritten(run_id)) == 2
-
-
-def _trial(number: int, template: dict, tmp_path) -> TrialSpec:
-    return TrialSpec(sweep="s", number=number, trainer="synthetic", params={"x": 0.5, "y": -1.0},
-                     seed=7, run_id=None, checkpoint_root=str(tmp_path / "ck"), total_steps=2,
-                     eval_every=2, log_every=1, run_template=template)
-
-
-def test_an_actor_makes_its_trials_run_while_it_trains_and_survives_a_run_it_cannot_make(
-        ray_local, tmp_path):
-    """The run is made on the actor's logging thread: when MLflow refuses it, the trial fails
-    with MLflow's error (no run id), and the same actor makes and fills the next trial's run."""
+def tracker(tmp_path):
     tracker = SweepTracker(f"sqlite:///{tmp_path}/mlflow.db", "exp", "s")
     tracker.open_sweep_run("name: s", "spec.yaml")
-    actor = ray_local.remote(TrialWorker).remote(None, tracker.uri, 1)
+    return tracker
 
-    bad = {**tracker.run_template(), "experiment_id": "424242"}  # no such experiment
-    actor.start.remote(_trial(0, bad, tmp_path))
-    failed = ray_local.get(actor.train.remote(2))
-    assert failed.run_id is None and "424242" in failed.error
-    ray_local.get(actor.finish.remote("FAIL", failed.error))  # nothing to close: no raise
 
-    actor.start.remote(_trial(1, tracker.run_template(), tmp_path))
-    done = ray_local.get(actor.train.remote(2))
-    assert done.error is None and done.step == 2
-    ray_local.get(actor.finish.remote("COMPLETE"))
-    ray_local.get(actor.flush.remote())
-    run = tracker.client.get_run(done.run_id)
-    assert run.data.params == {"x": "0.5", "y": "-1.0", "seed": "7"}
-    assert run.data.tags["gansweep.trial"] == "1" and run.data.tags["gansweep.attempt"] == "1"
-    assert run.data.tags["mlflow.parentRunId"] == tracker.parent_run_id
-    assert run.info.status == "FINISHED" and "eval/loss" in run.data.metrics
+def test_a_sweep_launched_again_reuses_its_parent_run(tracker):
+    again = SweepTracker(tracker.uri, "exp", "s")
+    assert again.open_sweep_run("name: s", "spec.yaml") == tracker.parent_run_id
+    assert again.experiment_id == tracker.experiment_id
+
+
+def test_a_trial_run_is_named_tagged_and_nested_under_the_sweep(tracker):
+    run = tracker.client.get_run(tracker.create_trial_run(7))
+    assert run.info.run_name == "trial-0007"
+    tags = run.data.tags
+    assert tags["mlflow.parentRunId"] == tracker.parent_run_id
+    assert (tags["gansweep.sweep"], tags["gansweep.role"], tags["gansweep.trial"],
+            tags["gansweep.state"]) == ("s", "trial", "7", "RUNNING")
+    assert tracker.find_trial_run(7) == run.info.run_id and tracker.find_trial_run(8) is None
+
+
+def test_a_resumed_attempt_finds_the_trials_run_and_reopens_it(tracker):
+    run_id = tracker.create_trial_run(3)
+    tracker.end_trial_run(run_id, "RUNNING")  # interrupted: KILLED until resumed
+    assert tracker.client.get_run(run_id).info.status == "KILLED"
+    assert open_trial_run(tracker.client, tracker.run_template(), 3, find=True) == run_id
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "RUNNING" and run.data.tags["gansweep.state"] == "RUNNING"
+
+
+def test_missing_metrics_are_written_past_the_last_step_the_run_has(tracker):
+    run_id = tracker.create_trial_run(0)
+    tracker.client.log_batch(run_id, metrics=metrics_of([(1, {"loss": 1.0}), (2, {"loss": 0.9})]))
+    assert logged_steps(tracker.client, run_id) == {"loss": 2}
+    rows = [(2, {"loss": 0.0, "eval/fd": 5.0}), (3, {"loss": 0.8})]
+    assert log_missing_metrics(tracker.client, run_id, metrics_of(rows)) == 2
+    history = tracker.client.get_metric_history(run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 1.0), (2, 0.9), (3, 0.8)]
+    assert logged_steps(tracker.client, run_id) == {"loss": 3, "eval/fd": 2}

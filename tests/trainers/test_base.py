@@ -9,17 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from trainers import (
-    TRAINERS,
-    Evaluation,
-    PluginError,
-    load_dataset,
-    score,
-    trainer_class,
-)
+from trainers import TRAINERS, Evaluation, load_dataset, score
 from trainers.base import as_evaluation, bad_metrics, contract_problems
 from trainers.conformance import CHECKS, check_trainer
-from trainers.registry import dataset_target, is_plugin, trainer_target
 
 
 def test_every_built_in_trainer_keeps_the_contract():
@@ -92,17 +84,3 @@ def test_points_on_a_mixture_get_the_pacgan_metrics_and_a_scatter_plot():
 def test_an_evaluation_that_does_not_fit_is_refused_naming_why(evaluation, data, message):
     with pytest.raises(ValueError, match=message):
         score(evaluation, load_dataset(data))
-
-
-def test_names_resolve_to_built_ins_import_paths_or_errors():
-    assert trainer_target("mlp_gan") == "mlp_gan"
-    assert trainer_target("pkg.mod:Cls") == "pkg.mod:Cls" and is_plugin("pkg.mod:Cls")
-    assert dataset_target("parquet:images.parquet") == "parquet:images.parquet"
-    assert not is_plugin("parquet:images")  # a file, not a module named parquet
-    with pytest.raises(PluginError, match="unknown trainer 'mlpgan': use a built-in"):
-        trainer_target("mlpgan")
-    with pytest.raises(PluginError, match=r"cannot import no_such_pkg.mod \(for no_such_pkg.mod"
-                                          r":Trainer\): ModuleNotFoundError"):
-        trainer_class("no_such_pkg.mod:Trainer")
-    with pytest.raises(PluginError, match="trainers.base:Evaluation is not a gansweep trainer"):
-        trainer_class("trainers.base:Evaluation")

@@ -5,17 +5,15 @@ import pytest
 import torch
 from torch import nn
 
-from trainers import feature_net as fn
 from trainers.feature_net import (
     ImageEvaluator,
-    cached_feature_net,
     feature_net_from_state,
     feature_net_state,
     fit_feature_net,
     net_id,
-    to_unit,
 )
 from trainers.frechet import class_coverage, class_kl, frechet_distance, gaussian_stats
+from trainers.image_data import to_float
 
 # --- Fréchet distance ---------------------------------------------------------------------------
 
@@ -132,29 +130,10 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def trained(data, tmp_path_factory):
-    """(state, net_id, cache_dir) from a first, training call of cached_feature_net."""
+def trained(data):
+    """The state of a classifier feature net fitted on the training patterns, as cached."""
     train, labels, _, _ = data
-    cache = tmp_path_factory.mktemp("featnet")
-    state, nid, trained_now = cached_feature_net(train, labels, 4, "ab" * 32, cache)
-    assert trained_now
-    return state, nid, cache
-
-
-def test_cached_feature_net_loads_from_cache_without_training(data, trained, monkeypatch):
-    state, nid, cache = trained
-    assert [p.name for p in cache.iterdir()] == [f"featnet-{'ab' * 8}-v1.pt"]
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("fit_feature_net called despite a cached net")
-
-    monkeypatch.setattr(fn, "fit_feature_net", no_training)
-    train, labels, _, _ = data
-    again, again_id, trained_now = cached_feature_net(train, labels, 4, "ab" * 32, cache)
-    assert not trained_now
-    assert again_id == nid and nid.startswith("cls64-") and len(nid) == len("cls64-") + 12
-    assert again.keys() == state.keys()
-    assert all(torch.equal(again["weights"][k], v) for k, v in state["weights"].items())
+    return feature_net_state(fit_feature_net(train, labels, 4))
 
 
 def test_fitting_twice_with_the_same_seed_gives_identical_weights(data):
@@ -169,21 +148,21 @@ def test_fitting_twice_with_the_same_seed_gives_identical_weights(data):
 
 
 def test_state_round_trips_and_the_classifier_separates_the_classes(data, trained):
-    state, _, _ = trained
+    state = trained
     net = feature_net_from_state(state)
     _, _, held, held_labels = data
     with torch.no_grad():
-        x = to_unit(held)
+        x = to_float(held)
         assert net.features(x).shape == (200, 64)
         accuracy = (net.logits(x).argmax(1).numpy() == held_labels).mean()
     assert accuracy > 0.95
 
 
 def test_evaluator_scores_real_images_near_zero_and_constant_images_far(data, trained):
-    state, _, _ = trained
+    state = trained
     train, _, held, held_labels = data
     evaluator = ImageEvaluator(state, held, held_labels, 4, n_eval=300)
-    itself = evaluator.evaluate_images(to_unit(held))
+    itself = evaluator.evaluate_images(to_float(held))
     floor = evaluator.floor(train)
     assert floor == evaluator.floor(train)  # a fixed subset of n_eval images
     assert set(itself) == {"eval/fd", "eval/class_coverage", "eval/class_kl"}
@@ -196,7 +175,7 @@ def test_evaluator_scores_real_images_near_zero_and_constant_images_far(data, tr
 
 
 def test_evaluator_returns_nan_for_non_finite_fakes(data, trained):
-    state, _, _ = trained
+    state = trained
     _, _, held, held_labels = data
     fakes = torch.zeros(10, 1, 8, 8)
     fakes[0, 0, 0, 0] = float("nan")
@@ -213,24 +192,24 @@ class _MeanPool(nn.Module):
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # TorchScript is the format
 def test_evaluator_adds_fid_when_given_a_torchscript_extractor(data, trained, tmp_path):
-    state, _, _ = trained
+    state = trained
     _, _, held, held_labels = data
     path = tmp_path / "extractor.pt"
     torch.jit.script(_MeanPool()).save(str(path))
     evaluator = ImageEvaluator(state, held, held_labels, 4, extractor=path.read_bytes())
-    itself = evaluator.evaluate_images(to_unit(held))
+    itself = evaluator.evaluate_images(to_float(held))
     constant = evaluator.evaluate_images(torch.zeros(100, 1, 8, 8))
     assert itself["eval/fid"] < 1e-9 < constant["eval/fid"]
 
 
-def test_unlabeled_data_gets_an_autoencoder_and_only_eval_fd(data, tmp_path):
+def test_unlabeled_data_gets_an_autoencoder_and_only_eval_fd(data):
     train, _, held, _ = data
-    state, nid, trained_now = cached_feature_net(train, None, 0, "cd" * 32, tmp_path)
-    assert trained_now and nid.startswith("ae32-") and state["kind"] == "autoencoder"
+    state = feature_net_state(fit_feature_net(train, None, 0))
+    assert net_id(state).startswith("ae32-") and state["kind"] == "autoencoder"
     evaluator = ImageEvaluator(state, held, None, 0)
     with pytest.raises(TypeError):
-        feature_net_from_state(state).logits(to_unit(held[:2]))
-    itself = evaluator.evaluate_images(to_unit(held))
+        feature_net_from_state(state).logits(to_float(held[:2]))
+    itself = evaluator.evaluate_images(to_float(held))
     floor = evaluator.floor(train)
     constant = evaluator.evaluate_images(torch.zeros(200, 1, 8, 8))
     assert set(itself) == set(floor) == {"eval/fd"}
@@ -249,13 +228,13 @@ def test_scoring_runs_the_feature_net_and_the_users_extractor_on_the_trials_devi
     from trainers.image_task import ImageTask
     from trainers.scoring import score
 
-    state, _, _ = trained
+    state = trained
     train, train_labels, held, held_labels = data
     path = tmp_path / "extractor.pt"
     torch.jit.script(_MeanPool()).save(str(path))
     task = ImageTask(ImageDataset("patterns", train, train_labels, held, held_labels, 4), state,
                      path.read_bytes(), n_eval=100)
-    scored = score(Evaluation(samples=to_unit(held[:100])), task, device="cpu:0")
+    scored = score(Evaluation(samples=to_float(held[:100])), task, device="cpu:0")
     assert "eval/fid" in scored.metrics and "eval/fd" in scored.metrics
     on = task.evaluator("cpu:0")
     assert on.device == torch.device("cpu", 0)

@@ -1,0 +1,32 @@
+"""The values a launched sweep's driver works with, made once by `launch` and handed down whole
+(as click's context object is to subcommands) instead of in long positional lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # no import of optuna, MLflow or Ray here: launch.py imports this early
+    import optuna
+
+    from orchestrator.data import PreparedData
+    from orchestrator.launch import Settings
+    from orchestrator.spec import SweepSpec
+    from orchestrator.stats import SweepStats
+    from orchestrator.tracking import SweepTracker
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """One sweep's driver: what it runs, where things live, and whom it tells."""
+
+    spec: SweepSpec
+    settings: Settings  # the stores; the scheduler reads checkpoint_root
+    study: optuna.Study
+    tracker: SweepTracker  # the parent run's and the trial runs' MLflow writes
+    actors: int  # the pool's size (`scheduler.pool_plan`)
+    actor_options: dict[str, Any]  # each actor's Ray resources (and plug-ins' runtime_env)
+    data: PreparedData | None = None  # None: the caller puts the actors' data itself
+    on_update: Callable[[SweepStats], None] | None = None  # the progress display, per event
+    notice: Callable[[str], None] = print  # one-line messages to the user

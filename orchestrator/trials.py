@@ -1,0 +1,109 @@
+"""The scheduler's trials: new ones asked from the study, and those an earlier driver left
+RUNNING, each as an `Active` (its Optuna trial, the `TrialSpec` its actors get, where it is)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from orchestrator.context import SweepContext
+from orchestrator.decide import Action, Outcome
+from orchestrator.space import suggest_all
+from orchestrator.spec import SpecError
+from orchestrator.study import (
+    USER_ATTR_ATTEMPT,
+    USER_ATTR_DIVERGED_STEP,
+    USER_ATTR_REASON,
+    USER_ATTR_RUN,
+    USER_ATTR_SEED,
+    trial_seed,
+)
+from orchestrator.worker import TrialSpec
+from trainers.params import describe
+
+
+@dataclass
+class Active:
+    trial: optuna.Trial
+    spec: TrialSpec
+    worker: Any = None
+    step: int = 0
+    losses: int = 0  # actors lost under this trial; past max_retries it FAILs
+    waiting_since: float = 0.0  # when it was queued to resume
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
+    """The one exit of a trial to Optuna: why it failed, where it diverged, its end state."""
+    if outcome.diverged_step is not None:
+        trial.set_user_attr(USER_ATTR_DIVERGED_STEP, outcome.diverged_step)
+    if outcome.reason:
+        trial.set_user_attr(USER_ATTR_REASON, outcome.reason)
+    if outcome.state == TrialState.COMPLETE:
+        study.tell(trial, outcome.value)
+    else:
+        study.tell(trial, state=outcome.state)
+
+
+class TrialMaker:
+    """Makes `Active` trials; one whose params the sampler cannot draw FAILs (none is left
+    RUNNING without params)."""
+
+    def __init__(self, ctx: SweepContext, run_template: dict[str, Any]):
+        self.spec, self.study, self.tracker = ctx.spec, ctx.study, ctx.tracker
+        self.checkpoint_root, self.run_template = ctx.settings.checkpoint_root, run_template
+
+    def ask(self) -> Active:
+        trial = self.study.ask()
+        params = self.suggest(trial)
+        seed = trial_seed(self.spec.sampler.seed, trial.number)
+        trial.set_user_attr(USER_ATTR_SEED, seed)  # its run: made by its actor, recorded later
+        return Active(trial, self.trial_spec(trial.number, params, seed, None))
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """The trial's params; a sampler that cannot draw them fails the trial and stops the
+        sweep in one line."""
+        try:
+            return {**self.spec.fixed, **suggest_all(self.spec.space, trial)}
+        except Exception as exc:
+            reason = f"the sampler could not suggest its params: {describe(exc)}"
+            tell(self.study, trial, Outcome(Action.FAIL, reason=reason))
+            raise SpecError(f"{self.spec.path or self.spec.name}: space: {reason}") from None
+
+    def trial_spec(self, number: int, params: dict, seed: int, run_id: str | None,
+                   attempt: int = 1) -> TrialSpec:
+        budget = self.spec.budget
+        return TrialSpec(
+            sweep=self.spec.name, number=number, trainer=self.spec.trainer_target, params=params,
+            seed=seed, run_id=run_id, checkpoint_root=self.checkpoint_root,
+            total_steps=budget.steps, log_every=budget.log_every,
+            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints,
+            run_template=self.run_template)
+
+    def orphans(self, notice: Callable[[str], None]) -> list[Active]:
+        """Trials an earlier driver left RUNNING (it was killed or interrupted): each resumes
+        from its checkpoint in its own trial and run."""
+        found = []
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            attrs = frozen.user_attrs
+            trial = optuna.Trial(self.study, frozen._trial_id)
+            seed = attrs.get(USER_ATTR_SEED, trial_seed(self.spec.sampler.seed, frozen.number))
+            params = ({**self.spec.fixed, **frozen.params} if frozen.params
+                      else self.suggest(trial))  # asked, then its driver died
+            if USER_ATTR_SEED not in attrs:  # the driver died between asking and recording it
+                trial.set_user_attr(USER_ATTR_SEED, seed)
+            run_id = attrs.get(USER_ATTR_RUN)  # None: its next actor finds or makes the run
+            if run_id is not None:
+                self.tracker.reopen_trial_run(run_id)
+            attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1
+            trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
+            step = max(frozen.intermediate_values, default=0)
+            spec = self.trial_spec(frozen.number, params, seed, run_id, attempt)
+            found.append(Active(trial, spec, step=step, waiting_since=time.time()))
+            notice(f"trial {frozen.number}: left running by an earlier driver; resuming "
+                   f"from its last checkpoint (reported step {step}, attempt {attempt})")
+        return found

@@ -1,0 +1,80 @@
+"""The trial worker: its decisions without Ray, and one real actor making its trials' runs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from orchestrator.checkpoints import TrialCheckpoints
+from orchestrator.tracking import SweepTracker, metrics_of
+from orchestrator.worker import (
+    TrialSpec,
+    TrialWorker,
+    _finite,
+    _finite_tensors,
+    _metrics_from_rows,
+    salvage_metrics,
+)
+
+
+def _trial(number: int, template: dict, tmp_path, run_id: str | None = None) -> TrialSpec:
+    return TrialSpec(sweep="s", number=number, trainer="synthetic", params={"x": 0.5, "y": -1.0},
+                     seed=7, run_id=run_id, checkpoint_root=str(tmp_path / "ck"), total_steps=2,
+                     log_every=1, run_template=template)
+
+
+def test_a_nan_or_inf_train_metric_diverges_and_other_namespaces_do_not():
+    assert _finite({"train/d_loss": 1.0, "eval/fd": math.nan})
+    assert not _finite({"train/d_loss": math.nan})
+    assert not _finite({"train/g_loss": -math.inf})
+
+
+def test_a_non_finite_float_weight_anywhere_in_a_state_dict_diverges():
+    state = {"g": {"w": torch.ones(2)}, "opt": [torch.zeros(1), (3, "adam")],
+             "step": torch.tensor(5)}
+    assert _finite_tensors(state)
+    state["opt"][1] = (torch.tensor([1.0, math.inf]), "adam")
+    assert not _finite_tensors(state)
+
+
+def test_a_dead_actors_unwritten_metrics_are_salvaged_from_its_checkpoint_once(tmp_path):
+    tracker = SweepTracker(f"sqlite:///{tmp_path}/mlflow.db", "exp", "s")
+    tracker.open_sweep_run("name: s", "spec.yaml")
+    run_id = tracker.create_trial_run(0)
+    spec = _trial(0, tracker.run_template(), tmp_path, run_id)
+    tracker.client.log_batch(run_id, metrics=metrics_of([(1, {"train/loss": 1.0})]))
+    unwritten = metrics_of([(1, {"train/loss": 1.0}), (2, {"train/loss": 0.5})])
+    rows = [(m.key, m.value, m.timestamp, m.step) for m in unwritten]  # as the worker saves them
+    assert _metrics_from_rows(rows) == unwritten
+    TrialCheckpoints(spec.checkpoint_root, "s", 0).save({"run_id": run_id, "unwritten": rows}, 2)
+    assert salvage_metrics(spec, tracker.client) == 1  # step 1 was written already
+    assert salvage_metrics(spec, tracker.client) == 0
+    history = tracker.client.get_metric_history(run_id, "train/loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 1.0), (2, 0.5)]
+
+
+def test_an_actor_makes_its_trials_run_while_it_trains_and_survives_a_run_it_cannot_make(
+        ray_local, tmp_path):
+    """The run is made on the actor's logging thread: when MLflow refuses it, the trial fails
+    with MLflow's error (no run id), and the same actor makes and fills the next trial's run."""
+    tracker = SweepTracker(f"sqlite:///{tmp_path}/mlflow.db", "exp", "s")
+    tracker.open_sweep_run("name: s", "spec.yaml")
+    actor = ray_local.remote(TrialWorker).remote(None, tracker.uri, 1)
+
+    bad = {**tracker.run_template(), "experiment_id": "424242"}  # no such experiment
+    actor.start.remote(_trial(0, bad, tmp_path))
+    failed = ray_local.get(actor.train.remote(2))
+    assert failed.run_id is None and "424242" in failed.error
+    ray_local.get(actor.finish.remote("FAIL", failed.error))  # nothing to close: no raise
+
+    actor.start.remote(_trial(1, tracker.run_template(), tmp_path))
+    done = ray_local.get(actor.train.remote(2))
+    assert done.error is None and done.step == 2
+    ray_local.get(actor.finish.remote("COMPLETE"))
+    ray_local.get(actor.flush.remote())
+    run = tracker.client.get_run(done.run_id)
+    assert run.data.params == {"x": "0.5", "y": "-1.0", "seed": "7"}
+    assert run.data.tags["gansweep.trial"] == "1" and run.data.tags["gansweep.attempt"] == "1"
+    assert run.data.tags["mlflow.parentRunId"] == tracker.parent_run_id
+    assert run.info.status == "FINISHED" and "eval/loss" in run.data.metrics
