@@ -18,6 +18,7 @@ from pathlib import Path
 from orchestrator.checkpoints import pinned_root, resolve_root
 from orchestrator.context import SweepContext
 from orchestrator.data import default_cache_dir, prepare_data, read_extractor
+from orchestrator.paths import sqlite_file
 from orchestrator.record import LAUNCH_ATTR, LaunchRecord, check_same_extractor
 from orchestrator.redact import ROOT_SECRET, mask_secrets, redact_uri
 from orchestrator.report import sweep_artifacts  # at import (see `_run`)
@@ -380,9 +381,9 @@ def _fit_search(spec: SweepSpec, notice: Callable[[str], None]) -> SweepSpec:
 def params_from_run(tracking_uri: str, run_id: str, spec: SweepSpec) -> dict:
     """An earlier run's values of this spec's searched params, typed as the space says; read
     before anything is created (a sqlite file that is not there holds no run)."""
-    file = tracking_uri[len("sqlite:///"):] if tracking_uri.startswith("sqlite:///") else None
+    file = sqlite_file(tracking_uri)
     try:
-        if file is not None and not Path(file).exists():
+        if file is not None and not file.exists():
             raise LookupError(run_id)
         from mlflow import MlflowClient
 

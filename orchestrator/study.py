@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from orchestrator.errors import SpecError
+from orchestrator.paths import file_problem, sqlite_file
 from orchestrator.redact import mask_secrets, redact_uri
 from orchestrator.samplers import build_pruner, build_sampler
 from orchestrator.spec import SweepSpec, refuse_empty
@@ -58,11 +59,7 @@ def is_journal(storage: str) -> bool:
 
 def local_file(storage: str) -> Path | None:
     """The file a sqlite URL or a journal names; None for a database server."""
-    if is_journal(storage):
-        return Path(storage)
-    if storage.startswith("sqlite:///") and ":memory:" not in storage:
-        return Path(storage[len("sqlite:///"):])
-    return None
+    return Path(storage) if is_journal(storage) else sqlite_file(storage)
 
 
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
@@ -115,11 +112,9 @@ def check_storage(storage: str) -> None:
     every other check has passed)."""
     file = local_file(storage)
     if file is not None:
-        file = file.expanduser().resolve()
-        if file.is_dir() or not (file.parent.is_dir() and os.access(file.parent, os.W_OK)):
-            where = f"{file} is a folder" if file.is_dir() else (
-                f"{file.parent} is not a folder this user can write in")
-            raise SpecError(f"--storage: cannot use {redact_uri(storage)}: {where}")
+        problem = file_problem(file)
+        if problem:
+            raise SpecError(f"--storage: cannot use {redact_uri(storage)}: {problem}")
         return
     import sqlalchemy as sa
 

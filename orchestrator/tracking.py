@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from orchestrator.paths import file_problem, sqlite_file
 from orchestrator.redact import redact_uri
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -62,11 +63,9 @@ def check_tracking_uri(uri: str) -> str | None:
     except Exception:
         return (f"{redact_uri(uri)}: MLflow has no tracking store for {scheme or uri!r} "
                 f"(it takes {', '.join(known)}; e.g. http://HOST:5000 or sqlite:///mlflow.db)")
-    if scheme == "sqlite" and uri.startswith("sqlite:///") and ":memory:" not in uri:
-        folder = Path(uri[len("sqlite:///"):]).expanduser().resolve().parent
-        if not (folder.is_dir() and os.access(folder, os.W_OK)):
-            return f"{redact_uri(uri)}: {folder} is not a folder this user can write in"
-    return check_server(uri)
+    file = sqlite_file(uri)
+    problem = file_problem(file) if file is not None else None
+    return f"{redact_uri(uri)}: {problem}" if problem else check_server(uri)
 
 
 def check_server(uri: str, timeout_s: float = 5.0) -> str | None:
