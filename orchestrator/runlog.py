@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from orchestrator.tracking import (
     MODEL_NAME,
     RUN_STATUS,
     end_tags,
-    open_trial_run,
     params_of,
 )
 
@@ -80,35 +78,16 @@ class RunLogger:
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         self._put(lambda: self.client.log_batch(run_id, tags=batch))
 
-    def open_run(self, template: dict[str, Any], number: int, find: bool) -> Future:
-        """The trial's run id, as a future: the run is made (or, with `find`, found), with
-        retries, first thing on the logging thread, so the trial trains meanwhile and every
-        write queued after it finds the run made."""
-        made: Future = Future()
-
-        def work():
-            try:
-                made.set_result(self._with_retries(
-                    lambda: open_trial_run(self.client, template, number, find)))
-            except Exception as exc:  # the trial fails when it needs the run
-                made.set_exception(exc)
-        self._queue.put(work)
-        return made
-
-    def log_start(self, run: str | Future, params: dict[str, Any], tags: dict[str, str],
+    def log_start(self, run_id: str, params: dict[str, Any], tags: dict[str, str],
                   wait: bool = False) -> None:
-        """A trial's params and where it runs. Queued right after its run is made, so a first
-        attempt trains without waiting on MLflow: if its actor dies before they are written,
-        the next attempt writes them, and a run the driver ends for a lost trial gets the params
-        from the driver. With `wait` (a resumed attempt: its tags say where it resumed from),
-        written before returning, with retries."""
+        """A trial's params and where it runs. Queued, so a first attempt trains without waiting
+        on MLflow (a run the driver ends for a lost trial gets the params from the driver). With
+        `wait` (a resumed attempt: its tags say where it resumed from), written before
+        returning, with retries."""
         batch = [RunTag(k, str(v)) for k, v in tags.items()]
         values = params_of(params)
 
         def write():
-            if isinstance(run, Future) and run.exception() is not None:
-                return  # no run: the trial fails with that error, not this one
-            run_id = run.result() if isinstance(run, Future) else run
             self.client.log_batch(run_id, params=values, tags=batch)
         if wait:
             self._with_retries(write)

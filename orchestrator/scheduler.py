@@ -3,9 +3,8 @@
 Results are handled in completion order (`ray.wait` over every in-flight chunk), with at most one
 chunk in flight per actor. A trial stays on its actor while it runs, since its state lives there.
 The next trial is asked while the actors are busy, so an actor that frees up gets new work at
-once instead of waiting on storage writes. Each trial's MLflow run is made by its actor (off the
-driver's path; found again by its tags if the driver never learnt its id), and recorded on the
-Optuna trial when its first chunk returns.
+once instead of waiting on storage writes; its MLflow run is made then too, by the driver, and
+recorded on the Optuna trial before any actor starts it.
 
 Nothing is lost: a trial whose actor dies (process killed, node gone) waits for the next free
 actor and resumes from its last checkpoint in the same Optuna trial and MLflow run; trials a dead
@@ -33,11 +32,7 @@ from orchestrator.context import SweepContext
 from orchestrator.decide import TIMEOUT, Action, Lost, Outcome, Standing, decide, out_of_time
 from orchestrator.pool import pool_plan  # noqa: F401 (re-exported: tests import it here)
 from orchestrator.stats import SweepStats
-from orchestrator.study import (
-    USER_ATTR_ATTEMPT,
-    USER_ATTR_RUN,
-    trials_used,
-)
+from orchestrator.study import USER_ATTR_ATTEMPT, trials_used
 from orchestrator.trials import Active, TrialMaker, tell
 from orchestrator.worker import ChunkResult, TrialWorker, salvage_metrics
 
@@ -56,11 +51,10 @@ class Scheduler:
         self.notice = ctx.notice
         self.actor_class = ray.remote(TrialWorker)
         self.remaining = self.spec.budget.trials - trials_used(self.study)
-        self.run_template = self.tracker.run_template()  # actors create their trials' runs
         self.deadline: float | None = None  # budget.time counts from the first actor ready
         self.progress_logged_at = 0.0
         self.stats = self._initial_stats()
-        self.trials = TrialMaker(ctx, self.run_template)
+        self.trials = TrialMaker(ctx)
         orphans = self.trials.orphans(self.notice)  # left RUNNING by an earlier driver
         self.stats.resumed += len(orphans)
         self.waiting: deque[Active] = deque(orphans)  # to resume on the next free actor
@@ -119,8 +113,7 @@ class Scheduler:
             try:
                 ray.get(ref)
             except ray.exceptions.RayError as exc:
-                self.tracker.end_trial_run(self._run_of(active), "FAIL",
-                                           f"actor lost while closing: {exc}")
+                self._close(active, "FAIL", f"actor lost while closing: {exc}")
         for worker in self.workers:
             try:
                 ray.get(worker.flush.remote())
@@ -144,10 +137,7 @@ class Scheduler:
         had not ended stays RUNNING in Optuna, to be resumed from its last checkpoint."""
         actives = list(self.in_flight.values()) + list(self.waiting)
         for active in actives + ([self.prepared] if self.prepared else []):
-            # an actor may be making the run right now: find it, never make a second one
-            run_id = active.spec.run_id or self.tracker.find_trial_run(active.trial.number)
-            if run_id is not None:
-                self.tracker.end_trial_run(run_id, "RUNNING", why)
+            self._close(active, "RUNNING", why)
             self.suspended.append(active.trial.number)
         self.in_flight.clear()
         self.waiting.clear()
@@ -187,7 +177,7 @@ class Scheduler:
         if self._out_of_time():  # budget.time: no new trial; one asked ahead never ran
             self.remaining = 0
             if self.prepared is not None:
-                self.tracker.end_trial_run(self._run_of(self.prepared), "FAIL", TIMEOUT)
+                self._close(self.prepared, "FAIL", TIMEOUT)
                 self._conclude(self.prepared, Outcome(Action.FAIL, reason=TIMEOUT))
                 self.prepared = None
         elif self.prepared is None and self.remaining > 0:
@@ -204,8 +194,6 @@ class Scheduler:
             result: ChunkResult | Lost = ray.get(ref)
         except ray.exceptions.RayError as exc:  # the actor died, or its node with it
             result = self._bury(active, exc)
-        else:
-            self._record_run(active, result.run_id)
         outcome = decide(result, self._standing(active), self.spec, time.time())
         if outcome.ask_pruner:  # before the next chunk (never with several objectives)
             self._report(active, outcome.report)
@@ -248,12 +236,11 @@ class Scheduler:
         if outcome.action is Action.SUSPEND:
             self._suspend(active)
         elif outcome.action is Action.FAIL:
-            run_id = self._run_of(active)
             try:  # what the actor had not written yet is in its checkpoint: keep it
                 salvage_metrics(active.spec, self.tracker.client)
             except Exception as err:
                 self.notice(f"trial {active.trial.number}: unwritten metrics lost: {err}")
-            self.tracker.end_trial_run(run_id, "FAIL", outcome.reason)
+            self._close(active, "FAIL", outcome.reason)
             self._conclude(active, outcome)
         else:
             self._requeue(active, what)
@@ -302,29 +289,18 @@ class Scheduler:
         while self.waiting:
             active = self.waiting.popleft()
             reason = f"no actor could start within {START_TIMEOUT_S:.0f}s to resume it"
-            self.tracker.end_trial_run(self._run_of(active), "FAIL", reason)
+            self._close(active, "FAIL", reason)
             self._conclude(active, Outcome(Action.FAIL, reason=reason))
 
     def _suspend(self, active: Active) -> None:
         """Leave a trial RUNNING in Optuna, its run KILLED: `gansweep resume` continues it."""
-        self.tracker.end_trial_run(self._run_of(active), "RUNNING", self.stop_requested or "")
+        self._close(active, "RUNNING", self.stop_requested or "")
         self.suspended.append(active.trial.number)
 
-    def _record_run(self, active: Active, run_id: str | None) -> None:
-        """The run its actor made: on the trial (for status, best, promote) and its spec."""
-        if active.spec.run_id is None and run_id is not None:
-            active.spec = dataclasses.replace(active.spec, run_id=run_id)
-            active.trial.set_user_attr(USER_ATTR_RUN, run_id)
-
-    def _run_of(self, active: Active) -> str:
-        """The trial's run, for the driver to write to when no actor holds the trial: the one
-        an actor made (found by its tags if never recorded), else one made here."""
-        if active.spec.run_id is None:  # no chunk came back: its params may not be written
-            number = active.trial.number
-            self._record_run(active, self.tracker.find_trial_run(number)
-                             or self.tracker.create_trial_run(number))
-            self.tracker.log_params(active.spec.run_id, active.spec.run_params)
-        return active.spec.run_id
+    def _close(self, active: Active, state: str, reason: str) -> None:
+        """End the trial's run from the driver: no actor holds the trial (it died, or the trial
+        never started)."""
+        self.tracker.end_trial_run(active.spec.run_id, state, reason, active.spec.run_params)
 
     def _next_chunk(self, active: Active) -> None:
         self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
@@ -339,11 +315,6 @@ class Scheduler:
             self._report(active, outcome.report)
         self.stats.running -= 1
         self._conclude(active, outcome)
-        if active.spec.run_id is None:  # its actor could not make the run (MLflow down?)
-            try:
-                self.tracker.end_trial_run(self._run_of(active), state, outcome.reason)
-            except Exception as exc:
-                self.notice(f"trial {active.trial.number}: no MLflow run: {exc}")
 
     def _report(self, active: Active, report: tuple[float, int]) -> None:
         value, step = report

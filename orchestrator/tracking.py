@@ -2,8 +2,8 @@
 
 Experiment = the spec's `experiment`. One parent run per sweep (role `sweep`), one child run per
 trial (role `trial`, run name `trial-0007`, nested through `mlflow.parentRunId`). Everything goes
-through `MlflowClient` with explicit run ids. The driver holds a `SweepTracker`; an actor writes
-its trial's run through `orchestrator.runlog.RunLogger`, with the functions below.
+through `MlflowClient` with explicit run ids. The driver holds a `SweepTracker` and makes every
+trial's run; an actor writes into it through `orchestrator.runlog.RunLogger`.
 """
 
 from __future__ import annotations
@@ -106,37 +106,6 @@ def trial_run_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
-def find_trial_run(client: MlflowClient, template: dict[str, Any], number: int) -> str | None:
-    """The run of trial `number` of the template's sweep, if one was made."""
-    tags = template["tags"]
-    runs = client.search_runs(
-        [template["experiment_id"]],
-        f"tags.`{TAG_SWEEP}` = '{tags[TAG_SWEEP]}' and tags.`{TAG_ROLE}` = 'trial' "
-        f"and tags.`{TAG_TRIAL}` = '{number}'", max_results=1,
-        order_by=["attributes.start_time ASC"])
-    return runs[0].info.run_id if runs else None
-
-
-def open_trial_run(client: MlflowClient, template: dict[str, Any], number: int,
-                   find: bool) -> str:
-    """Create trial `number`'s run, one write. With `find` (a resumed attempt whose run id the
-    driver never recorded: it died, or the actor did, right after creating it), reuse the run
-    an earlier attempt made, RUNNING again, so that a trial never gets two runs."""
-    found = find_trial_run(client, template, number) if find else None
-    if found is not None:
-        reopen_trial_run(client, found)
-        return found
-    run = client.create_run(template["experiment_id"], run_name=trial_run_name(number), tags={
-        **template["tags"], TAG_TRIAL: str(number), TAG_STATE: "RUNNING"})
-    return run.info.run_id
-
-
-def reopen_trial_run(client: MlflowClient, run_id: str) -> None:
-    """A resumed trial continues in its own run: RUNNING again, same id, same history."""
-    client.log_batch(run_id, tags=[RunTag(TAG_STATE, "RUNNING")])
-    client.update_run(run_id, status="RUNNING")
-
-
 def params_of(params: dict[str, Any]) -> list[Param]:
     """A trial's params as MLflow writes them (the actor's and the driver's write agree, so
     MLflow accepts the second)."""
@@ -215,30 +184,41 @@ class SweepTracker:
         self.parent_run_id = run_id
         return run_id
 
-    def run_template(self) -> dict[str, Any]:
-        """What an actor needs to create a trial's run itself: the experiment and the tags
-        every trial run carries (the trial number is added per run)."""
-        return {"experiment_id": self.experiment_id, "tags": {
-            "mlflow.parentRunId": self.parent_run_id, TAG_SWEEP: self.sweep, TAG_ROLE: "trial",
-            **self.trial_tags}}
-
     def create_trial_run(self, number: int) -> str:
-        """A trial's run made on the driver: only where no actor made it (the trial ended or
-        was suspended before it started)."""
-        return open_trial_run(self.client, self.run_template(), number, find=False)
+        """Trial `number`'s run, one write: made by the driver as it asks the trial ahead, so
+        its id is on the Optuna trial before any actor starts it."""
+        run = self.client.create_run(self.experiment_id, run_name=trial_run_name(number), tags={
+            "mlflow.parentRunId": self.parent_run_id, TAG_SWEEP: self.sweep, TAG_ROLE: "trial",
+            **self.trial_tags, TAG_TRIAL: str(number), TAG_STATE: "RUNNING"})
+        return run.info.run_id
 
     def find_trial_run(self, number: int) -> str | None:
-        return find_trial_run(self.client, self.run_template(), number)
+        """The run of trial `number` of this sweep, if one was made."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = 'trial' "
+            f"and tags.`{TAG_TRIAL}` = '{number}'", max_results=1,
+            order_by=["attributes.start_time ASC"])
+        return runs[0].info.run_id if runs else None
+
+    def resume_trial_run(self, number: int, run_id: str | None) -> str:
+        """The run a trial left RUNNING continues in, RUNNING again (same id, same history): its
+        recorded run, else the one found by its tags (its driver died between making the run
+        and recording it), else a new one (it died before making it). Never a second run."""
+        run_id = run_id or self.find_trial_run(number)
+        if run_id is None:
+            return self.create_trial_run(number)
+        self.client.log_batch(run_id, tags=[RunTag(TAG_STATE, "RUNNING")])
+        self.client.update_run(run_id, status="RUNNING")
+        return run_id
 
     def end_trial_run(self, run_id: str, state: str, reason: str = "",
-                      tags: dict[str, str] | None = None) -> None:
-        """Close a trial's run from the driver (used when its actor could not)."""
-        extra = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        self.client.log_batch(run_id, tags=end_tags(state, reason) + extra)
+                      params: dict[str, Any] | None = None) -> None:
+        """Close a trial's run from the driver (when no actor holds the trial), with its params
+        in the same write: an actor may have died before writing them."""
+        self.client.log_batch(run_id, params=params_of(params or {}),
+                              tags=end_tags(state, reason))
         self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED"))
-
-    def reopen_trial_run(self, run_id: str) -> None:
-        reopen_trial_run(self.client, run_id)
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         """A trial's params, from the driver (the same values its actor logs, if it did)."""

@@ -53,16 +53,18 @@ class TrialMaker:
     """Makes `Active` trials; one whose params the sampler cannot draw FAILs (none is left
     RUNNING without params)."""
 
-    def __init__(self, ctx: SweepContext, run_template: dict[str, Any]):
+    def __init__(self, ctx: SweepContext):
         self.spec, self.study, self.tracker = ctx.spec, ctx.study, ctx.tracker
-        self.checkpoint_root, self.run_template = ctx.settings.checkpoint_root, run_template
+        self.checkpoint_root = ctx.settings.checkpoint_root
 
     def ask(self) -> Active:
         trial = self.study.ask()
         params = self.suggest(trial)
         seed = trial_seed(self.spec.sampler.seed, trial.number)
-        trial.set_user_attr(USER_ATTR_SEED, seed)  # its run: made by its actor, recorded later
-        return Active(trial, self.trial_spec(trial.number, params, seed, None))
+        trial.set_user_attr(USER_ATTR_SEED, seed)
+        run_id = self.tracker.create_trial_run(trial.number)  # made first, then recorded: a
+        trial.set_user_attr(USER_ATTR_RUN, run_id)  # driver dying between leaves it findable
+        return Active(trial, self.trial_spec(trial.number, params, seed, run_id))
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """The trial's params; a sampler that cannot draw them fails the trial and stops the
@@ -74,15 +76,14 @@ class TrialMaker:
             tell(self.study, trial, Outcome(Action.FAIL, reason=reason))
             raise SpecError(f"{self.spec.path or self.spec.name}: space: {reason}") from None
 
-    def trial_spec(self, number: int, params: dict, seed: int, run_id: str | None,
+    def trial_spec(self, number: int, params: dict, seed: int, run_id: str,
                    attempt: int = 1) -> TrialSpec:
         budget = self.spec.budget
         return TrialSpec(
             sweep=self.spec.name, number=number, trainer=self.spec.trainer_target, params=params,
             seed=seed, run_id=run_id, checkpoint_root=self.checkpoint_root,
             total_steps=budget.steps, log_every=budget.log_every,
-            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints,
-            run_template=self.run_template)
+            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints)
 
     def orphans(self, notice: Callable[[str], None]) -> list[Active]:
         """Trials an earlier driver left RUNNING (it was killed or interrupted): each resumes
@@ -96,9 +97,9 @@ class TrialMaker:
                       else self.suggest(trial))  # asked, then its driver died
             if USER_ATTR_SEED not in attrs:  # the driver died between asking and recording it
                 trial.set_user_attr(USER_ATTR_SEED, seed)
-            run_id = attrs.get(USER_ATTR_RUN)  # None: its next actor finds or makes the run
-            if run_id is not None:
-                self.tracker.reopen_trial_run(run_id)
+            run_id = self.tracker.resume_trial_run(frozen.number, attrs.get(USER_ATTR_RUN))
+            if attrs.get(USER_ATTR_RUN) != run_id:
+                trial.set_user_attr(USER_ATTR_RUN, run_id)
             attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1
             trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
             step = max(frozen.intermediate_values, default=0)

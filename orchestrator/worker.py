@@ -12,7 +12,6 @@ import os
 import socket
 import time
 import traceback
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,13 +44,12 @@ class TrialSpec:
     trainer: str  # a built-in name or module:Class (entry points resolved by the driver)
     params: dict[str, Any]
     seed: int
-    run_id: str | None  # None: the actor creates the trial's run (find-or-create on a retry)
+    run_id: str  # the trial's MLflow run, made by the driver when it asked the trial
     checkpoint_root: str
     total_steps: int
     log_every: int
     attempt: int = 1  # 2 and up: resume from the trial's last checkpoint
     keep_checkpoints: int = 2
-    run_template: dict[str, Any] | None = None  # SweepTracker.run_template(), to create the run
 
     @property
     def run_params(self) -> dict[str, Any]:
@@ -65,7 +63,6 @@ class ChunkResult:
     step: int
     metrics: dict[str, float]
     error: str | None = None  # "diverged", or the exception that ended the trial
-    run_id: str | None = None  # the trial's MLflow run (None: it could not be made)
 
 
 DIVERGED = "diverged"
@@ -81,8 +78,7 @@ class TrialWorker:
         self.data = data
         self.logger = RunLogger(tracking_uri)
         self.spec: TrialSpec | None = None
-        self._run_id: str | None = None
-        self._run_made: Future | None = None  # the run being made on the logging thread
+        self.run_id: str | None = None  # the current trial's MLflow run
         self.trainer = None
         self.device_name = "cpu"  # the torch device of the current trial
         self.start_error: str | None = None
@@ -90,22 +86,6 @@ class TrialWorker:
         self.checkpoints: TrialCheckpoints | None = None
         self.logged: dict[str, int] = {}  # on a resumed trial: the last step MLflow has per key
         self._since = 0.0  # perf_counter() at the trial's start or its last chunk's metrics
-
-    @property
-    def run_id(self) -> str | None:
-        """The trial's MLflow run, waiting for its making if queued; raises (once) if it could
-        not be made, so the trial fails with that error."""
-        made, self._run_made = self._run_made, None
-        if made is not None:
-            self._run_id = made.result()
-        return self._run_id
-
-    def _known_run(self) -> str | None:
-        """The run id, or None if it could not be made (for paths that must not raise)."""
-        try:
-            return self.run_id
-        except Exception:
-            return None
 
     def ready(self) -> bool:
         """Answers once the actor is placed and constructed."""
@@ -137,11 +117,8 @@ class TrialWorker:
         from trainers.rng import seed_everything, set_process_rng_state
 
         self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
-        self.logged, self._run_id, self._run_made = {}, spec.run_id, None
+        self.logged, self.run_id = {}, spec.run_id
         try:
-            if spec.run_id is None:  # made here, not on the driver, while the trial trains
-                self._run_made = self.logger.open_run(spec.run_template, spec.number,
-                                                      find=spec.attempt > 1)
             self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
                                                 spec.keep_checkpoints)
             tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
@@ -149,7 +126,6 @@ class TrialWorker:
             self.device_name = tags[TAG_DEVICE]  # training and scoring both run there
             trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed,
                                     self.device_name)
-            # a resumed attempt needs its run now: its checkpoints and metrics are the run's
             payload = self.checkpoints.load_latest(self.run_id) if spec.attempt > 1 else None
             if payload is not None:
                 trainer.load_state_dict(payload["trainer"])
@@ -162,8 +138,7 @@ class TrialWorker:
                 if payload is not None:
                     self._log(_metrics_from_rows(payload["unwritten"]))
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
-            run = self._run_made if self._run_made is not None else self._run_id
-            self.logger.log_start(run, spec.run_params, tags, wait=spec.attempt > 1)
+            self.logger.log_start(self.run_id, spec.run_params, tags, wait=spec.attempt > 1)
             self.trainer, self._since = trainer, time.perf_counter()
         except Exception as exc:
             self.start_error = f"{type(exc).__name__}: {exc}"
@@ -181,8 +156,7 @@ class TrialWorker:
 
         spec, trainer = self.spec, self.trainer
         if trainer is None:
-            return ChunkResult(spec.number, 0, {}, error=self.start_error,
-                               run_id=self._known_run())
+            return ChunkResult(spec.number, 0, {}, error=self.start_error)
         self.logger.retry_unwritten()
         try:
             n_steps = min(n_steps, spec.total_steps - trainer.step)
@@ -216,21 +190,20 @@ class TrialWorker:
             if scored.image is not None:
                 self.logger.log_image(self.run_id, scored.image, key="samples", step=trainer.step)
                 self.last_image = scored.image
-            return ChunkResult(spec.number, trainer.step, metrics, run_id=self.run_id)
+            return ChunkResult(spec.number, trainer.step, metrics)
         except Exception as exc:  # the trial fails; the actor lives on for the next trial
             self._log_traceback()
-            return ChunkResult(spec.number, trainer.step, {}, run_id=self._known_run(),
-                               error=f"{type(exc).__name__}: {exc}")
+            return ChunkResult(spec.number, trainer.step, {}, error=f"{type(exc).__name__}: {exc}")
 
     def finish(self, state: str, reason: str = "") -> None:
         """End the trial's run; a COMPLETE trial also leaves its checkpoint and generator.
 
         state RUNNING: the sweep was interrupted; the run shows KILLED and resumes later."""
         try:
-            if self._known_run() is not None:  # else the driver records the end
+            if self.spec is not None:
                 self._close_run(state, reason)
         finally:
-            self.spec = self.trainer = self.checkpoints = self.last_image = None
+            self.spec = self.trainer = self.checkpoints = self.last_image = self.run_id = None
 
     def _close_run(self, state: str, reason: str) -> None:
         run_id, trainer = self.run_id, self.trainer
@@ -259,7 +232,7 @@ class TrialWorker:
         spec, step = self.spec, self.trainer.step
         self._log(metrics_of(rows))
         self.logger.set_tags(self.run_id, {TAG_DIVERGED_STEP: str(step)})
-        return ChunkResult(spec.number, step, {}, error=DIVERGED, run_id=self.run_id)
+        return ChunkResult(spec.number, step, {}, error=DIVERGED)
 
     def _log(self, metrics: list[Metric]) -> None:
         """Log, skipping (key, step) pairs a resumed run already has: steps never repeat."""
@@ -268,9 +241,7 @@ class TrialWorker:
             self.logger.log_metric_objects(self.run_id, fresh)
 
     def _log_traceback(self) -> None:
-        run_id = self._known_run()
-        if run_id is not None:
-            self.logger.log_bytes(run_id, traceback.format_exc().encode(), "errors/traceback.txt")
+        self.logger.log_bytes(self.run_id, traceback.format_exc().encode(), "errors/traceback.txt")
 
     def _payload(self, state: dict[str, Any], batch: list[Metric]) -> dict[str, Any]:
         """One self-describing checkpoint: trainer state (models, optimizers, EMA, its RNGs),

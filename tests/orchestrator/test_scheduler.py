@@ -85,10 +85,10 @@ def test_a_trial_left_running_by_a_dead_driver_resumes_in_its_own_run(ray_local,
     assert sorted(r.data.tags["gansweep.trial"] for r in runs) == ["0", "1", "2", "3"]
 
 
-def test_a_run_an_actor_made_but_the_driver_never_recorded_is_reused_on_resume(
+def test_a_run_the_driver_made_but_never_recorded_is_reused_on_resume(
         ray_local, settings, write_spec):
-    # The driver died after an actor made trial 0's run and before the first chunk told it the
-    # run id; trial 1 had been asked and never started. Resume: no trial gets a second run.
+    # The driver died after making trial 0's run and before recording its id on the trial;
+    # trial 1 had been asked and its run never made. Resume: no trial gets a second run.
     from orchestrator.tracking import SweepTracker
 
     spec = _spec(write_spec)
@@ -96,7 +96,7 @@ def test_a_run_an_actor_made_but_the_driver_never_recorded_is_reused_on_resume(
     tracker.open_sweep_run(spec.text, "spec.yaml")
     study = optuna.create_study(study_name="synth", storage=settings.storage)
     made, _never_started = study.ask(), study.ask()
-    run_id = tracker.create_trial_run(made.number)  # as the actor does; no user attr
+    run_id = tracker.create_trial_run(made.number)  # and no user attr
     stats = launch(spec, settings, notice=lambda m: None)
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4 and stats.resumed == 2

@@ -9,7 +9,6 @@ from orchestrator.tracking import (
     log_missing_metrics,
     logged_steps,
     metrics_of,
-    open_trial_run,
 )
 
 
@@ -36,13 +35,17 @@ def test_a_trial_run_is_named_tagged_and_nested_under_the_sweep(tracker):
     assert tracker.find_trial_run(7) == run.info.run_id and tracker.find_trial_run(8) is None
 
 
-def test_a_resumed_attempt_finds_the_trials_run_and_reopens_it(tracker):
+def test_a_resumed_trial_finds_its_run_and_reopens_it_and_never_makes_a_second(tracker):
     run_id = tracker.create_trial_run(3)
-    tracker.end_trial_run(run_id, "RUNNING")  # interrupted: KILLED until resumed
+    tracker.end_trial_run(run_id, "RUNNING", params={"lr": 0.1})  # interrupted: KILLED
     assert tracker.client.get_run(run_id).info.status == "KILLED"
-    assert open_trial_run(tracker.client, tracker.run_template(), 3, find=True) == run_id
+    assert tracker.resume_trial_run(3, None) == run_id  # its id was never recorded: found
     run = tracker.client.get_run(run_id)
     assert run.info.status == "RUNNING" and run.data.tags["gansweep.state"] == "RUNNING"
+    assert run.data.params == {"lr": "0.1"}
+    assert tracker.resume_trial_run(3, run_id) == run_id
+    fresh = tracker.resume_trial_run(4, None)  # its driver died before making it
+    assert fresh != run_id and tracker.find_trial_run(4) == fresh
 
 
 def test_missing_metrics_are_written_past_the_last_step_the_run_has(tracker):

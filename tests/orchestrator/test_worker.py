@@ -1,7 +1,8 @@
-"""The trial worker: its decisions without Ray, and one real actor making its trials' runs."""
+"""The trial worker: its decisions without Ray, and one real actor filling its trials' runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -18,10 +19,10 @@ from orchestrator.worker import (
 )
 
 
-def _trial(number: int, template: dict, tmp_path, run_id: str | None = None) -> TrialSpec:
+def _trial(number: int, tmp_path, run_id: str) -> TrialSpec:
     return TrialSpec(sweep="s", number=number, trainer="synthetic", params={"x": 0.5, "y": -1.0},
                      seed=7, run_id=run_id, checkpoint_root=str(tmp_path / "ck"), total_steps=2,
-                     log_every=1, run_template=template)
+                     log_every=1)
 
 
 def test_a_nan_or_inf_train_metric_diverges_and_other_namespaces_do_not():
@@ -42,7 +43,7 @@ def test_a_dead_actors_unwritten_metrics_are_salvaged_from_its_checkpoint_once(t
     tracker = SweepTracker(f"sqlite:///{tmp_path}/mlflow.db", "exp", "s")
     tracker.open_sweep_run("name: s", "spec.yaml")
     run_id = tracker.create_trial_run(0)
-    spec = _trial(0, tracker.run_template(), tmp_path, run_id)
+    spec = _trial(0, tmp_path, run_id)
     tracker.client.log_batch(run_id, metrics=metrics_of([(1, {"train/loss": 1.0})]))
     unwritten = metrics_of([(1, {"train/loss": 1.0}), (2, {"train/loss": 0.5})])
     rows = [(m.key, m.value, m.timestamp, m.step) for m in unwritten]  # as the worker saves them
@@ -54,27 +55,34 @@ def test_a_dead_actors_unwritten_metrics_are_salvaged_from_its_checkpoint_once(t
     assert sorted((m.step, m.value) for m in history) == [(1, 1.0), (2, 0.5)]
 
 
-def test_an_actor_makes_its_trials_run_while_it_trains_and_survives_a_run_it_cannot_make(
+def test_an_actor_fills_the_runs_the_driver_made_and_survives_a_trial_that_cannot_start(
         ray_local, tmp_path):
-    """The run is made on the actor's logging thread: when MLflow refuses it, the trial fails
-    with MLflow's error (no run id), and the same actor makes and fills the next trial's run."""
+    """The driver makes each trial's run; the actor writes params, placement, metrics and the
+    end into it. A trial whose trainer cannot be built fails with that error, on its own run,
+    and the same actor trains the next trial."""
     tracker = SweepTracker(f"sqlite:///{tmp_path}/mlflow.db", "exp", "s")
     tracker.open_sweep_run("name: s", "spec.yaml")
     actor = ray_local.remote(TrialWorker).remote(None, tracker.uri, 1)
 
-    bad = {**tracker.run_template(), "experiment_id": "424242"}  # no such experiment
-    actor.start.remote(_trial(0, bad, tmp_path))
+    broken = tracker.create_trial_run(0)
+    actor.start.remote(dataclasses.replace(_trial(0, tmp_path, broken), trainer="no_such_gan"))
     failed = ray_local.get(actor.train.remote(2))
-    assert failed.run_id is None and "424242" in failed.error
-    ray_local.get(actor.finish.remote("FAIL", failed.error))  # nothing to close: no raise
+    assert failed.step == 0 and "no_such_gan" in failed.error
+    ray_local.get(actor.finish.remote("FAIL", failed.error))
 
-    actor.start.remote(_trial(1, tracker.run_template(), tmp_path))
+    run_id = tracker.create_trial_run(1)
+    actor.start.remote(_trial(1, tmp_path, run_id))
     done = ray_local.get(actor.train.remote(2))
     assert done.error is None and done.step == 2
     ray_local.get(actor.finish.remote("COMPLETE"))
     ray_local.get(actor.flush.remote())
-    run = tracker.client.get_run(done.run_id)
+    run = tracker.client.get_run(run_id)
     assert run.data.params == {"x": "0.5", "y": "-1.0", "seed": "7"}
     assert run.data.tags["gansweep.trial"] == "1" and run.data.tags["gansweep.attempt"] == "1"
     assert run.data.tags["mlflow.parentRunId"] == tracker.parent_run_id
     assert run.info.status == "FINISHED" and "eval/loss" in run.data.metrics
+    failed_run = tracker.client.get_run(broken)
+    assert failed_run.info.status == "FAILED"
+    assert "no_such_gan" in failed_run.data.tags["gansweep.reason"]
+    assert [a.path for a in tracker.client.list_artifacts(broken, "errors")] == [
+        "errors/traceback.txt"]
