@@ -6,55 +6,24 @@ MLflow, and the read-only `status` and `best` need Optuna only (tests/orchestrat
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import math
 import signal
 import sys
 from pathlib import Path
 
 import click
 
+from orchestrator.cli_common import (
+    friendly_errors,
+    load_sweep_study,
+    require_gpu_option,
+    storage_option,
+    store_options,
+    to_json,
+    tracking_uri_of,
+)
 from orchestrator.errors import SpecError
 from orchestrator.redact import storage_flag
-
-EXIT_USAGE = 2
-
-
-def _fail(message: str) -> None:
-    click.echo(f"gansweep: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
-def friendly_errors(command):
-    """Bad input is one line on stderr and exit code 2, never a traceback."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except SpecError as exc:
-            _fail(str(exc))
-    return wrapper
-
-
-def require_gpu_option(command):
-    return click.option("--require-gpu", is_flag=True, help="Refuse to start when the Ray "
-                        "cluster has no GPU, instead of training on CPU.")(command)
-
-
-def storage_option(command):
-    return click.option("--storage", default=None,
-                        help="Optuna storage: an RDB URL, or the path of a journal file "
-                             "(e.g. optuna.journal: less driver time per trial) "
-                             "[default: GANSWEEP_STORAGE or sqlite:///optuna.db]")(command)
-
-
-def store_options(command):
-    """--storage and --tracking-uri, for the commands that touch both stores."""
-    command = click.option("--tracking-uri", default=None, help="MLflow tracking URI "
-                           "[default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]")(command)
-    return storage_option(command)
 
 
 @click.group()
@@ -203,26 +172,6 @@ def _drive(spec, settings, storage, enqueue_from) -> None:
                f"gansweep promote {spec.name} --model-name {spec.name}-generator")
 
 
-def _json(data) -> str:
-    """Strict JSON (RFC 8259) for scripts: a NaN or inf value becomes null, not `NaN`."""
-    def finite(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: finite(v) for k, v in x.items()}
-        return [finite(v) for v in x] if isinstance(x, (list, tuple)) else x
-
-    return json.dumps(finite(data), default=str, indent=2, allow_nan=False)
-
-
-def _load_study(name: str, storage: str | None):
-    """Sweep NAME's study, for the commands that only read it: the storage as `launch` resolves
-    it (a relative file made absolute), without the Ray, torch and pyarrow that launch needs."""
-    from orchestrator.study import absolute_storage, load_study, resolve_storage
-
-    return load_study(name, absolute_storage(resolve_storage(storage)))
-
-
 @main.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -233,10 +182,10 @@ def status(name, as_json, storage) -> None:
     from orchestrator.progress import trials_table
     from orchestrator.results import trial_rows
 
-    study = _load_study(name, storage)
+    study = load_sweep_study(name, storage)
     rows = trial_rows(study)
     if as_json:
-        click.echo(_json({"sweep": name, "direction": study.direction.name.lower(),
+        click.echo(to_json({"sweep": name, "direction": study.direction.name.lower(),
                           "trials": rows}))
     else:
         trials_table(name, rows)
@@ -253,18 +202,18 @@ def best(name, as_json, storage) -> None:
     from orchestrator.progress import pareto_table
     from orchestrator.results import best_trials, objectives
 
-    study = _load_study(name, storage)
+    study = load_sweep_study(name, storage)
     front, goals = best_trials(study), objectives(study)
     if len(goals) > 1:
         if as_json:
-            click.echo(_json({"sweep": name, "objectives": goals, "pareto_front": front}))
+            click.echo(to_json({"sweep": name, "objectives": goals, "pareto_front": front}))
         else:
             pareto_table(name, goals, front)
         return
     found, goal = front[0], goals[0]
     value = found["values"][goal["metric"]]
     if as_json:
-        click.echo(_json({"sweep": name, "number": found["number"], "value": value,
+        click.echo(to_json({"sweep": name, "number": found["number"], "value": value,
                           "metric": goal["metric"], "direction": goal["direction"],
                           "params": found["params"], "seed": found["seed"],
                           "run_id": found["run_id"]}))
@@ -287,13 +236,10 @@ def promote(name, model_name, pick, storage, tracking_uri) -> None:
     """Register the best generator of sweep NAME and point alias `champion` at it."""
     from orchestrator.promote import check_model_name
     from orchestrator.promote import promote as do_promote
-    from orchestrator.study import absolute_sqlite, absolute_storage, load_study, resolve_storage
-    from orchestrator.tracking import resolve_tracking_uri
 
     check_model_name(model_name)  # before any store is opened
-    study_storage = absolute_storage(resolve_storage(storage))  # as launch resolves them
-    tracking_uri = absolute_sqlite(resolve_tracking_uri(tracking_uri))
-    done = do_promote(load_study(name, study_storage), tracking_uri, model_name, pick)
+    done = do_promote(load_sweep_study(name, storage), tracking_uri_of(tracking_uri), model_name,
+                      pick)
     what = "registered new" if done.created else "already registered:"
     click.echo(f"{what} {done.model_name} version {done.version} from trial {done.trial} "
                f"(run {done.run_id})")

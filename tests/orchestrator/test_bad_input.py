@@ -180,7 +180,7 @@ def test_promote_refuses_a_model_name_a_filter_cannot_hold(tmp_path, monkeypatch
 def test_json_output_is_strict_json_when_a_value_is_not_finite():
     import json
 
-    from orchestrator.cli import _json
+    from orchestrator.cli_common import to_json as _json
 
     text = _json({"value": float("nan"), "front": [{"fid": float("inf")}, {"fid": 1.5}]})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON {c}")) == {
