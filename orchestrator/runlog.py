@@ -108,10 +108,11 @@ class RunLogger:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / Path(artifact_path).name
                 path.write_bytes(data)
-                self.client.log_artifact(run_id, str(path), str(Path(artifact_path).parent))
+                folder = str(Path(artifact_path).parent)  # "." for a top-level file
+                self.client.log_artifact(run_id, str(path), None if folder == "." else folder)
         self._put(write)
 
-    def log_model(self, run_id: str, module, input_dim: int) -> None:
+    def log_model(self, run_id: str, module, input_dim: int, name: str = MODEL_NAME) -> None:
         """The generator as an MLflow PyTorch model (torch.export format, dynamic batch).
 
         Runs on the caller's thread, not the logger's: torch.export is not thread-safe, and the
@@ -124,7 +125,7 @@ class RunLogger:
             mlflow.set_tracking_uri(self.uri)
             with mlflow.start_run(run_id=run_id):
                 mlflow.pytorch.log_model(
-                    module, name=MODEL_NAME, pip_requirements=["torch"],
+                    module, name=name, pip_requirements=["torch"],
                     input_example=np.zeros((16, input_dim), np.float32))
         self._with_retries(write)
 

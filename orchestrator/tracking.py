@@ -22,6 +22,7 @@ from orchestrator.redact import redact_uri
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_NAME = "generator"  # the trial's logged model, as promote looks it up
+BEST_MODEL_NAME = "generator_best"  # the generator of the trial's best evaluation
 # gansweep state -> MLflow run status when the run ends. A trial stopped by Ctrl-C keeps the
 # state RUNNING (resumable) and its run shows KILLED until a resume reopens it.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "RUNNING": "KILLED"}
@@ -34,6 +35,7 @@ TAG_PID, TAG_RAY_NODE = "gansweep.pid", "gansweep.ray_node_id"
 TAG_DEVICE = "gansweep.device"  # the torch device a trial trains on: cuda or cpu
 TAG_STARTED_AT = "gansweep.started_at"  # unix time the latest attempt began on its actor
 TAG_DIVERGED_STEP = "gansweep.diverged_step"
+TAG_BEST_STEP, TAG_BEST_VALUE = "gansweep.best_step", "gansweep.best_value"
 TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
 # MLflow prints "View run ... at: URI" for each run it ends on a server, userinfo and all, once

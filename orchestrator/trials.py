@@ -83,7 +83,9 @@ class TrialMaker:
             sweep=self.spec.name, number=number, trainer=self.spec.trainer_target, params=params,
             seed=seed, run_id=run_id, checkpoint_root=self.checkpoint_root,
             total_steps=budget.steps, log_every=budget.log_every,
-            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints)
+            attempt=attempt, keep_checkpoints=self.spec.storage.keep_checkpoints,
+            objective=self.spec.objective.metric,
+            maximize=self.spec.objective.direction == "maximize")
 
     def orphans(self, notice: Callable[[str], None]) -> list[Active]:
         """Trials an earlier driver left RUNNING (it was killed or interrupted): each resumes

@@ -7,6 +7,7 @@ returns a small `ChunkResult`. No tensors travel back to the driver.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -20,7 +21,10 @@ from mlflow.entities import Metric
 from orchestrator.checkpoints import TrialCheckpoints
 from orchestrator.runlog import RunLogger
 from orchestrator.tracking import (
+    BEST_MODEL_NAME,
     TAG_ATTEMPT,
+    TAG_BEST_STEP,
+    TAG_BEST_VALUE,
     TAG_DEVICE,
     TAG_DIVERGED_STEP,
     TAG_FINISH_ERROR,
@@ -50,6 +54,8 @@ class TrialSpec:
     log_every: int
     attempt: int = 1  # 2 and up: resume from the trial's last checkpoint
     keep_checkpoints: int = 2
+    objective: str = ""  # the metric sample titles show and the best-step generator follows
+    maximize: bool = False
 
     @property
     def run_params(self) -> dict[str, Any]:
@@ -66,6 +72,15 @@ class ChunkResult:
 
 
 DIVERGED = "diverged"
+
+
+@dataclass
+class Best:
+    """The trial's best evaluation so far: its step, objective value and generator (CPU)."""
+
+    step: int
+    value: float
+    generator: Any
 
 
 class TrialWorker:
@@ -85,6 +100,7 @@ class TrialWorker:
         self.last_image: bytes | None = None
         self.checkpoints: TrialCheckpoints | None = None
         self.logged: dict[str, int] = {}  # on a resumed trial: the last step MLflow has per key
+        self.best: Best | None = None
         self._since = 0.0  # perf_counter() at the trial's start or its last chunk's metrics
 
     def ready(self) -> bool:
@@ -117,6 +133,7 @@ class TrialWorker:
         from trainers.rng import seed_everything, set_process_rng_state
 
         self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
+        self.best = None
         self.logged, self.run_id = {}, spec.run_id
         try:
             self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
@@ -130,6 +147,7 @@ class TrialWorker:
             if payload is not None:
                 trainer.load_state_dict(payload["trainer"])
                 set_process_rng_state(payload["rng"])
+                self.best = _best_from(payload.get("best"), trainer)
                 tags[TAG_RESUMED_FROM] = str(trainer.step)
             elif spec.attempt == 1:
                 self.checkpoints.clear()  # files an earlier sweep of this name left behind
@@ -181,6 +199,8 @@ class TrialWorker:
                        "perf/chunk_s": now - self._since}
             self._since = now
             rows.append((trainer.step, metrics))
+            value = metrics.get(spec.objective)
+            self._note_best(value)  # before the checkpoint, which carries it
             state = trainer.state_dict()
             if not _finite_tensors(state):
                 return self._diverged(rows)
@@ -188,8 +208,7 @@ class TrialWorker:
             self.checkpoints.save(self._payload(state, batch), trainer.step)
             self._log(batch)
             if scored.image is not None:
-                self.logger.log_image(self.run_id, scored.image, key="samples", step=trainer.step)
-                self.last_image = scored.image
+                self._log_samples(scored.image, value)
             return ChunkResult(spec.number, trainer.step, metrics)
         except Exception as exc:  # the trial fails; the actor lives on for the next trial
             self._log_traceback()
@@ -204,6 +223,7 @@ class TrialWorker:
                 self._close_run(state, reason)
         finally:
             self.spec = self.trainer = self.checkpoints = self.last_image = self.run_id = None
+            self.best = None
 
     def _close_run(self, state: str, reason: str) -> None:
         run_id, trainer = self.run_id, self.trainer
@@ -217,6 +237,12 @@ class TrialWorker:
                 generator = trainer.generator()
                 if generator is not None:
                     self.logger.log_model(run_id, generator, trainer.z_dim)
+                best = self.best
+                if best is not None:  # promote and confirm choose: --at best|last
+                    self.logger.log_model(run_id, best.generator, trainer.z_dim,
+                                          name=BEST_MODEL_NAME)
+                    self.logger.set_tags(run_id, {TAG_BEST_STEP: str(best.step),
+                                                  TAG_BEST_VALUE: repr(best.value)})
         except Exception as exc:  # the result stands; say on the run what could not be saved
             self.logger.set_tags(run_id, {TAG_FINISH_ERROR: f"{type(exc).__name__}: {exc}"})
         finally:
@@ -234,6 +260,35 @@ class TrialWorker:
         self.logger.set_tags(self.run_id, {TAG_DIVERGED_STEP: str(step)})
         return ChunkResult(spec.number, step, {}, error=DIVERGED)
 
+    def _note_best(self, value: float | None) -> None:
+        """Keep a copy of the generator when the objective is the best this trial has seen."""
+        spec, best = self.spec, self.best
+        if value is None or not math.isfinite(value):
+            return
+        if best is not None and not (value > best.value if spec.maximize else value < best.value):
+            return
+        generator = self.trainer.generator()
+        if generator is not None:
+            self.best = Best(self.trainer.step, value, generator)
+
+    def _log_samples(self, png: bytes, value: float | None) -> None:
+        """The eval's picture, titled with trial, step and objective: on the run's image slider
+        and as the run's top-level samples.png (the compare page shows top-level images).
+        MLflow's slider opens on step 0, so the trial's first picture is shown there too."""
+        from trainers.grids import titled_png
+
+        spec, step = self.spec, self.trainer.step
+        title = f"trial {spec.number} · step {step}"
+        if value is not None:
+            title += f" · {spec.objective}={value:.4g}"
+        with contextlib.suppress(Exception):  # one Pillow cannot read: shown as it was made
+            png = titled_png(png, title)
+        if spec.attempt == 1 and self.last_image is None:
+            self.logger.log_image(self.run_id, png, key="samples", step=0)
+        self.logger.log_image(self.run_id, png, key="samples", step=step)
+        self.logger.log_bytes(self.run_id, png, "samples.png")
+        self.last_image = png
+
     def _log(self, metrics: list[Metric]) -> None:
         """Log, skipping (key, step) pairs a resumed run already has: steps never repeat."""
         fresh = not_logged(metrics, self.logged)
@@ -250,7 +305,10 @@ class TrialWorker:
 
         spec = self.spec
         unwritten = self.logger.unwritten(self.run_id) + batch
-        return {"trainer": state, "step": self.trainer.step, "spec": asdict(spec),
+        best = self.best
+        kept = None if best is None else {"step": best.step, "value": best.value,
+                                          "state": best.generator.state_dict()}
+        return {"trainer": state, "step": self.trainer.step, "spec": asdict(spec), "best": kept,
                 "run_id": self.run_id, "attempt": spec.attempt, "rng": process_rng_state(),
                 "unwritten": [(m.key, m.value, m.timestamp, m.step) for m in unwritten]}
 
@@ -263,6 +321,15 @@ def salvage_metrics(spec: TrialSpec, client) -> int:
     if payload is None:
         return 0
     return log_missing_metrics(client, spec.run_id, _metrics_from_rows(payload["unwritten"]))
+
+
+def _best_from(kept: dict | None, trainer) -> Best | None:
+    """The best-step generator a checkpoint kept, loaded into a copy of the trainer's."""
+    generator = trainer.generator() if kept is not None else None
+    if generator is None:
+        return None
+    generator.load_state_dict(kept["state"])
+    return Best(int(kept["step"]), float(kept["value"]), generator)
 
 
 def _finite(row: dict[str, float]) -> bool:

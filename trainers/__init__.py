@@ -8,6 +8,7 @@ from trainers.image_data import ImageDataset
 from trainers.image_task import ImageTask
 from trainers.mixtures import Mixture, mixture_metrics
 from trainers.mlp_gan import MLPGANConfig, MLPGANTrainer
+from trainers.noise import eval_noise
 from trainers.registry import (
     DATASETS,
     TRAINERS,
@@ -38,6 +39,7 @@ __all__ = [
     "build_config",
     "build_trainer",
     "data_kind",
+    "eval_noise",
     "dataset_kind",
     "load_dataset",
     "mixture_metrics",

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from trainers.base import Evaluation, build_config
 from trainers.losses import LOSSES, Critic, Means, r1_due, r1_penalty
 from trainers.models import n_params, update_ema
+from trainers.noise import eval_noise
 from trainers.params import check, check_same_config, state_header
 
 
@@ -86,9 +87,8 @@ class AdversarialTrainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas, fused=fused)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
-        # Fixed per trial, drawn once: metrics and images compare across steps.
-        self._fixed = torch.Generator().manual_seed(self.seed)
-        self.eval_z = torch.randn(n_eval, self.z_dim, generator=self._fixed)  # (n_eval, z_dim)
+        # The sweep's shared noise bank: metrics and images compare across steps and trials.
+        self.eval_z = eval_noise(n_eval, self.z_dim)  # (n_eval, z_dim)
 
     @property
     def z_dim(self) -> int:

@@ -106,7 +106,9 @@ class GANTrainer(Protocol):
         """Evaluate the current generator (its EMA, if it keeps one): an `Evaluation` (a plain
         {name: float} dict is read as Evaluation(metrics=...)). Best left without effect on
         training (eval mode inside, train mode restored, no draw from a training RNG), so that a
-        run does not depend on how often it is evaluated."""
+        run does not depend on how often it is evaluated. Samples made from
+        `trainers.noise.eval_noise(n, self.z_dim)`, the sweep's shared noise bank, make grids
+        that compare across steps and across trials."""
 
     def generator(self) -> nn.Module | None:
         """A CPU copy of the generator in eval mode, z (n, z_dim) float32 -> samples (n, ...),

@@ -43,3 +43,25 @@ def image_grid_png(
     buf = io.BytesIO()
     Image.fromarray(grid[:, :, 0] if c == 1 else grid).save(buf, format="PNG")
     return buf.getvalue()
+
+
+TITLE_PAD = 6  # px around the title line
+
+
+def titled_png(png: bytes, title: str) -> bytes:
+    """`png` with a white band on top holding `title` (one line, black, Pillow's default font),
+    e.g. "trial 7 · step 400 · eval/score=0.93": a picture that says what it shows wherever it
+    ends up (the run's image slider, a contact sheet, a download)."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    font = ImageFont.load_default(size=max(11, min(18, image.width // 28)))
+    left, top, right, bottom = ImageDraw.Draw(image).textbbox((0, 0), title, font=font)
+    band = bottom - top + 2 * TITLE_PAD
+    out = Image.new("RGB", (max(image.width, right - left + 2 * TITLE_PAD), image.height + band),
+                    "white")
+    out.paste(image, (0, band))
+    ImageDraw.Draw(out).text((TITLE_PAD, TITLE_PAD - top), title, fill="black", font=font)
+    buf = io.BytesIO()
+    out.save(buf, format="PNG")
+    return buf.getvalue()

@@ -86,3 +86,55 @@ def test_an_actor_fills_the_runs_the_driver_made_and_survives_a_trial_that_canno
     assert "no_such_gan" in failed_run.data.tags["gansweep.reason"]
     assert [a.path for a in tracker.client.list_artifacts(broken, "errors")] == [
         "errors/traceback.txt"]
+
+
+def _mlp_trial(tmp_path, run_id: str, attempt: int = 1) -> TrialSpec:
+    return TrialSpec(sweep="s", number=3, trainer="mlp_gan", params={"g_width": 16, "d_width": 16},
+                     seed=5, run_id=run_id, checkpoint_root=str(tmp_path / "ck"), total_steps=4,
+                     log_every=2, attempt=attempt, objective="eval/reverse_kl")
+
+
+def test_a_trial_shows_titled_samples_from_step_0_and_keeps_its_best_generator(ray_local,
+                                                                                tmp_path):
+    """The slider's first step shows the first eval; samples.png is top level for the compare
+    page; the generator of the best eval is logged beside the last one, and a resumed attempt
+    gets the best back from the checkpoint."""
+    from mlflow.pytorch import load_model
+
+    from trainers.mixtures import ring8
+
+    tracker = SweepTracker(f"sqlite:///{tmp_path}/mlflow.db", "exp", "s")
+    tracker.open_sweep_run("name: s", "spec.yaml")
+    run_id = tracker.create_trial_run(3)
+    worker = TrialWorker(ring8(), tracker.uri, 1)  # in the driver: the same code as an actor
+    worker.start(_mlp_trial(tmp_path, run_id))
+    first = worker.train(2)
+    assert first.error is None and worker.best.step == 2
+    kept = TrialCheckpoints(str(tmp_path / "ck"), "s", 3).load_latest(run_id)["best"]
+    assert kept["step"] == 2 and kept["value"] == first.metrics["eval/reverse_kl"]
+
+    again = TrialWorker(ring8(), tracker.uri, 1)  # its actor died: attempt 2 resumes
+    again.start(_mlp_trial(tmp_path, run_id, attempt=2))
+    assert again.best.step == 2 and again.best.value == kept["value"]
+    state = again.best.generator.state_dict()
+    assert all(torch.equal(state[k], kept["state"][k]) for k in kept["state"])
+    last = again.train(2)
+    again.finish("COMPLETE")
+    again.flush()
+
+    client = tracker.client
+    steps = sorted(int(a.path.split("+step+")[1].split("+")[0])
+                   for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png"))
+    assert steps == [0, 2, 4]  # step 0 holds the first eval's picture
+    top = {a.path for a in client.list_artifacts(run_id)}
+    assert "samples.png" in top
+    tags = client.get_run(run_id).data.tags
+    values = {2: first.metrics["eval/reverse_kl"], 4: last.metrics["eval/reverse_kl"]}
+    best_step = min(values, key=values.get)
+    assert tags["gansweep.best_step"] == str(best_step)
+    models = {m.name: m for m in client.search_logged_models(
+        experiment_ids=[tracker.experiment_id], filter_string=f"source_run_id = '{run_id}'")}
+    assert set(models) == {"generator", "generator_best"}
+    best = load_model(models["generator_best"].model_uri)
+    z = torch.randn(8, 2)
+    assert best(z).shape == (8, 2)
