@@ -1,4 +1,5 @@
-"""`gansweep`: launch, status, best, promote. Parsing only; the work lives in the modules.
+"""`gansweep`: launch, submit, resume, status, best, promote, check-trainer, data import here;
+confirm, sample and ui in orchestrator/cli_*.py. Parsing only; the work lives in the modules.
 
 Each command imports what it needs when it runs, so `--help` imports none of Ray, torch, Optuna or
 MLflow, and the read-only `status` and `best` need Optuna only (tests/orchestrator/test_imports.py).
@@ -22,6 +23,9 @@ from orchestrator.cli_common import (
     to_json,
     tracking_uri_of,
 )
+from orchestrator.cli_confirm import confirm
+from orchestrator.cli_sample import sample
+from orchestrator.cli_ui import ui
 from orchestrator.errors import SpecError
 from orchestrator.redact import storage_flag
 
@@ -180,13 +184,14 @@ def _drive(spec, settings, storage, enqueue_from) -> None:
 def status(name, as_json, storage) -> None:
     """Every trial of sweep NAME: state, objective, params, MLflow run."""
     from orchestrator.progress import trials_table
-    from orchestrator.results import trial_rows
+    from orchestrator.results import objectives, trial_rows
 
     study = load_sweep_study(name, storage)
-    rows = trial_rows(study)
-    if as_json:
-        click.echo(to_json({"sweep": name, "direction": study.direction.name.lower(),
-                          "trials": rows}))
+    rows, goals = trial_rows(study), objectives(study)
+    if as_json:  # `direction` for one objective only: Optuna has none for several
+        single = {"direction": goals[0]["direction"]} if len(goals) == 1 else {}
+        click.echo(to_json({"sweep": name, **single, "directions": [
+            g["direction"] for g in goals], "objectives": goals, "trials": rows}))
     else:
         trials_table(name, rows)
 
@@ -201,14 +206,22 @@ def best(name, as_json, storage) -> None:
     its Pareto front."""
     from orchestrator.progress import pareto_table
     from orchestrator.results import best_trials, objectives
+    from orchestrator.ui import run_url, runs_base
 
     study = load_sweep_study(name, storage)
     front, goals = best_trials(study), objectives(study)
+    base, note = runs_base(study)  # its tracking server's, else `gansweep ui`'s address
+    for t in front:
+        t["run_url"] = run_url(base, t["run_id"]) if t["run_id"] else None
     if len(goals) > 1:
         if as_json:
             click.echo(to_json({"sweep": name, "objectives": goals, "pareto_front": front}))
         else:
             pareto_table(name, goals, front)
+            for t in (t for t in front if t["run_url"]):
+                click.echo(f"  trial {t['number']}: {t['run_url']}")
+            if note:
+                click.echo(f"  ({note})")
         return
     found, goal = front[0], goals[0]
     value = found["values"][goal["metric"]]
@@ -216,11 +229,13 @@ def best(name, as_json, storage) -> None:
         click.echo(to_json({"sweep": name, "number": found["number"], "value": value,
                           "metric": goal["metric"], "direction": goal["direction"],
                           "params": found["params"], "seed": found["seed"],
-                          "run_id": found["run_id"]}))
+                          "run_id": found["run_id"], "run_url": found["run_url"]}))
         return
     click.echo(f"best trial of {name}: #{found['number']}  {goal['metric']}={value:.6g} "
                f"({goal['direction']})")
     click.echo(f"  mlflow run: {found['run_id']}   seed: {found['seed']}")
+    if found["run_url"]:
+        click.echo(f"  open it: {found['run_url']}" + (f"  ({note})" if note else ""))
     for key, param in sorted(found["params"].items()):
         click.echo(f"  {key} = {param}")
 
@@ -230,22 +245,40 @@ def best(name, as_json, storage) -> None:
 @click.option("--model-name", required=True, help="Registered model to create or update.")
 @click.option("--pick", default=None, metavar="METRIC", help="With several objectives: promote "
               "the point of the Pareto front that is best on METRIC.")
+@click.option("--at", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Which generator of the trial: the one of its best evaluation, or its last "
+                   "step's.")
 @store_options
 @friendly_errors
-def promote(name, model_name, pick, storage, tracking_uri) -> None:
+def promote(name, model_name, pick, at, storage, tracking_uri) -> None:
     """Register the best generator of sweep NAME and point alias `champion` at it."""
     from orchestrator.promote import check_model_name
     from orchestrator.promote import promote as do_promote
+    from orchestrator.study import absolute_storage, resolve_storage
+    from orchestrator.ui import run_url, runs_base
 
     check_model_name(model_name)  # before any store is opened
-    done = do_promote(load_sweep_study(name, storage), tracking_uri_of(tracking_uri), model_name,
-                      pick)
+    study = load_sweep_study(name, storage)
+    done = do_promote(study, tracking_uri_of(tracking_uri), model_name, pick, at,
+                      absolute_storage(resolve_storage(storage)))
+    choice = done.choice
+    click.echo(f"chosen by {choice.rule}: trial {choice.trial}, {choice.metric} = "
+               f"{choice.value:.6g}")
+    if done.fell_back:
+        click.echo(f"note: run {done.run_id} has no generator_best (logged before trials kept "
+                   f"their best evaluation's); promoting its last generator")
     what = "registered new" if done.created else "already registered:"
     click.echo(f"{what} {done.model_name} version {done.version} from trial {done.trial} "
-               f"(run {done.run_id})")
+               f"(run {done.run_id}, model {done.generator})")
+    was = done.replaced
+    moved = (f" (was version {was.version}: trial {was.trial}, {choice.metric} = "
+             f"{was.value or 'not recorded'})" if was else "")
     click.echo(f"alias champion -> version {done.version}"
-               + ("" if done.alias_moved else " (unchanged)"))
-    click.echo(f"load it: mlflow.pytorch.load_model('models:/{done.model_name}@champion')")
+               + (moved if done.alias_moved else " (unchanged)"))
+    base, note = runs_base(study)
+    click.echo(f"its run: {run_url(base, done.run_id)}" + (f"  ({note})" if note else ""))
+    click.echo(f"load it: mlflow.pytorch.load_model('models:/{done.model_name}@champion')   |   "
+               f"gansweep sample models:/{done.model_name}@champion -n 64 -o samples.png")
 
 
 @main.command("check-trainer")
@@ -323,6 +356,10 @@ def data_import(src, output, size, channels, held_out) -> None:
                f"{summary.skipped} unreadable")
     click.echo(f"sweep on it with  dataset: parquet:{summary.path}")
 
+
+main.add_command(confirm)
+main.add_command(sample)
+main.add_command(ui)
 
 if __name__ == "__main__":
     main()

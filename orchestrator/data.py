@@ -8,6 +8,7 @@ one scored it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -51,9 +52,17 @@ def read_extractor(path: str | None) -> bytes | None:
 def prepare_data(spec: SweepSpec, cache_dir: str, extractor: bytes | None = None,
                  notice=print) -> PreparedData:
     """The spec's dataset, loaded and checked against its trainer before anything is created."""
+    from trainers.mixtures import Mixture
+
     where = f"{Path(spec.path).name or spec.name}: dataset"
-    return prepare_dataset(spec.dataset_target, spec.trainer_target, cache_dir,
-                           spec.budget.eval_samples, extractor, notice, where)
+    scale = spec.budget.eval_scale
+    prepared = prepare_dataset(spec.dataset_target, spec.trainer_target, cache_dir,
+                               spec.budget.eval_samples * scale, extractor, notice, where)
+    if scale > 1 and isinstance(prepared.payload, Mixture):
+        mixture = prepared.payload
+        return dataclasses.replace(prepared, payload=dataclasses.replace(
+            mixture, n_eval=mixture.n_eval * scale))
+    return prepared
 
 
 def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: int = 1000,

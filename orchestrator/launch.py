@@ -34,6 +34,7 @@ from orchestrator.study import (
     resolve_storage,
     trials_used,
 )
+from orchestrator.sweep_page import open_page
 from orchestrator.tracking import SweepTracker, check_tracking_uri, resolve_tracking_uri
 from trainers.params import describe
 
@@ -158,11 +159,13 @@ def init_ray(address: str | None) -> bool:
 
 def launch(spec: SweepSpec, settings: Settings,
            on_update: Callable | None = None, notice: Callable[[str], None] = print,
-           enqueue_from: str | None = None):
+           enqueue_from: str | None = None, confirm_of: str | None = None):
     """Run the sweep until its trial budget is met; returns the final `SweepStats`, or None
     when the budget was already met. Trials an earlier driver left RUNNING are resumed first.
     Stores are checked before Ray starts; a sweep another live driver is running is refused.
-    Raises `Interrupted` after a first SIGINT / SIGTERM once in-flight chunks checkpointed."""
+    Raises `Interrupted` after a first SIGINT / SIGTERM once in-flight chunks checkpointed.
+    `confirm_of`: this is `gansweep confirm`'s study for that sweep (orchestrator/confirm.py):
+    its runs are children of that sweep's parent run, with role `confirm`."""
     from orchestrator.lease import DriverLease
 
     spec = _fit_search(spec, notice)
@@ -178,7 +181,8 @@ def launch(spec: SweepSpec, settings: Settings,
     try:
         n_workers, actor_options = _plan_cluster(spec, settings, notice)
         try:
-            tracker = SweepTracker(settings.tracking_uri, spec.experiment, spec.name)
+            tracker = SweepTracker(settings.tracking_uri, spec.experiment,
+                                   confirm_of or spec.name, "confirm" if confirm_of else "trial")
         except Exception as exc:
             raise SpecError(f"--tracking-uri: cannot use {redact_uri(settings.tracking_uri)}: "
                             f"{mask_secrets(describe(exc), settings.tracking_uri)}") from None
@@ -284,12 +288,21 @@ def check_same_sweep(name: str, storage: str, tracker: SweepTracker) -> None:
 def _launch(ctx: SweepContext, lease):
     """Run the sweep inside its MLflow parent run; the run ends KILLED if the driver stops."""
     spec, tracker = ctx.spec, ctx.tracker
+    if tracker.role != "trial":  # a confirm: the sweep's page, report and status stay its own
+        tracker.parent_run_id = tracker.find_sweep_run()
+        if tracker.parent_run_id is None:
+            raise SpecError(f"sweep {tracker.sweep!r} has no parent run in MLflow experiment "
+                            f"{tracker.experiment_id}: give the sweep's --tracking-uri")
+        return _run(ctx, lease)
     tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
+    page = open_page(tracker, ctx.study, spec)  # the parent run's page, kept current
     try:
         stats = _run(ctx, lease)
     except BaseException:
+        page.close(final=False)
         tracker.close_sweep("KILLED")
         raise
+    page.close(final=stats is not None)  # its last update, before the report it links to
     if stats is not None:
         tracker.log_files(sweep_artifacts(ctx.study, [o.metric for o in spec.objectives]))
     best = stats.best_trial if stats else None

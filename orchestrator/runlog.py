@@ -113,20 +113,21 @@ class RunLogger:
         self._put(write)
 
     def log_model(self, run_id: str, module, input_dim: int, name: str = MODEL_NAME) -> None:
-        """The generator as an MLflow PyTorch model (torch.export format, dynamic batch).
+        """The generator as the run's MLflow PyTorch model `name` (torch.export format, dynamic
+        batch; float32 or float64 noise, a seeded input example, torch pinned: see
+        orchestrator/generator_model.py).
 
         Runs on the caller's thread, not the logger's: torch.export is not thread-safe, and the
         actor must not start the next trial's training while it traces this one's generator.
         """
         import mlflow
-        import numpy as np
+
+        from orchestrator.generator_model import log_model_kwargs
 
         def write():
             mlflow.set_tracking_uri(self.uri)
             with mlflow.start_run(run_id=run_id):
-                mlflow.pytorch.log_model(
-                    module, name=name, pip_requirements=["torch"],
-                    input_example=np.zeros((16, input_dim), np.float32))
+                mlflow.pytorch.log_model(name=name, **log_model_kwargs(module, input_dim))
         self._with_retries(write)
 
     def end_run(self, run_id: str, state: str, reason: str = "") -> None:

@@ -349,6 +349,7 @@ class Scheduler:
         stats = self.stats
         best = {} if self.spec.multi or stats.best is None else {"sweep/best_value": stats.best}
         self.tracker.log_progress({**best, "sweep/completed": stats.done}, step=stats.done)
+        self.tracker.on_progress()  # the sweep page: a request, written off this thread
         self.progress_logged_at = time.time()
 
     def _initial_stats(self) -> SweepStats:

@@ -54,6 +54,7 @@ class Budget:
     log_every: int
     eval_samples: int = 1000  # generated images per eval (image datasets)
     time_s: float | None = None  # past this, no new trial starts
+    eval_scale: int = 1  # samples per eval x this (not in spec files: `gansweep confirm` sets 4)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ from orchestrator.spec import SweepSpec, refuse_empty
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 USER_ATTR_RUN = "mlflow_run_id"
+# a `gansweep confirm` trial's: the sweep trial it retrains, and which of its fresh seeds; also
+# tags (gansweep.<attr>) on its MLflow run
+USER_ATTR_CONFIRMS, USER_ATTR_SEED_INDEX = "confirms_trial", "seed_index"
 USER_ATTR_SEED = "seed"
 USER_ATTR_REASON = "fail_reason"
 USER_ATTR_ATTEMPT = "attempt"  # 1 for the first run of a trial; each resume adds one

@@ -8,8 +8,10 @@ trial's run; an actor writes into it through `orchestrator.runlog.RunLogger`.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ TAG_STARTED_AT = "gansweep.started_at"  # unix time the latest attempt began on 
 TAG_DIVERGED_STEP = "gansweep.diverged_step"
 TAG_BEST_STEP, TAG_BEST_VALUE = "gansweep.best_step", "gansweep.best_value"
 TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
+TAG_NOTE = "mlflow.note.content"  # a run's description in the MLflow UI (markdown)
+TAG_BEST_RUN = "gansweep.best_run_id"  # on the parent run: the best trial's run
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
 # MLflow prints "View run ... at: URI" for each run it ends on a server, userinfo and all, once
 # per trial from every actor: a credential on the screen, and noise under the progress display
@@ -91,7 +95,11 @@ def check_server(uri: str, timeout_s: float = 5.0) -> str | None:
 
 
 def artifact_location(tracking_uri: str) -> str | None:
-    """Artifacts of a local sqlite store go to `mlartifacts/` beside the database file."""
+    """Artifacts of a local sqlite store go to `mlartifacts/` beside the database file.
+
+    Absolute, as MLflow would make it anyway (a relative location is resolved against the working
+    directory when the experiment is created, and every run copies it): a moved folder is mended
+    by `gansweep ui --relocate` (orchestrator/relocate.py)."""
     if not tracking_uri.startswith("sqlite:///"):
         return None  # a tracking server decides its own artifact root
     db_path = Path(tracking_uri[len("sqlite:///"):])
@@ -104,8 +112,8 @@ def metrics_of(rows: list[tuple[int, dict[str, float]]], now: int | None = None)
     return [Metric(k, float(v), now, step) for step, row in rows for k, v in row.items()]
 
 
-def trial_run_name(number: int) -> str:
-    return f"trial-{number:04d}"
+def trial_run_name(number: int, role: str = "trial") -> str:
+    return f"{role}-{number:04d}"
 
 
 def params_of(params: dict[str, Any]) -> list[Param]:
@@ -143,12 +151,21 @@ def log_missing_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]
 class SweepTracker:
     """Driver-side handle on a sweep's experiment and parent run."""
 
-    def __init__(self, tracking_uri: str, experiment: str, sweep: str):
-        self.uri, self.sweep = tracking_uri, sweep
+    def __init__(self, tracking_uri: str, experiment: str, sweep: str, role: str = "trial"):
+        """`role`: what the runs this driver makes are, under the sweep's parent run: `trial`
+        (a sweep's) or `confirm` (`gansweep confirm`'s retrainings)."""
+        self.uri, self.sweep, self.role = tracking_uri, sweep, role
         self.client = MlflowClient(tracking_uri)
         self.experiment_id = self._experiment(experiment)
         self.parent_run_id: str | None = None
         self.trial_tags: dict[str, str] = {}  # set on every trial run, e.g. the feature net
+        self.on_progress: Callable[[], None] = lambda: None  # the sweep page follows progress
+
+    def fork(self) -> SweepTracker:
+        """The same sweep's runs through an MLflow client of its own, for another thread."""
+        twin = copy.copy(self)
+        twin.client, twin.trial_tags = MlflowClient(self.uri), dict(self.trial_tags)
+        return twin
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -170,7 +187,7 @@ class SweepTracker:
         """Whether trials of this sweep already have runs in the experiment."""
         return bool(self.client.search_runs(
             [self.experiment_id],
-            f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = 'trial'",
+            f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = '{self.role}'",
             max_results=1))
 
     def open_sweep_run(self, spec_text: str, spec_name: str) -> str:
@@ -186,19 +203,20 @@ class SweepTracker:
         self.parent_run_id = run_id
         return run_id
 
-    def create_trial_run(self, number: int) -> str:
+    def create_trial_run(self, number: int, tags: dict[str, str] | None = None) -> str:
         """Trial `number`'s run, one write: made by the driver as it asks the trial ahead, so
         its id is on the Optuna trial before any actor starts it."""
-        run = self.client.create_run(self.experiment_id, run_name=trial_run_name(number), tags={
-            "mlflow.parentRunId": self.parent_run_id, TAG_SWEEP: self.sweep, TAG_ROLE: "trial",
-            **self.trial_tags, TAG_TRIAL: str(number), TAG_STATE: "RUNNING"})
+        run = self.client.create_run(self.experiment_id, run_name=trial_run_name(
+            number, self.role), tags={
+            "mlflow.parentRunId": self.parent_run_id, TAG_SWEEP: self.sweep, TAG_ROLE: self.role,
+            **self.trial_tags, **(tags or {}), TAG_TRIAL: str(number), TAG_STATE: "RUNNING"})
         return run.info.run_id
 
     def find_trial_run(self, number: int) -> str | None:
         """The run of trial `number` of this sweep, if one was made."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = 'trial' "
+            f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = '{self.role}' "
             f"and tags.`{TAG_TRIAL}` = '{number}'", max_results=1,
             order_by=["attributes.start_time ASC"])
         return runs[0].info.run_id if runs else None
@@ -232,6 +250,23 @@ class SweepTracker:
         self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.log_progress(metrics, step=0)
 
+    def log_sweep_params(self, params: dict[str, str], tags: dict[str, str]) -> list[str]:
+        """The sweep's settings on its parent run: `params` once (MLflow never changes a param,
+        so a relaunch writes only new ones), `tags` (what may change) every time. Returns the
+        params whose value changed since the first launch (their first value is kept)."""
+        logged = self.client.get_run(self.parent_run_id).data.params
+        new = {k: v for k, v in params.items() if k not in logged}
+        self.client.log_batch(self.parent_run_id, params=params_of(new),
+                              tags=[RunTag(k, v) for k, v in tags.items()])
+        return sorted(k for k, v in params.items() if k in logged and logged[k] != str(v))
+
+    def log_page(self, note: str, tags: dict[str, str], files: dict[str, bytes]) -> None:
+        """The sweep's page on its parent run: the description (markdown), tags, files."""
+        self.client.log_batch(self.parent_run_id, tags=[
+            RunTag(TAG_NOTE, note), *(RunTag(k, v) for k, v in tags.items())])
+        if files:
+            self.log_files(files)
+
     def log_files(self, files: dict[str, bytes]) -> None:
         """Write {artifact path: content} to the parent run in one upload."""
         import tempfile
@@ -244,9 +279,15 @@ class SweepTracker:
             self.client.log_artifacts(self.parent_run_id, tmp)
 
     def log_progress(self, metrics: dict[str, float], step: int) -> None:
+        """The sweep's progress on its parent run (`sweep/...`; `confirm/...` for a confirm)."""
+        if self.role != "trial":
+            metrics = {k.replace("sweep/", f"{self.role}/", 1): v for k, v in metrics.items()}
         now = int(time.time() * 1000)
         self.client.log_batch(self.parent_run_id, metrics=[
             Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def set_sweep_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def close_sweep(self, status: str = "FINISHED", tags: dict[str, str] | None = None) -> None:
         if tags:

@@ -17,14 +17,18 @@ from orchestrator.space import suggest_all
 from orchestrator.spec import SpecError
 from orchestrator.study import (
     USER_ATTR_ATTEMPT,
+    USER_ATTR_CONFIRMS,
     USER_ATTR_DIVERGED_STEP,
     USER_ATTR_REASON,
     USER_ATTR_RUN,
     USER_ATTR_SEED,
+    USER_ATTR_SEED_INDEX,
     trial_seed,
 )
 from orchestrator.worker import TrialSpec
 from trainers.params import describe
+
+RUN_TAG_ATTRS = (USER_ATTR_CONFIRMS, USER_ATTR_SEED_INDEX)
 
 
 @dataclass
@@ -62,7 +66,9 @@ class TrialMaker:
         params = self.suggest(trial)
         seed = trial_seed(self.spec.sampler.seed, trial.number)
         trial.set_user_attr(USER_ATTR_SEED, seed)
-        run_id = self.tracker.create_trial_run(trial.number)  # made first, then recorded: a
+        tags = {f"gansweep.{k}": str(trial.user_attrs[k]) for k in RUN_TAG_ATTRS
+                if k in trial.user_attrs}  # a confirm trial's source and seed index
+        run_id = self.tracker.create_trial_run(trial.number, tags)  # made first, then recorded: a
         trial.set_user_attr(USER_ATTR_RUN, run_id)  # driver dying between leaves it findable
         return Active(trial, self.trial_spec(trial.number, params, seed, run_id))
 

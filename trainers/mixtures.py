@@ -20,6 +20,7 @@ class Mixture:
     name: str
     means: np.ndarray  # (K, 2) float32
     std: float
+    n_eval: int = 2_500  # points a trainer generates per evaluation (PacGAN protocol: 2,500)
 
     @property
     def n_modes(self) -> int:

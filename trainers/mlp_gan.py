@@ -125,7 +125,7 @@ class MLPGANTrainer(AdversarialTrainer):
                 g = ClusterGenerator(cfg.z_dim, cfg.g_width, cfg.g_depth, cfg.activation,
                                      cfg.batchnorm, weights)
             return g, Discriminator(cfg.d_width, cfg.d_depth, cfg.activation, cfg.clusters)
-        self._build(make_models, N_EVAL, fused=True)
+        self._build(make_models, data.n_eval, fused=True)
 
     def _train_step(self, means: Means) -> None:
         cfg = self.config

@@ -11,7 +11,8 @@ from orchestrator.study import USER_ATTR_RUN, USER_ATTR_SEED, open_study
 from tests.conftest import SYNTHETIC
 
 HEAVY = ("torch", "ray", "optuna", "mlflow")
-COMMANDS = ("launch", "submit", "resume", "status", "best", "promote", "check-trainer", "data",
+COMMANDS = ("launch", "submit", "resume", "status", "best", "promote", "confirm", "sample", "ui",
+            "check-trainer", "data",
             "data import")
 
 # runs each `gansweep ARGS...` in-process, then prints the heavy modules they imported

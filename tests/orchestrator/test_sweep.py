@@ -68,6 +68,14 @@ def test_mlflow_holds_one_parent_and_a_nested_child_per_trial(ring8_sweep):
             "optuna/trials.csv"} <= sweep_files
     study = optuna.load_study(study_name="ring8-tiny", storage=settings.storage)
     by_run = {t.user_attrs["mlflow_run_id"]: t for t in study.get_trials()}
+    # the parent run is the sweep's page: params, a description naming the best, figures
+    assert parent.data.params["objective"] == "eval/reverse_kl (minimize)"
+    assert parent.data.params["trainer"] == "mlp_gan"
+    best = study.best_trial
+    assert parent.data.tags["gansweep.best_run_id"] == best.user_attrs["mlflow_run_id"]
+    assert f"**Best**: [trial-{best.number:04d}]" in parent.data.tags["mlflow.note.content"]
+    assert "optuna/figures.html" in sweep_files
+    assert "contact_sheet.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     for run in children:
         tags, trial = run.data.tags, by_run[run.info.run_id]
         assert tags["mlflow.parentRunId"] == parent.info.run_id
@@ -86,12 +94,12 @@ def test_mlflow_holds_one_parent_and_a_nested_child_per_trial(ring8_sweep):
         train = client.get_metric_history(run.info.run_id, "train/d_loss")
         assert sorted(m.step for m in train) == list(range(10, 61, 10))  # log_every cadence
         images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
-        assert sum(p.endswith(".png") for p in images) == 3  # one plot per eval
+        assert sum(p.endswith(".png") for p in images) == 4  # one per eval, the first at 0 too
         assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == [
             "checkpoints/final.pt"]
         models = client.search_logged_models([run.info.experiment_id],
                                              f"source_run_id = '{run.info.run_id}'")
-        assert [m.name for m in models] == ["generator"]
+        assert sorted(m.name for m in models) == ["generator", "generator_best"]
 
 
 def test_checkpoints_keep_the_last_two_per_trial(ring8_sweep):

@@ -1,0 +1,50 @@
+"""How a trial's generator is packaged as an MLflow model, so that it loads and runs anywhere.
+
+Three choices, each for a user who loads the model later without gansweep:
+- **Any float noise.** torch.export turns `z.to(torch.float32)` into a guard that rejects every
+  other dtype, so numpy's default float64 noise (`np.random.randn`) failed. `AnyFloatNoise` casts
+  with the functional `_to_copy` op, which the exported graph keeps as an op, not a guard: the
+  loaded module takes float32 and float64 alike. The signature says float64 (what numpy makes and
+  what MLflow's JSON serving parses), so `pyfunc.predict(np.random.randn(n, z))` works.
+- **A seeded Gaussian input example**, not zeros: a generator's typical input, the same on
+  every log (seed EXAMPLE_SEED), and what torch.export traces.
+- **torch pinned** to the version it was exported with: a pt2 archive is read back by torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+EXAMPLE_SEED = 0
+EXAMPLE_BATCH = 16  # > 1, so the exported batch dimension stays dynamic
+
+
+class AnyFloatNoise(nn.Module):
+    """`generator` behind a cast of its noise to float32 that torch.export keeps as an op."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(torch.ops.aten._to_copy.default(z, dtype=torch.float32))
+
+
+def input_example(z_dim: int, n: int = EXAMPLE_BATCH) -> np.ndarray:
+    """(n, z_dim) float64 standard normal noise, seeded: the same example on every log."""
+    return np.random.default_rng(EXAMPLE_SEED).standard_normal((n, z_dim))
+
+
+def torch_requirement() -> str:
+    """`torch==2.5.1` for the running torch, its local build tag (`+cu121`) dropped: pip
+    cannot resolve a local tag from PyPI, and any build of that version reads the archive."""
+    return f"torch=={torch.__version__.split('+', 1)[0]}"
+
+
+def log_model_kwargs(generator: nn.Module, z_dim: int) -> dict:
+    """What `mlflow.pytorch.log_model` needs besides the model's name."""
+    return {"pytorch_model": AnyFloatNoise(generator).eval(),
+            "input_example": input_example(z_dim),
+            "pip_requirements": [torch_requirement()]}

@@ -1,0 +1,207 @@
+"""`gansweep confirm`: the top configs retrained on fresh seeds, and a table a user can trust."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import statistics
+import threading
+import time
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+from scipy.stats import t as student_t
+
+from orchestrator.checkpoints import TrialCheckpoints
+from orchestrator.cli import main
+from orchestrator.confirm import (
+    bound,
+    confirm_spec,
+    confirm_table,
+    enqueue_missing,
+    top_trials,
+)
+from orchestrator.spec import SpecError, SweepSpec
+from tests.conftest import RING8_TINY, SYNTHETIC
+
+X = {"x": FloatDistribution(-2.0, 2.0)}
+
+
+def _sweep(direction: str, values: list[float]) -> optuna.Study:
+    study = optuna.create_study(direction=direction)
+    for i, value in enumerate(values):
+        study.add_trial(create_trial(params={"x": i / 10}, distributions=X, value=value,
+                                     user_attrs={"mlflow_run_id": f"run{i}"}))
+    study.add_trial(create_trial(params={"x": 1.5}, distributions=X,
+                                 state=TrialState.FAIL))
+    return study
+
+
+def _confirm_run(study, source: int, index: int, value, state=TrialState.COMPLETE,
+                 reports=None):
+    study.add_trial(create_trial(
+        params={"x": source / 10}, distributions=X, state=state,
+        value=value if state == TrialState.COMPLETE else None,
+        intermediate_values=reports or {},
+        user_attrs={"confirms_trial": source, "seed_index": index}))
+
+
+def test_the_bound_is_a_one_sided_student_t_bound_on_the_pessimistic_side():
+    values = [0.8, 0.9, 0.7]
+    mean, std, low = bound(values, maximize=True)
+    margin = student_t.ppf(0.95, 2) * statistics.stdev(values) / math.sqrt(3)
+    assert mean == pytest.approx(0.8) and std == pytest.approx(0.1)
+    assert low == pytest.approx(0.8 - margin)
+    assert bound(values, maximize=False)[2] == pytest.approx(0.8 + margin)
+    assert bound([0.5], True) == (0.5, None, None) and bound([], True) == (None, None, None)
+
+
+def test_the_table_ranks_configs_by_their_bound_not_by_their_lucky_sweep_value():
+    sweep = _sweep("maximize", [0.99, 0.90, 0.50])
+    top = top_trials(sweep, 2)
+    assert [t.number for t in top] == [0, 1]
+    confirm = optuna.create_study(direction="maximize")
+    for i, v in enumerate([0.95, 0.30, 0.60]):  # trial 0: a lucky seed, widely spread
+        _confirm_run(confirm, 0, i, v, reports={10: v, 20: v})
+    for i, v in enumerate([0.85, 0.88, 0.86]):  # trial 1: steady
+        _confirm_run(confirm, 1, i, v, reports={10: 0.99, 20: v})
+    _confirm_run(confirm, 1, 3, None, state=TrialState.FAIL)
+    rows = confirm_table(sweep, confirm)
+    assert [r.trial for r in rows] == [1, 0]
+    steady = rows[0]
+    assert steady.values == (0.85, 0.88, 0.86) and steady.failed == 1
+    assert steady.run_id == "run1" and steady.sweep_value == 0.90
+    assert steady.mean == pytest.approx(statistics.fmean([0.85, 0.88, 0.86]))
+    # --at best: each run's best report (its generator_best), here 0.99 for trial 1's runs
+    assert confirm_table(sweep, confirm, at="best")[0].values == (0.99, 0.99, 0.99)
+
+
+def test_enqueueing_adds_only_the_missing_config_and_seed_pairs():
+    sweep = _sweep("minimize", [0.3, 0.1, 0.2])
+    confirm = optuna.create_study(direction="minimize")
+    assert enqueue_missing(confirm, top_trials(sweep, 2), 2) == 4
+    assert enqueue_missing(confirm, top_trials(sweep, 2), 2) == 4  # again: nothing new
+    assert enqueue_missing(confirm, top_trials(sweep, 3), 3) == 9
+    waiting = confirm.get_trials(states=(TrialState.WAITING,))
+    pairs = sorted((t.user_attrs["confirms_trial"], t.user_attrs["seed_index"]) for t in waiting)
+    assert pairs == [(s, i) for s in (0, 1, 2) for i in range(3)]
+    assert {t.system_attrs["fixed_params"]["x"] for t in waiting
+            if t.user_attrs["confirms_trial"] == 1} == {0.1}
+
+
+def test_a_confirm_sweep_has_its_own_study_fresh_seeds_no_pruner_and_more_samples(tmp_path):
+    spec = SweepSpec.parse(SYNTHETIC.replace("budget: {", "pruner: {name: median}\nbudget: {"))
+    again = confirm_spec(spec, 6)
+    assert again.name == "synth-confirm" and again.budget.trials == 6
+    assert again.pruner.name == "none" and again.enqueue == ()
+    assert again.sampler.seed != spec.sampler.seed
+    assert again.budget.eval_scale == 4 and spec.budget.eval_scale == 1
+    from orchestrator.data import prepare_data
+
+    ring = SweepSpec.parse(RING8_TINY)
+    points = prepare_data(confirm_spec(ring, 2), str(tmp_path)).payload
+    assert points.n_eval == 4 * prepare_data(ring, str(tmp_path)).payload.n_eval == 10_000
+    multi = optuna.create_study(directions=["minimize", "maximize"])
+    with pytest.raises(SpecError, match="2 objectives"):
+        top_trials(multi, 1)
+
+
+def _stores(tmp_path) -> list[str]:
+    return ["--storage", f"sqlite:///{tmp_path}/optuna.db",
+            "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+
+
+def test_confirm_retrains_the_top_configs_as_child_runs_and_its_table_matches_them(
+        ray_local, tmp_path, write_spec, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(RING8_TINY)
+    runner = CliRunner()  # both commands on the test's Ray: one start-up
+    launched = runner.invoke(main, ["launch", str(spec), "--trials", "3", *_stores(tmp_path)])
+    assert launched.exit_code == 0, launched.output
+    done = runner.invoke(main, ["confirm", "ring8-tiny", "--top", "2", "--seeds", "2",
+                                "--json", *_stores(tmp_path)])
+    assert done.exit_code == 0, done.output
+    table = json.loads(done.output[done.output.index("{"):])
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("ring8-tiny").experiment_id
+    parent = client.search_runs([experiment], "tags.`gansweep.role` = 'sweep'")[0]
+    runs = client.search_runs([experiment], "tags.`gansweep.role` = 'confirm'")
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
+    sweep = optuna.load_study(study_name="ring8-tiny", storage=f"sqlite:///{tmp_path}/optuna.db")
+    top = [t.number for t in top_trials(sweep, 2)]
+    by_source: dict[int, list[float]] = {}
+    for r in runs:  # fresh seeds, the source's params, the final objective as the statistic
+        source = int(r.data.tags["gansweep.confirms_trial"])
+        assert r.data.params["lr_g"] == str(sweep.trials[source].params["lr_g"])
+        assert r.data.params["seed"] != str(sweep.trials[source].user_attrs["seed"])
+        by_source.setdefault(source, []).append(r.data.metrics["eval/reverse_kl"])
+    assert sorted(by_source) == sorted(top)
+    for row in table["rows"]:
+        values = by_source[row["trial"]]
+        assert row["mean"] == pytest.approx(statistics.fmean(values))
+        assert row["std"] == pytest.approx(statistics.stdev(values))
+        margin = student_t.ppf(0.95, 1) * statistics.stdev(values) / math.sqrt(2)
+        assert row["bound"] == pytest.approx(statistics.fmean(values) + margin)
+    assert table["rows"][0]["bound"] <= table["rows"][1]["bound"]  # minimized: lowest first
+    tags = client.get_run(parent.info.run_id).data.tags
+    assert tags["gansweep.confirmed_trial"] == str(table["rows"][0]["trial"])
+    files = {a.path for a in client.list_artifacts(parent.info.run_id, "confirm")}
+    assert files == {"confirm/table.txt", "confirm/table.csv"}
+    assert parent.info.status == client.get_run(parent.info.run_id).info.status  # untouched
+    promoted = runner.invoke(main, ["promote", "ring8-tiny", "--model-name", "ring",
+                                    *_stores(tmp_path)])
+    assert promoted.exit_code == 0, promoted.output
+    chosen = table["rows"][0]
+    assert "lowest 95% upper bound of eval/reverse_kl over 2 fresh seeds" in promoted.output
+    assert f"trial {chosen['trial']}, eval/reverse_kl = {chosen['bound']:.6g}" in promoted.output
+    version = client.get_model_version_by_alias("ring", "champion")
+    assert version.run_id == chosen["run_id"] and "gansweep confirm" in version.description
+
+
+SLOW = SYNTHETIC.replace("budget: {trials: 4, steps: 4, eval_every: 2, log_every: 1}",
+                         "budget: {trials: 2, steps: 30, eval_every: 10, log_every: 2}"
+                         ).replace("resources:", "fixed: {sleep_s: 0.05}\nresources:")
+
+
+def test_a_confirm_run_whose_actor_is_killed_resumes_in_the_same_run(
+        ray_local, settings, write_spec):
+    from orchestrator.confirm import plan_confirm, report_confirm
+    from orchestrator.launch import launch
+
+    assert launch(SweepSpec.load(write_spec(SLOW)), settings, notice=lambda m: None).done == 2
+    plan = plan_confirm("synth", 1, 2, settings.storage)
+    client = MlflowClient(settings.tracking_uri)
+    finished: dict = {}
+    driver = threading.Thread(target=lambda: finished.update(stats=launch(
+        plan.spec, settings, notice=lambda m: None, confirm_of="synth")))
+    driver.start()
+
+    def victim():
+        runs = client.search_runs(
+            [client.get_experiment_by_name("synth").experiment_id],
+            "tags.`gansweep.role` = 'confirm' and tags.`gansweep.trial` = '0'")
+        if (runs and "gansweep.pid" in runs[0].data.tags
+                and TrialCheckpoints(settings.checkpoint_root, "synth-confirm", 0).steps()):
+            return runs[0]
+    deadline, run = time.time() + 60, None
+    while run is None and time.time() < deadline:
+        run = victim()
+        time.sleep(0.05)
+    assert run is not None, "confirm trial 0 never checkpointed"
+    os.kill(int(run.data.tags["gansweep.pid"]), signal.SIGKILL)
+    driver.join(timeout=120)
+    assert not driver.is_alive() and finished["stats"].resumed == 1
+    confirm = optuna.load_study(study_name="synth-confirm", storage=settings.storage)
+    assert [t.state for t in confirm.trials] == [TrialState.COMPLETE] * 2
+    assert confirm.trials[0].user_attrs["attempt"] == 2
+    runs = client.search_runs([run.info.experiment_id], "tags.`gansweep.role` = 'confirm'")
+    assert sorted(r.data.tags["gansweep.trial"] for r in runs) == ["0", "1"]  # no second run
+    rows = report_confirm("synth", plan, settings)
+    assert len(rows) == 1 and len(rows[0].values) == 2 and rows[0].failed == 0
