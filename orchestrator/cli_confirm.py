@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 import sys
@@ -34,7 +35,8 @@ def confirm(name, top, seeds, address, checkpoint_root, at, as_json, storage,
     sweep (gansweep.role=confirm), and print per config the mean, std and a pessimistic 95%
     bound of the objective; `promote` then picks by that bound. Run it again to continue an
     interrupted confirm, or with a larger K or S to add runs."""
-    from orchestrator.confirm import plan_confirm, report_confirm, table_text
+    from orchestrator.confirm import confirm_name, plan_confirm, report_confirm, table_text
+    from orchestrator.errors import SpecError
     from orchestrator.launch import Interrupted, Settings, check_job_stores, launch
     from orchestrator.progress import SweepProgress
     from orchestrator.record import recorded_store, resume_args, stored_extractor
@@ -43,6 +45,8 @@ def confirm(name, top, seeds, address, checkpoint_root, at, as_json, storage,
     resolved = Settings.resolve(storage).storage
     found = resume_args(name, resolved)
     plan = plan_confirm(name, top, seeds, resolved)
+    with contextlib.suppress(SpecError):  # continuing a confirm: where its launch put things
+        found = resume_args(confirm_name(name), resolved)  # (else: the sweep's settings)
     settings = Settings.resolve(
         storage, recorded_store(tracking_uri, found.tracking_uri, "--tracking-uri",
                                 "MLFLOW_TRACKING_URI"),
@@ -54,7 +58,8 @@ def confirm(name, top, seeds, address, checkpoint_root, at, as_json, storage,
                    confirm_of=name)
     except (Interrupted, KeyboardInterrupt) as exc:
         click.echo(f"gansweep: confirm of {name} interrupted; continue with: gansweep confirm "
-                   f"{name} --top {top} --seeds {seeds}{storage_flag(storage)}", err=True)
+                   f"{name} --top {top} --seeds {seeds} --at {at}{storage_flag(storage)}",
+                   err=True)
         sys.exit(128 + (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT))
     rows = report_confirm(name, plan, settings, at)
     objective = plan.sweep.objective

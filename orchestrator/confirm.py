@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
-import reprlib
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +28,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.errors import SpecError
-from orchestrator.search import PrunerSpec
+from orchestrator.search import PrunerSpec, SamplerSpec
 from orchestrator.spec import SweepSpec
 from orchestrator.study import USER_ATTR_CONFIRMS as ATTR_OF
 from orchestrator.study import USER_ATTR_RUN
@@ -36,6 +36,8 @@ from orchestrator.study import USER_ATTR_SEED_INDEX as ATTR_SEED_INDEX
 
 SUFFIX = "-confirm"
 ROLE = "confirm"
+CONFIRM_ATTR = "gansweep.confirm_of"  # on a confirm study: the sweep it confirms
+AT_ATTR = "gansweep.confirm_at"  # on a confirm study: --at of its last table (promote ranks so)
 CONFIDENCE = 0.95
 SAMPLES_FACTOR = 4  # samples per evaluation (points or images), relative to the sweep's
 
@@ -81,23 +83,26 @@ def confirm_spec(spec: SweepSpec, trials: int) -> SweepSpec:
     a budget of one trial per (config, seed), no pruning, fresh seeds, more samples per eval."""
     budget = dataclasses.replace(spec.budget, trials=trials, time_s=None,
                                  eval_scale=SAMPLES_FACTOR)
+    # every trial is enqueued: random never draws (a grid sampler would cap the budget)
     return dataclasses.replace(
         spec, name=confirm_name(spec.name), budget=budget, pruner=PrunerSpec(), enqueue=(),
-        sampler=dataclasses.replace(spec.sampler, seed=fresh_seed(spec.sampler.seed)))
+        sampler=SamplerSpec("random", fresh_seed(spec.sampler.seed)))
 
 
 def enqueue_missing(study: optuna.Study, chosen: list[FrozenTrial], seeds: int) -> int:
-    """Enqueue the (config, seed) pairs the confirm study does not have yet; returns how many
-    pairs it has in all."""
+    """Enqueue the (config, seed) pairs the confirm study has not run, is not running and has
+    not queued (a pair whose trial failed or was pruned is tried again); returns how many
+    trials the study then has in all: the confirm's budget."""
+    lost = (TrialState.FAIL, TrialState.PRUNED)
     have = {(t.user_attrs.get(ATTR_OF), t.user_attrs.get(ATTR_SEED_INDEX))
-            for t in study.get_trials(deepcopy=False)}
+            for t in study.get_trials(deepcopy=False) if t.state not in lost}
     for source in chosen:
         for index in range(seeds):
             if (source.number, index) not in have:
                 study.enqueue_trial(source.params, user_attrs={ATTR_OF: source.number,
                                                                ATTR_SEED_INDEX: index})
                 have.add((source.number, index))
-    return len(have)
+    return len(study.get_trials(deepcopy=False))
 
 
 def bound(values: list[float], maximize: bool) -> tuple[float | None, float | None, float | None]:
@@ -175,10 +180,12 @@ def table_text(rows: list[ConfirmRow], metric: str, maximize: bool) -> str:
     side = "lower" if maximize else "upper"
     lines = [f"{'trial':>5}  {'sweep ' + metric:>18}  {'n':>3}  {'mean':>10}  {'std':>10}  "
              f"{f'95% {side} bound':>16}  failed"]
+    notes = [f"(sweep: the trial's own value, on the sweep's eval samples; n, mean, std, bound: "
+             f"its fresh seeds, on {SAMPLES_FACTOR}x the samples)"]
     for r in rows:
         lines.append(f"{r.trial:>5}  {_num(r.sweep_value):>18}  {len(r.values):>3}  "
                      f"{_num(r.mean):>10}  {_num(r.std):>10}  {_num(r.bound):>16}  {r.failed:>6}")
-    return "\n".join(lines)
+    return "\n".join(lines + notes)
 
 
 def table_csv(rows: list[ConfirmRow]) -> bytes:
@@ -189,7 +196,8 @@ def table_csv(rows: list[ConfirmRow]) -> bytes:
     for r in rows:
         writer.writerow([r.trial, r.run_id or "", r.sweep_value, len(r.values), _blank(r.mean),
                          _blank(r.std), _blank(r.bound), r.failed,
-                         " ".join(repr(v) for v in r.values), reprlib.repr(r.params)])
+                         " ".join(repr(v) for v in r.values),
+                         json.dumps(r.params, sort_keys=True, default=str)])
     return buf.getvalue().encode()
 
 
@@ -222,7 +230,12 @@ def plan_confirm(name: str, top: int, seeds: int, storage: str) -> ConfirmPlan:
     sweep = SweepSpec.parse(found.spec, source=Path(found.spec_path or "spec").name,
                             path=found.spec_path)
     chosen = top_trials(load_study(name, storage), top)
+    existing = load_confirm_study(name, storage)
+    if existing is not None and existing.user_attrs.get(CONFIRM_ATTR) != name:
+        raise SpecError(f"sweep {confirm_name(name)!r} in the same storage is not the confirm "
+                        f"study of {name!r}: rename one of the two sweeps")
     study = open_study(confirm_spec(sweep, len(chosen) * seeds), storage)
+    study.set_user_attr(CONFIRM_ATTR, name)
     return ConfirmPlan(sweep, confirm_spec(sweep, enqueue_missing(study, chosen, seeds)))
 
 
@@ -235,6 +248,7 @@ def report_confirm(name: str, plan: ConfirmPlan, settings, at: str = "last") -> 
     sweep = load_study(name, settings.storage)
     confirm = load_study(confirm_name(name), settings.storage)
     rows = confirm_table(sweep, confirm, at)
+    confirm.set_user_attr(AT_ATTR, at)
     objective = plan.sweep.objective
     tracker = SweepTracker(settings.tracking_uri, plan.sweep.experiment, name)
     tracker.parent_run_id = tracker.find_sweep_run()

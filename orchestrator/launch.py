@@ -190,6 +190,10 @@ def launch(spec: SweepSpec, settings: Settings,
         study = open_study(spec, settings.storage)
         lease = DriverLease(settings.storage, study)
         check_same_extractor(study, extractor)
+        confirms = study.user_attrs.get("gansweep.confirm_of")  # orchestrator.confirm's
+        if confirms and confirms != confirm_of:
+            raise SpecError(f"sweep {spec.name!r} is `gansweep confirm {confirms}`'s study: "
+                            f"continue it with that command, or rename this sweep")
         lease.acquire()
         try:
             study.set_user_attr(LAUNCH_ATTR,
@@ -299,14 +303,18 @@ def _launch(ctx: SweepContext, lease):
     try:
         stats = _run(ctx, lease)
     except BaseException:
-        page.close(final=False)
-        tracker.close_sweep("KILLED")
+        try:
+            page.close(final=False)
+        finally:
+            tracker.close_sweep("KILLED")
         raise
-    page.close(final=stats is not None)  # its last update, before the report it links to
-    if stats is not None:
-        tracker.log_files(sweep_artifacts(ctx.study, [o.metric for o in spec.objectives]))
     best = stats.best_trial if stats else None
-    tracker.close_sweep(tags=None if best is None else {"gansweep.best_trial": best})
+    try:  # a Ctrl-C while the page and report are written still ends the run
+        page.close(final=stats is not None)  # its last update, before the report it links to
+        if stats is not None:
+            tracker.log_files(sweep_artifacts(ctx.study, [o.metric for o in spec.objectives]))
+    finally:
+        tracker.close_sweep(tags=None if best is None else {"gansweep.best_trial": best})
     return stats
 
 
@@ -323,7 +331,10 @@ def _run(ctx: SweepContext, lease):
         ctx.notice(f"{spec.name}: budget met ({spec.budget.trials} trials); raise --trials to "
                    f"run more")
         return None
-    ctx.tracker.log_sweep_facts(data.sweep_metrics, data.tags)
+    if ctx.tracker.role == "trial":  # a confirm's data (more samples) is not the sweep's floor
+        ctx.tracker.log_sweep_facts(data.sweep_metrics, data.tags)
+    else:
+        ctx.tracker.trial_tags = dict(data.tags)
     data_ref = ray.put(data.payload)  # read once; actors on a node share it zero-copy
     scheduler = Scheduler(ctx, data_ref)
     signals = _StopOnSignal(scheduler, ctx.notice)

@@ -116,21 +116,23 @@ def best_choice(study: optuna.Study, pick: str | None = None) -> Choice:
 def confirmed(study: optuna.Study) -> Choice | None:
     """The config with the best bound in the sweep's `gansweep confirm` table, when it has one
     (the confirm study lives beside the sweep's, in the same storage)."""
-    from orchestrator.confirm import confirmed_choice, load_confirm_study
+    from orchestrator.confirm import AT_ATTR, confirmed_choice, load_confirm_study
 
-    row = None
+    row, confirm = None, None
     if len(study.directions) == 1:
-        row = confirmed_choice(study, load_confirm_study(study.study_name, study._storage))
+        confirm = load_confirm_study(study.study_name, study._storage)
+    if confirm is not None:  # ranked as its last table was (confirm --at)
+        row = confirmed_choice(study, confirm, confirm.user_attrs.get(AT_ATTR, "last"))
     if row is None or not row.run_id:
         return None
     goal = objectives(study)[0]
     side = "upper" if goal["direction"] == "minimize" else "lower"
     best = "lowest" if goal["direction"] == "minimize" else "highest"
     rule = (f"{best} 95% {side} bound of {goal['metric']} over {len(row.values)} fresh seeds "
-            f"(gansweep confirm: mean {row.mean:.4g} +- {row.std:.2g}; the sweep's own value "
-            f"{row.sweep_value:.4g})")
+            f"(gansweep confirm: bound {row.bound:.4g}, mean {row.mean:.4g} +- {row.std:.2g}; "
+            f"the sweep's own value {row.sweep_value:.4g})")
     return Choice(study.study_name, row.trial, row.run_id, goal["metric"], goal["direction"],
-                  row.bound, rule)
+                  row.mean, rule)  # the value: its confirmed mean
 
 
 def promote(study: optuna.Study, tracking_uri: str, model_name: str, pick: str | None = None,

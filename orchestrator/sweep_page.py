@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.page_figures import contact_sheet, figures_html
+from orchestrator.redact import mask_secrets
 from orchestrator.spec import SweepSpec
 from orchestrator.study import USER_ATTR_RUN
 from orchestrator.tracking import TAG_BEST_RUN, SweepTracker, trial_run_name
@@ -214,7 +215,8 @@ def open_page(tracker: SweepTracker, study: optuna.Study, spec: SweepSpec,
                         "keep the first values, the description shows the current ones",
                         ", ".join(changed))
     except Exception as exc:  # a page must never fail the sweep
-        log.warning("sweep page: params not written: %s: %s", type(exc).__name__, exc)
+        log.warning("sweep page: params not written: %s: %s", type(exc).__name__,
+                    mask_secrets(str(exc), tracker.uri))
     page = SweepPage(tracker, study, spec, every_s)
     tracker.on_progress = page.request
     return page.start()
@@ -242,12 +244,14 @@ class SweepPage:
         self._wake.set()
 
     def close(self, final: bool = True) -> None:
-        """Stop the thread; with `final`, write the page once more, whatever changed."""
+        """Stop the thread; with `final`, write the page once more, whatever changed. Without
+        it (the sweep is stopping on an error or a signal) an update in progress is not waited
+        for long: the thread is a daemon."""
         self.owner.on_progress = lambda: None
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(JOIN_S)
+            self._thread.join(JOIN_S if final else 1.0)
         if self._thread.is_alive():
             log.warning("sweep page: an update is still writing after %.0f s; not rewritten "
                         "at the end", JOIN_S)
@@ -270,7 +274,8 @@ class SweepPage:
             self._write(final)
             return True
         except Exception as exc:  # a page must never fail the sweep
-            log.warning("sweep page: not updated: %s: %s", type(exc).__name__, exc)
+            log.warning("sweep page: not updated: %s: %s", type(exc).__name__,
+                        mask_secrets(str(exc), self.tracker.uri))
             return False
         finally:
             self.updated_at = time.time()
@@ -287,11 +292,14 @@ class SweepPage:
             files[SHEET] = sheet
         tracker = self.tracker
         page = Page(self.spec, tracker.experiment_id, tracker.parent_run_id, trials, top,
-                    has_sheet=sheet is not None, has_figures=self.drawn is not None, final=final)
+                    has_sheet=sheet is not None,
+                    has_figures=self.drawn is not None or FIGURES in files, final=final)
         best = best_complete(trials, self.spec)
         tags = {TAG_BEST_RUN: best.run_id} if best is not None and best.run_id else {}
         tracker.log_page(note(page), tags, files)
         self.seen = seen
+        if FIGURES in files:  # drawn and written: not again until more trials finish
+            self.drawn = tuple(t.number for t in trials if t.state.is_finished())
 
     def _figures(self, trials: list[FrozenTrial], final: bool) -> dict[str, bytes]:
         """The figures, redrawn only when trials finished since they were last drawn."""
@@ -302,7 +310,6 @@ class SweepPage:
                              f"Sweep {self.spec.name}: {len(finished)} trials finished")
         if found is None:
             return {}
-        self.drawn = finished
         return {FIGURES: found}
 
     def _tiles(self, top: list[Ranked]) -> list[tuple[str, bytes]]:

@@ -221,13 +221,14 @@ class SweepTracker:
             order_by=["attributes.start_time ASC"])
         return runs[0].info.run_id if runs else None
 
-    def resume_trial_run(self, number: int, run_id: str | None) -> str:
+    def resume_trial_run(self, number: int, run_id: str | None,
+                         tags: dict[str, str] | None = None) -> str:
         """The run a trial left RUNNING continues in, RUNNING again (same id, same history): its
         recorded run, else the one found by its tags (its driver died between making the run
         and recording it), else a new one (it died before making it). Never a second run."""
         run_id = run_id or self.find_trial_run(number)
         if run_id is None:
-            return self.create_trial_run(number)
+            return self.create_trial_run(number, tags)
         self.client.log_batch(run_id, tags=[RunTag(TAG_STATE, "RUNNING")])
         self.client.update_run(run_id, status="RUNNING")
         return run_id

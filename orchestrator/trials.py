@@ -105,7 +105,8 @@ class TrialMaker:
                       else self.suggest(trial))  # asked, then its driver died
             if USER_ATTR_SEED not in attrs:  # the driver died between asking and recording it
                 trial.set_user_attr(USER_ATTR_SEED, seed)
-            run_id = self.tracker.resume_trial_run(frozen.number, attrs.get(USER_ATTR_RUN))
+            tags = {f"gansweep.{k}": str(attrs[k]) for k in RUN_TAG_ATTRS if k in attrs}
+            run_id = self.tracker.resume_trial_run(frozen.number, attrs.get(USER_ATTR_RUN), tags)
             if attrs.get(USER_ATTR_RUN) != run_id:
                 trial.set_user_attr(USER_ATTR_RUN, run_id)
             attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1

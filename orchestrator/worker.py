@@ -8,6 +8,7 @@ returns a small `ChunkResult`. No tensors travel back to the driver.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import socket
@@ -267,7 +268,12 @@ class TrialWorker:
             return
         if best is not None and not (value > best.value if spec.maximize else value < best.value):
             return
-        generator = self.trainer.generator()
+        try:
+            generator = self.trainer.generator()
+        except Exception:  # the trial trains on; its end says what could not be saved
+            self._log_traceback()
+            self.spec = dataclasses.replace(spec, objective="")  # stop trying
+            return
         if generator is not None:
             self.best = Best(self.trainer.step, value, generator)
 

@@ -93,6 +93,12 @@ def test_enqueueing_adds_only_the_missing_config_and_seed_pairs():
     assert pairs == [(s, i) for s in (0, 1, 2) for i in range(3)]
     assert {t.system_attrs["fixed_params"]["x"] for t in waiting
             if t.user_attrs["confirms_trial"] == 1} == {0.1}
+    retried = optuna.create_study(direction="minimize")  # a pair that failed is tried again
+    _confirm_run(retried, 1, 0, None, state=TrialState.FAIL)
+    _confirm_run(retried, 1, 1, 0.2)
+    assert enqueue_missing(retried, top_trials(sweep, 1), 2) == 3  # the budget: every trial
+    [again] = retried.get_trials(states=(TrialState.WAITING,))
+    assert (again.user_attrs["confirms_trial"], again.user_attrs["seed_index"]) == (1, 0)
 
 
 def test_a_confirm_sweep_has_its_own_study_fresh_seeds_no_pruner_and_more_samples(tmp_path):
@@ -100,7 +106,7 @@ def test_a_confirm_sweep_has_its_own_study_fresh_seeds_no_pruner_and_more_sample
     again = confirm_spec(spec, 6)
     assert again.name == "synth-confirm" and again.budget.trials == 6
     assert again.pruner.name == "none" and again.enqueue == ()
-    assert again.sampler.seed != spec.sampler.seed
+    assert again.sampler.seed != spec.sampler.seed and again.sampler.name == "random"
     assert again.budget.eval_scale == 4 and spec.budget.eval_scale == 1
     from orchestrator.data import prepare_data
 
@@ -124,13 +130,13 @@ def test_confirm_retrains_the_top_configs_as_child_runs_and_its_table_matches_th
     runner = CliRunner()  # both commands on the test's Ray: one start-up
     launched = runner.invoke(main, ["launch", str(spec), "--trials", "3", *_stores(tmp_path)])
     assert launched.exit_code == 0, launched.output
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("ring8-tiny").experiment_id
+    parent = client.search_runs([experiment], "tags.`gansweep.role` = 'sweep'")[0]
     done = runner.invoke(main, ["confirm", "ring8-tiny", "--top", "2", "--seeds", "2",
                                 "--json", *_stores(tmp_path)])
     assert done.exit_code == 0, done.output
     table = json.loads(done.output[done.output.index("{"):])
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    experiment = client.get_experiment_by_name("ring8-tiny").experiment_id
-    parent = client.search_runs([experiment], "tags.`gansweep.role` = 'sweep'")[0]
     runs = client.search_runs([experiment], "tags.`gansweep.role` = 'confirm'")
     assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
@@ -154,13 +160,17 @@ def test_confirm_retrains_the_top_configs_as_child_runs_and_its_table_matches_th
     assert tags["gansweep.confirmed_trial"] == str(table["rows"][0]["trial"])
     files = {a.path for a in client.list_artifacts(parent.info.run_id, "confirm")}
     assert files == {"confirm/table.txt", "confirm/table.csv"}
-    assert parent.info.status == client.get_run(parent.info.run_id).info.status  # untouched
+    after = client.get_run(parent.info.run_id)  # the sweep's page and metrics are its own
+    assert after.info.status == parent.info.status == "FINISHED"
+    assert after.data.tags["mlflow.note.content"] == parent.data.tags["mlflow.note.content"]
+    assert after.data.metrics["sweep/completed"] == parent.data.metrics["sweep/completed"]
+    assert after.data.metrics["confirm/completed"] == 4
     promoted = runner.invoke(main, ["promote", "ring8-tiny", "--model-name", "ring",
                                     *_stores(tmp_path)])
     assert promoted.exit_code == 0, promoted.output
     chosen = table["rows"][0]
     assert "lowest 95% upper bound of eval/reverse_kl over 2 fresh seeds" in promoted.output
-    assert f"trial {chosen['trial']}, eval/reverse_kl = {chosen['bound']:.6g}" in promoted.output
+    assert f"trial {chosen['trial']}, eval/reverse_kl = {chosen['mean']:.6g}" in promoted.output
     version = client.get_model_version_by_alias("ring", "champion")
     assert version.run_id == chosen["run_id"] and "gansweep confirm" in version.description
 

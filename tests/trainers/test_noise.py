@@ -47,4 +47,4 @@ def test_a_titled_picture_keeps_the_picture_under_a_title_band():
     top = titled.convert("L").crop((0, 0, titled.width, band))
     assert min(top.getdata()) < 100  # black text on the white band
     below = titled.convert("L").crop((0, band, plain.width, titled.height))
-    assert list(below.getdata()) == list(plain.convert("L").getdata())
+    assert below.tobytes() == plain.convert("L").tobytes()
