@@ -243,6 +243,7 @@ def report_confirm(name: str, plan: ConfirmPlan, settings, at: str = "last") -> 
     """The table, logged to the sweep's parent run (confirm/table.txt and .csv, and the tags
     gansweep.confirmed_trial / confirmed_bound); returned best bound first."""
     from orchestrator.study import load_study
+    from orchestrator.sweep_page import SweepPage
     from orchestrator.tracking import SweepTracker
 
     sweep = load_study(name, settings.storage)
@@ -255,6 +256,7 @@ def report_confirm(name: str, plan: ConfirmPlan, settings, at: str = "last") -> 
     text = table_text(rows, objective.metric, objective.direction == "maximize")
     tracker.log_files({"confirm/table.txt": text.encode(), "confirm/table.csv": table_csv(rows)})
     best = confirmed_choice(sweep, confirm, at)
+    SweepPage(tracker, sweep, plan.sweep).update(final=True)  # its description shows the table
     if best is not None:
         tracker.set_sweep_tags({"gansweep.confirmed_trial": str(best.trial),
                                 "gansweep.confirmed_bound": repr(best.bound),

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,9 @@ class RunLogger:
 
         def write():
             mlflow.set_tracking_uri(self.uri)
-            with mlflow.start_run(run_id=run_id):
+            with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+                # torch's archive writer on CPU weights: noise under the progress display
+                warnings.filterwarnings("ignore", "No complete tensor found")
                 mlflow.pytorch.log_model(name=name, **log_model_kwargs(module, input_dim))
         self._with_retries(write)
 

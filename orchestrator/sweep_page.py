@@ -114,6 +114,8 @@ class Page:
     has_sheet: bool
     has_figures: bool
     final: bool = False
+    confirmed: tuple = ()  # `gansweep confirm`'s table (orchestrator.confirm.ConfirmRow)
+    confirmed_at: str = "last"
 
     def run_link(self, run_id: str, artifact: str = "") -> str:
         """A link inside the MLflow UI (hash routes: relative links work in its markdown)."""
@@ -126,8 +128,7 @@ def note(page: Page) -> str:
     needed)."""
     for rows in range(len(page.top), -1, -1):
         sections = (_status(page), _best(page), _table(page, rows),
-                    # the runs of `gansweep confirm` (role `confirm`): their section goes here
-                    _pictures(page), _setup(page))
+                    _confirmed(page), _pictures(page), _setup(page))
         text = "\n\n".join(part for part in sections if part)
         if len(text) <= MAX_NOTE:
             return text
@@ -164,6 +165,24 @@ def _table(page: Page, rows: int) -> str:
         values = [_cell(_fmt(r.trial.params[p]) if p in r.trial.params else "") for p in params]
         lines.append(f"| {i} | {_trial_link(page, r)} | {state} | {r.value:.6g} | "
                      + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def _confirmed(page: Page) -> str:
+    """`gansweep confirm`'s table: the configs retrained on fresh seeds, best bound first."""
+    if not page.confirmed:
+        return ""
+    maximize = page.spec.objective.direction == "maximize"
+    metric, side = page.spec.objective.metric, "lower" if maximize else "upper"
+    lines = [f"**Confirmed** by `gansweep confirm` (fresh seeds, each run's {page.confirmed_at} "
+             f"evaluation; `promote` picks the best bound)", "",
+             f"| trial | sweep {_cell(metric)} | n | mean | std | 95% {side} bound |",
+             "|---|---|---|---|---|---|"]
+    for r in page.confirmed:
+        link = f"[trial-{r.trial:04d}]({page.run_link(r.run_id)})" if r.run_id else str(r.trial)
+        cells = [_fmt(v) if v is not None else "-" for v in (r.mean, r.std, r.bound)]
+        lines.append(f"| {link} | {r.sweep_value:.6g} | {len(r.values)} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -291,15 +310,30 @@ class SweepPage:
         if sheet is not None:
             files[SHEET] = sheet
         tracker = self.tracker
+        confirmed, at = self._confirmed()
         page = Page(self.spec, tracker.experiment_id, tracker.parent_run_id, trials, top,
                     has_sheet=sheet is not None,
-                    has_figures=self.drawn is not None or FIGURES in files, final=final)
+                    has_figures=self.drawn is not None or FIGURES in files, final=final,
+                    confirmed=confirmed, confirmed_at=at)
         best = best_complete(trials, self.spec)
         tags = {TAG_BEST_RUN: best.run_id} if best is not None and best.run_id else {}
         tracker.log_page(note(page), tags, files)
         self.seen = seen
         if FIGURES in files:  # drawn and written: not again until more trials finish
             self.drawn = tuple(t.number for t in trials if t.state.is_finished())
+
+    def _confirmed(self) -> tuple[tuple, str]:
+        """The sweep's confirm table, when `gansweep confirm` ran on it (its study is beside
+        the sweep's)."""
+        from orchestrator.confirm import AT_ATTR, confirm_table, load_confirm_study
+
+        if self.spec.multi:
+            return (), "last"
+        confirm = load_confirm_study(self.spec.name, self.study._storage)
+        if confirm is None:
+            return (), "last"
+        at = confirm.user_attrs.get(AT_ATTR, "last")
+        return tuple(confirm_table(self.study, confirm, at)), at
 
     def _figures(self, trials: list[FrozenTrial], final: bool) -> dict[str, bytes]:
         """The figures, redrawn only when trials finished since they were last drawn."""

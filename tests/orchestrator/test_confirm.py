@@ -128,7 +128,7 @@ def test_confirm_retrains_the_top_configs_as_child_runs_and_its_table_matches_th
     monkeypatch.chdir(tmp_path)
     spec = write_spec(RING8_TINY)
     runner = CliRunner()  # both commands on the test's Ray: one start-up
-    launched = runner.invoke(main, ["launch", str(spec), "--trials", "3", *_stores(tmp_path)])
+    launched = runner.invoke(main, ["launch", str(spec), *_stores(tmp_path)])  # 4 trials
     assert launched.exit_code == 0, launched.output
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("ring8-tiny").experiment_id
@@ -162,7 +162,10 @@ def test_confirm_retrains_the_top_configs_as_child_runs_and_its_table_matches_th
     assert files == {"confirm/table.txt", "confirm/table.csv"}
     after = client.get_run(parent.info.run_id)  # the sweep's page and metrics are its own
     assert after.info.status == parent.info.status == "FINISHED"
-    assert after.data.tags["mlflow.note.content"] == parent.data.tags["mlflow.note.content"]
+    note = after.data.tags["mlflow.note.content"]  # the sweep's page, plus the table
+    assert note.startswith(parent.data.tags["mlflow.note.content"].split("(updated")[0])
+    assert "**Confirmed** by `gansweep confirm`" in note
+    assert f"[trial-{table['rows'][0]['trial']:04d}]" in note.split("**Confirmed**")[1]
     assert after.data.metrics["sweep/completed"] == parent.data.metrics["sweep/completed"]
     assert after.data.metrics["confirm/completed"] == 4
     promoted = runner.invoke(main, ["promote", "ring8-tiny", "--model-name", "ring",
@@ -180,6 +183,7 @@ SLOW = SYNTHETIC.replace("budget: {trials: 4, steps: 4, eval_every: 2, log_every
                          ).replace("resources:", "fixed: {sleep_s: 0.05}\nresources:")
 
 
+@pytest.mark.cluster  # an actor killed mid-confirm (~35 s): make test-cluster
 def test_a_confirm_run_whose_actor_is_killed_resumes_in_the_same_run(
         ray_local, settings, write_spec):
     from orchestrator.confirm import plan_confirm, report_confirm
