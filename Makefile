@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-cluster install lint clean
 
+# pip --no-compile: bytecode is written for the modules a run imports, on first import, not for
+# all of torch, MLflow and Ray up front (the install: 90 s -> 38 s on 2 cores)
 $(STAMP): pyproject.toml constraints.txt
 	@py=$$(test -x $(BIN)/python && echo $(BIN)/python || echo $(PYTHON)); \
 	  $$py -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))' 2>/dev/null \
 	  || { echo "gansweep needs Python >= $(MIN_PYTHON); $$py is $$($$py --version 2>/dev/null || echo not found). Run: $$(test -d $(VENV) && echo 'rm -rf $(VENV) && ')make demo PYTHON=python3.12 (any Python >= $(MIN_PYTHON))"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,8 +27,9 @@ demo: $(STAMP)
 	$(BIN)/gansweep best ring8
 	$(BIN)/gansweep promote ring8 --model-name ring8-generator
 	@echo
-	@echo "Open the MLflow UI:  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000"
-	@echo "then browse http://127.0.0.1:5000 (experiment 'ring8')."
+	@echo
+	@echo "Open the MLflow UI on this sweep:  $(BIN)/gansweep ui ring8   (Ctrl-C stops it)"
+	@echo "Is the winner a lucky seed?        $(BIN)/gansweep confirm ring8 --top 3 --seeds 3"
 
 # Everything but the slow cluster-path tests (under 10 minutes on 2 cores).
 test: $(STAMP)

@@ -195,6 +195,7 @@ def test_sigkill_of_the_driver_then_resume_completes_the_budget_once(tmp_path):
     assert len(sweeps) == 1 and sweeps[0].info.status == "FINISHED"
 
 
+@pytest.mark.cluster  # a driver subprocess interrupted and resumed (~1 min): make test-cluster
 def test_sigint_checkpoints_and_exits_then_resume_falls_back_past_a_corrupt_checkpoint(
         tmp_path):
     (tmp_path / "ft.yaml").write_text(_spec_text(trials=3, steps=40, sleep=0.1))

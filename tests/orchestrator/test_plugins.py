@@ -303,6 +303,7 @@ def test_a_plugin_that_stops_training_fails_its_trial_with_the_reason(ray_local,
 
 
 # -- resume ----------------------------------------------------------------------------------------
+@pytest.mark.cluster  # an actor killed mid-trial (~20 s): make test-cluster
 def test_a_killed_actor_resumes_a_plugin_trial_bitwise_from_its_checkpoint(ray_local, project,
                                                                             tmp_path):
     spec = SweepSpec.parse(spec_text(name="ft-plugin", trainer="broken_gans:Slow", steps=60)

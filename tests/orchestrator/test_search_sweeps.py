@@ -85,7 +85,7 @@ def test_hyperband_on_a_real_2d_sweep_saves_compute(ray_local, settings, write_s
 def test_same_spec_and_seed_give_identical_trials(ray_local, tmp_path, write_spec):
     from orchestrator.launch import Settings
 
-    text = RING8_TINY.replace("trials: 4", "trials: 3").replace("name: tpe", "name: random")
+    text = RING8_TINY.replace("trials: 4", "trials: 2").replace("name: tpe", "name: random")
     results = []
     for run, seed in (("a", 0), ("b", 0), ("c", 1)):
         settings = Settings.resolve(f"sqlite:///{tmp_path}/{run}.db",
