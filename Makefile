@@ -7,15 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-cluster install lint clean
 
-# pip --no-compile: bytecode is written for the modules a run imports, on first import, not for
-# all of torch, MLflow and Ray up front (the install: 90 s -> 38 s on 2 cores)
 $(STAMP): pyproject.toml constraints.txt
 	@py=$$(test -x $(BIN)/python && echo $(BIN)/python || echo $(PYTHON)); \
 	  $$py -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(MIN_PYTHON)".split("."))))' 2>/dev/null \
 	  || { echo "gansweep needs Python >= $(MIN_PYTHON); $$py is $$($$py --version 2>/dev/null || echo not found). Run: $$(test -d $(VENV) && echo 'rm -rf $(VENV) && ')make demo PYTHON=python3.12 (any Python >= $(MIN_PYTHON))"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -141,6 +141,7 @@ def test_two_gpu_nodes_one_tracking_server_distinct_gpus_every_run_complete(tmp_
     assert all(r.data.tags["gansweep.device"] == "cpu" for r in runs)  # fake GPUs: no CUDA
 
 
+@pytest.mark.cluster  # the shared study database of a cluster (~12 s): make test-cluster
 def test_a_postgresql_study_storage_drives_a_sweep_and_status_reads_it(ray_local, tmp_path,
                                                                       postgres_url, write_spec):
     spec = SweepSpec.load(write_spec(GPU_SWEEP.replace("trials: 8", "trials: 3")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -129,6 +130,7 @@ def _launch_with_a_dying_trial(write_spec, settings, trials: int, retries: int, 
     return launch(spec, settings, notice=lambda m: None)
 
 
+@pytest.mark.cluster  # actors lost three times over (~15 s): make test-cluster
 def test_a_trial_whose_actor_keeps_dying_fails_after_max_retries(ray_local, settings,
                                                                  write_spec):
     stats = _launch_with_a_dying_trial(write_spec, settings, trials=5, retries=1, die_at=3)
