@@ -8,7 +8,14 @@ trials fill every round. overhead per trial = (wall - ideal) * actors / trials. 
 once the actors are up (their start-up is reported apart). `storage` is sqlite (the default) or
 journal (an Optuna journal file).
 
+With `--end-to-end`, the same work again as a user runs it, `gansweep launch` in its own process
+with its own local Ray, timed from the command's start to its exit: end-to-end utilization =
+ideal / that wall time; time to first step = from the start to the first trial's
+`gansweep.started_at` (its trainer built, about to train); exit after last step = from the last
+trial's last metric write to the exit.
+
     .venv/bin/python benchmarks/orchestration.py [--trials 40] [--actors 2] [--eval-every 5]
+                                                 [--end-to-end]
 """
 
 from __future__ import annotations
@@ -81,6 +88,41 @@ def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
             "actor_startup_s": round(startup, 2)}
 
 
+def end_to_end(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
+               workdir: Path) -> dict:
+    """`gansweep launch` of the same sweep in a process of its own, start to exit."""
+    import subprocess
+
+    from mlflow import MlflowClient
+
+    spec = workdir / "orchestration.yaml"
+    spec.write_text(SPEC.format(trials=trials, steps=steps, eval_every=eval_every, sleep=sleep))
+    root = Path(__file__).resolve().parents[1]  # a local Ray of its own: one actor per core
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+           "PYTHONPATH": str(root)}
+    t0 = time.time()
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "launch", str(spec), "--storage",
+         f"sqlite:///{workdir}/optuna.db", "--tracking-uri", f"sqlite:///{workdir}/mlflow.db",
+         "--checkpoint-root", str(workdir / "checkpoints")],
+        check=False, cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
+    wall = time.time() - t0
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("orchestration").experiment_id],
+                              "tags.`gansweep.role` = 'trial'")
+    started = min(float(r.data.tags["gansweep.started_at"]) for r in runs)
+    last = max(m.timestamp for r in runs
+               for m in client.get_metric_history(r.info.run_id, "eval/loss")) / 1000
+    ideal = math.ceil(trials / actors) * steps * sleep
+    return {"trials": trials, "actors": actors, "eval_every": eval_every, "runs": len(runs),
+            "end_to_end_wall_s": round(wall, 2),
+            "end_to_end_utilization": round(ideal / wall, 4),
+            "time_to_first_step_s": round(started - t0, 2),
+            "exit_after_last_step_s": round(t0 + wall - last, 2)}
+
+
 def machine_cpu_s() -> float | None:
     """CPU seconds the whole machine has spent busy (every process: driver, actors, Ray's own
     daemons), from /proc/stat; None off Linux."""
@@ -101,6 +143,8 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.1)
     parser.add_argument("--eval-every", type=int, nargs="+", default=[5, 1],
                         help="one measurement per value (5: one report per trial; 1: each step)")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="also time `gansweep launch` of the same work, start to exit")
     args = parser.parse_args()
     ray.init(num_cpus=args.actors, include_dashboard=False, logging_level="ERROR")
     results = []
@@ -109,6 +153,10 @@ def main() -> None:
             results.append(measure(args.trials, args.actors, args.steps, eval_every, args.sleep,
                                    Path(tmp)))
     ray.shutdown()
+    for r in results if args.end_to_end else []:  # after this process's Ray is gone
+        with tempfile.TemporaryDirectory() as tmp:
+            r.update(end_to_end(args.trials, args.actors, args.steps, r["eval_every"],
+                                args.sleep, Path(tmp)))
     print(json.dumps(results, indent=2))
     print(f"{'eval_every':>10} {'ideal_s':>8} {'wall_s':>8} {'util':>6} {'ovh/trial ms':>13} "
           f"{'driver cpu/trial ms':>20}", file=sys.stderr)
@@ -116,6 +164,11 @@ def main() -> None:
         print(f"{r['eval_every']:>10} {r['ideal_s']:>8} {r['wall_s']:>8} {r['utilization']:>6} "
               f"{r['overhead_per_trial_ms']:>13} {r['driver_cpu_per_trial_ms']:>20}",
               file=sys.stderr)
+        if "end_to_end_wall_s" in r:
+            print(f"{'':>10} end to end: wall {r['end_to_end_wall_s']} s, utilization "
+                  f"{r['end_to_end_utilization']}, first step after "
+                  f"{r['time_to_first_step_s']} s, exit {r['exit_after_last_step_s']} s after "
+                  f"the last step", file=sys.stderr)
 
 
 if __name__ == "__main__":
