@@ -158,7 +158,11 @@ def confirm_table(sweep: optuna.Study, confirm: optuna.Study,
 def confirmed_choice(sweep: optuna.Study, confirm: optuna.Study | None,
                      at: str = "last") -> ConfirmRow | None:
     """The config with the best bound, when a confirmation has one."""
-    rows = confirm_table(sweep, confirm, at) if confirm is not None else []
+    return most_trustworthy(confirm_table(sweep, confirm, at) if confirm is not None else [])
+
+
+def most_trustworthy(rows: list[ConfirmRow]) -> ConfirmRow | None:
+    """The first row of a table (best bound first), when it has a bound."""
     return rows[0] if rows and rows[0].bound is not None else None
 
 
@@ -255,7 +259,7 @@ def report_confirm(name: str, plan: ConfirmPlan, settings, at: str = "last") -> 
     tracker.parent_run_id = tracker.find_sweep_run()
     text = table_text(rows, objective.metric, objective.direction == "maximize")
     tracker.log_files({"confirm/table.txt": text.encode(), "confirm/table.csv": table_csv(rows)})
-    best = confirmed_choice(sweep, confirm, at)
+    best = most_trustworthy(rows)
     SweepPage(tracker, sweep, plan.sweep).update(final=True)  # its description shows the table
     if best is not None:
         tracker.set_sweep_tags({"gansweep.confirmed_trial": str(best.trial),

@@ -31,6 +31,11 @@ from trainers.params import describe
 RUN_TAG_ATTRS = (USER_ATTR_CONFIRMS, USER_ATTR_SEED_INDEX)
 
 
+def run_tags(attrs: dict[str, Any]) -> dict[str, str]:
+    """The MLflow tags a trial's user attrs give its run: a confirm trial's source and seed."""
+    return {f"gansweep.{k}": str(attrs[k]) for k in RUN_TAG_ATTRS if k in attrs}
+
+
 @dataclass
 class Active:
     trial: optuna.Trial
@@ -66,10 +71,9 @@ class TrialMaker:
         params = self.suggest(trial)
         seed = trial_seed(self.spec.sampler.seed, trial.number)
         trial.set_user_attr(USER_ATTR_SEED, seed)
-        tags = {f"gansweep.{k}": str(trial.user_attrs[k]) for k in RUN_TAG_ATTRS
-                if k in trial.user_attrs}  # a confirm trial's source and seed index
-        run_id = self.tracker.create_trial_run(trial.number, tags)  # made first, then recorded: a
-        trial.set_user_attr(USER_ATTR_RUN, run_id)  # driver dying between leaves it findable
+        # made first, then recorded: a driver dying between leaves it findable
+        run_id = self.tracker.create_trial_run(trial.number, run_tags(trial.user_attrs))
+        trial.set_user_attr(USER_ATTR_RUN, run_id)
         return Active(trial, self.trial_spec(trial.number, params, seed, run_id))
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -105,8 +109,8 @@ class TrialMaker:
                       else self.suggest(trial))  # asked, then its driver died
             if USER_ATTR_SEED not in attrs:  # the driver died between asking and recording it
                 trial.set_user_attr(USER_ATTR_SEED, seed)
-            tags = {f"gansweep.{k}": str(attrs[k]) for k in RUN_TAG_ATTRS if k in attrs}
-            run_id = self.tracker.resume_trial_run(frozen.number, attrs.get(USER_ATTR_RUN), tags)
+            run_id = self.tracker.resume_trial_run(frozen.number, attrs.get(USER_ATTR_RUN),
+                                                   run_tags(attrs))
             if attrs.get(USER_ATTR_RUN) != run_id:
                 trial.set_user_attr(USER_ATTR_RUN, run_id)
             attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1
