@@ -33,6 +33,7 @@ import ray
 
 from orchestrator.context import SweepContext
 from orchestrator.launch import Settings
+from orchestrator.raystart import ActorPool
 from orchestrator.scheduler import Scheduler
 from orchestrator.spec import SweepSpec
 from orchestrator.study import open_study
@@ -65,8 +66,8 @@ def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
     study = open_study(spec, settings.storage)
     tracker.open_sweep_run(spec.text, "spec.yaml")
     t0 = time.perf_counter()
-    ctx = SweepContext(spec, settings, study, tracker, actors, {"num_cpus": 1, "num_gpus": 0})
-    scheduler = Scheduler(ctx, ray.put(None))
+    pool = ActorPool(actors, {"num_cpus": 1, "num_gpus": 0}, ray.put(None), settings.tracking_uri)
+    scheduler = Scheduler(SweepContext(spec, settings, study, tracker, pool))
     ray.get([w.flush.remote() for w in scheduler.workers])  # actors up and imported
     startup = time.perf_counter() - t0
     cpu0, machine0, t1 = time.process_time(), machine_cpu_s(), time.perf_counter()
@@ -135,12 +136,16 @@ def machine_cpu_s() -> float | None:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def workload_args(parser: argparse.ArgumentParser) -> None:
+    """The workload's flags (benchmarks/raytune.py runs the same one)."""
+    for flag, kind, default in (("--trials", int, 40), ("--actors", int, 2), ("--steps", int, 5),
+                                ("--sleep", float, 0.1)):
+        parser.add_argument(flag, type=kind, default=default)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--actors", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--sleep", type=float, default=0.1)
+    workload_args(parser)
     parser.add_argument("--eval-every", type=int, nargs="+", default=[5, 1],
                         help="one measurement per value (5: one report per trial; 1: each step)")
     parser.add_argument("--end-to-end", action="store_true",

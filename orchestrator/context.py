@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # no import of optuna, MLflow or Ray here: launch.py imports this early
     import optuna
 
     from orchestrator.data import PreparedData
     from orchestrator.launch import Settings
+    from orchestrator.raystart import ActorPool
     from orchestrator.spec import SweepSpec
     from orchestrator.stats import SweepStats
     from orchestrator.tracking import SweepTracker
@@ -25,8 +26,8 @@ class SweepContext:
     settings: Settings  # the stores; the scheduler reads checkpoint_root
     study: optuna.Study
     tracker: SweepTracker  # the parent run's and the trial runs' MLflow writes
-    actors: int  # the pool's size (`scheduler.pool_plan`)
-    actor_options: dict[str, Any]  # each actor's Ray resources (and plug-ins' runtime_env)
-    data: PreparedData | None = None  # None: the caller puts the actors' data itself
+    pool: ActorPool  # the trial actors, made while the study and the parent run were opened
+    data: PreparedData | None = None  # the sweep's data facts (the actors have its payload)
     on_update: Callable[[SweepStats], None] | None = None  # the progress display, per event
     notice: Callable[[str], None] = print  # one-line messages to the user
+    pool_done: Callable[[], None] = lambda: None  # the sweep is over: Ray may go (`RayStart`)

@@ -5,11 +5,9 @@ The CLI parses flags into `Settings` and calls `launch`; tests call it the same 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import reprlib
 import signal
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +17,11 @@ from orchestrator.checkpoints import pinned_root, resolve_root
 from orchestrator.context import SweepContext
 from orchestrator.data import default_cache_dir, prepare_data, read_extractor
 from orchestrator.paths import sqlite_file
+from orchestrator.raystart import RayStart, check_address
 from orchestrator.record import LAUNCH_ATTR, LaunchRecord, check_same_extractor
 from orchestrator.redact import ROOT_SECRET, mask_secrets, redact_uri
 from orchestrator.report import sweep_artifacts  # at import (see `_run`)
+from orchestrator.report import warm_up as warm_up_report
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
     absolute_sqlite,
@@ -101,62 +101,6 @@ def _absolute_path(uri: str) -> str:
     return pinned_root(uri) if "://" in uri else fs_root  # every actor: the same S3 endpoint
 
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + SETTINGS
-
-
-def check_address(address: str | None, timeout_s: float = 10.0) -> None:
-    """Refuse, within `timeout_s`, a Ray address where no Ray head answers: `ray.init` retries
-    for ten minutes and more, whether nothing listens there or another service does (the
-    dashboard's 8265 given for the GCS port). A head's GCS, like the Ray Client server, speaks
-    gRPC: sent HTTP/2's preface, it answers with a SETTINGS frame."""
-    if not address or address in ("local", "auto"):
-        return
-    host, sep, port = address.split("://", 1)[-1].rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise SpecError(f"--address: {reprlib.repr(address)}: expected HOST:PORT (the head's "
-                        f"GCS port, 6379 by default) or ray://HOST:10001")
-    reply = b""
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
-            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
-                return  # TLS first: no plain preface to send
-            conn.sendall(H2_PREFACE)
-            with contextlib.suppress(OSError):  # a service that answers nothing: timed out
-                while len(reply) < 9 and (chunk := conn.recv(9 - len(reply))):
-                    reply += chunk
-    except (OSError, OverflowError) as exc:  # refused, timed out, no such host, port > 65535
-        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise SpecError(f"--address: cannot connect to Ray at {address}: {why} (is a Ray head "
-                        f"running there? `ray start --head` prints its address)") from None
-    if len(reply) < 9 or reply[3] != 4:
-        raise SpecError(f"--address: {address} answers, but not as a Ray head: give the head's "
-                        f"GCS port (6379 by default; 8265 is its dashboard, for `submit`)")
-
-
-def init_ray(address: str | None) -> bool:
-    """Connect to `address` (with the user's Ray token, when there is one), or start a local
-    Ray; returns True when this call started it."""
-    import ray
-
-    from orchestrator.raytoken import HOW_TO_SET, auth_problem, use_token_auth
-
-    if ray.is_initialized():
-        return False
-    if address and address != "local":
-        use_token_auth()
-    try:
-        ray.init(address=address, include_dashboard=False, logging_level="ERROR",
-                 configure_logging=True, log_to_driver=True)
-    except Exception as exc:  # unreachable, not a Ray head, or a token refused
-        problem = auth_problem(exc)
-        if problem is None:
-            problem = describe(exc)
-            if os.environ.get("RAY_AUTH_MODE") != "token":
-                problem += f" (if the cluster uses token auth: {HOW_TO_SET})"
-        raise SpecError(f"--address: cannot connect to Ray at {address}: {problem}") from None
-    return True
-
-
 def launch(spec: SweepSpec, settings: Settings,
            on_update: Callable | None = None, notice: Callable[[str], None] = print,
            enqueue_from: str | None = None, confirm_of: str | None = None):
@@ -177,15 +121,15 @@ def launch(spec: SweepSpec, settings: Settings,
     check_storage(settings.storage)
     check_address(settings.address)
     data = prepare_data(spec, settings.cache_dir, extractor, notice)
-    started_ray = init_ray(settings.address)
+    ray_start = RayStart(spec, settings, data.payload)  # Ray and the actors, meanwhile:
     try:
-        n_workers, actor_options = _plan_cluster(spec, settings, notice)
         try:
             tracker = SweepTracker(settings.tracking_uri, spec.experiment,
                                    confirm_of or spec.name, "confirm" if confirm_of else "trial")
         except Exception as exc:
             raise SpecError(f"--tracking-uri: cannot use {redact_uri(settings.tracking_uri)}: "
                             f"{mask_secrets(describe(exc), settings.tracking_uri)}") from None
+        pool = ray_start.pool(notice)  # a cluster too small is refused before the study is made
         check_same_sweep(spec.name, settings.storage, tracker)  # before the study is made
         study = open_study(spec, settings.storage)
         lease = DriverLease(settings.storage, study)
@@ -200,70 +144,12 @@ def launch(spec: SweepSpec, settings: Settings,
                                 LaunchRecord.of(spec, settings, extractor).to_dict())
             if enqueued:
                 study.enqueue_trial(enqueued)  # always, even when tried before
-            return _launch(SweepContext(spec, settings, study, tracker, n_workers, actor_options,
-                                        data, on_update, notice), lease)
+            return _launch(SweepContext(spec, settings, study, tracker, pool, data, on_update,
+                                        notice, ray_start.end_soon), lease)
         finally:
             lease.release()
     finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
-
-
-def _plan_cluster(spec: SweepSpec, settings: Settings, notice: Callable[[str], None]):
-    """Size the actor pool from the cluster; refuse what cannot work on it."""
-    import ray
-
-    from orchestrator.plugins import actor_runtime_env
-    from orchestrator.pool import pool_plan
-
-    cluster = ray.cluster_resources()
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    n_workers, actor_options = pool_plan(spec, nodes)
-    runtime_env = actor_runtime_env(spec)
-    if runtime_env is not None:  # the user's plug-in modules, uploaded for every actor
-        actor_options = {**actor_options, "runtime_env": runtime_env}
-    if n_workers < 1:
-        raise SpecError(f"{spec.path or spec.name}: resources: the cluster has "
-                        f"{cluster.get('CPU', 0):g} CPUs and {cluster.get('GPU', 0):g} GPUs, "
-                        f"fewer than one trial needs")
-    if spec.resources.actors and cluster.get("GPU", 0) < spec.resources.gpus_per_trial:
-        notice(f"the cluster has no GPU free yet: {n_workers} actors wait for the autoscaler "
-               f"to add GPU nodes")
-    elif actor_options["num_gpus"] == 0 and spec.resources.gpus_per_trial > 0:
-        if settings.require_gpu:
-            raise SpecError("--require-gpu: the Ray cluster has no GPU (resources: "
-                            f"{cluster.get('CPU', 0):g} CPUs); start GPU workers, or drop "
-                            "--require-gpu to train on CPU")
-        notice("no GPU in the Ray cluster: trials run on CPU")
-    hosts = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
-    problem, warning = shared_store_problems(len(hosts), settings.tracking_uri,
-                                             settings.checkpoint_root)
-    if problem:
-        raise SpecError(problem)
-    if warning:
-        notice(warning)
-    return n_workers, actor_options
-
-
-def shared_store_problems(n_hosts: int, tracking_uri: str,
-                          checkpoint_root: str) -> tuple[str | None, str | None]:
-    """(error, warning) for stores on a cluster of `n_hosts` machines: actors elsewhere cannot
-    write to a file on the driver's machine."""
-    if n_hosts <= 1:
-        return None, None
-    scheme = tracking_uri.split(":", 1)[0] if "://" in tracking_uri else "file"
-    if scheme in ("sqlite", "file"):
-        return (f"--tracking-uri: {redact_uri(tracking_uri)} is a file on this machine, and the "
-                f"Ray cluster spans {n_hosts} hosts whose actors log there: run an MLflow "
-                f"tracking server every node reaches and pass --tracking-uri http://HOST:5000 (see "
-                f"clusters/README.md)"), None
-    if "://" not in checkpoint_root:
-        return None, (f"checkpoints go to {checkpoint_root} on each node: with {n_hosts} hosts "
-                      f"that must be a shared mount, or use --checkpoint-root s3://... so that "
-                      f"a trial can resume on another node")
-    return None, None
+        ray_start.end()
 
 
 def check_same_sweep(name: str, storage: str, tracker: SweepTracker) -> None:
@@ -300,6 +186,8 @@ def _launch(ctx: SweepContext, lease):
         return _run(ctx, lease)
     tracker.open_sweep_run(spec.text, Path(spec.path).name if spec.path else "spec.yaml")
     page = open_page(tracker, ctx.study, spec)  # the parent run's page, kept current
+    warming = threading.Thread(target=warm_up_report, name="report-warm-up", daemon=True)
+    warming.start()  # so that the report is quick to write once the last trial ends
     try:
         stats = _run(ctx, lease)
     except BaseException:
@@ -312,6 +200,7 @@ def _launch(ctx: SweepContext, lease):
     try:  # a Ctrl-C while the page and report are written still ends the run
         page.close(final=stats is not None)  # its last update, before the report it links to
         if stats is not None:
+            warming.join()
             tracker.log_files(sweep_artifacts(ctx.study, [o.metric for o in spec.objectives]))
     finally:
         tracker.close_sweep(tags=None if best is None else {"gansweep.best_trial": best})
@@ -322,8 +211,6 @@ LEASE_LOST = "another driver took the sweep over"
 
 
 def _run(ctx: SweepContext, lease):
-    import ray
-
     from orchestrator.scheduler import Scheduler
 
     spec, study, data = ctx.spec, ctx.study, ctx.data
@@ -335,8 +222,7 @@ def _run(ctx: SweepContext, lease):
         ctx.tracker.log_sweep_facts(data.sweep_metrics, data.tags)
     else:
         ctx.tracker.trial_tags = dict(data.tags)
-    data_ref = ray.put(data.payload)  # read once; actors on a node share it zero-copy
-    scheduler = Scheduler(ctx, data_ref)
+    scheduler = Scheduler(ctx)
     signals = _StopOnSignal(scheduler, ctx.notice)
     lease.on_lost = lambda: scheduler.request_stop(LEASE_LOST)  # no trial driven twice
     if lease.lost.is_set():
@@ -349,6 +235,7 @@ def _run(ctx: SweepContext, lease):
         raise
     finally:  # the lease may outlive the sweep (optuna.visualization's first import keeps
         lease.on_lost = None  # its caller's frames in a traceback): it must not hold the actors
+    ctx.pool_done()  # every actor flushed: Ray shuts down while the page and report are written
     if scheduler.stop_requested == LEASE_LOST:
         raise SpecError(f"sweep {spec.name!r}: this driver's heartbeat did not reach the study "
                         f"storage for {lease.ttl_s:.0f} s and another driver took the sweep "

@@ -26,6 +26,7 @@ from orchestrator.tracking import (
     MAX_BATCH,
     MODEL_NAME,
     RUN_STATUS,
+    TAG_FINISH_ERROR,
     end_tags,
     params_of,
 )
@@ -45,7 +46,8 @@ class RunLogger:
 
     def __init__(self, tracking_uri: str, retries: int = 5):
         self.uri, self.retries = tracking_uri, retries
-        self.client = MlflowClient(tracking_uri)
+        self._client: MlflowClient | None = None
+        self._exporter: Any = None  # the export helper actor, once made (False: none here)
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
@@ -55,6 +57,28 @@ class RunLogger:
         self._next_id = 0
         self._thread = threading.Thread(target=self._drain, name="mlflow-logger", daemon=True)
         self._thread.start()
+
+    @property
+    def client(self) -> MlflowClient:
+        """Made at first use, not with the actor: the driver may still be creating a sqlite
+        store's tables when the actors start."""
+        with self._lock:
+            if self._client is None:
+                self._client = MlflowClient(self.uri)
+            return self._client
+
+    @client.setter
+    def client(self, client: MlflowClient) -> None:  # tests: one whose writes fail for a while
+        self._client = client
+
+    def warm_up(self) -> None:
+        """Import the store's client code now (SQLAlchemy and alembic for a database), without
+        touching the store."""
+        scheme = self.uri.split(":", 1)[0].split("+", 1)[0] if ":" in self.uri else "file"
+        if scheme in ("sqlite", "postgresql", "mysql", "mssql"):
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        elif scheme in ("http", "https"):
+            import mlflow.store.tracking.rest_store  # noqa: F401
 
     # -- enqueue -------------------------------------------------------------------------------
     def log_metric_objects(self, run_id: str, metrics: list[Metric]) -> None:
@@ -118,8 +142,8 @@ class RunLogger:
         batch; float32 or float64 noise, a seeded input example, torch pinned: see
         orchestrator/generator_model.py).
 
-        Runs on the caller's thread, not the logger's: torch.export is not thread-safe, and the
-        actor must not start the next trial's training while it traces this one's generator.
+        Runs on the caller's thread, not the logger's: torch.export is not thread-safe. An actor
+        calls `log_models` instead, which exports in a helper process.
         """
         import mlflow
 
@@ -132,6 +156,33 @@ class RunLogger:
                 warnings.filterwarnings("ignore", "No complete tensor found")
                 mlflow.pytorch.log_model(name=name, **log_model_kwargs(module, input_dim))
         self._with_retries(write)
+
+    def log_models(self, run_id: str, models: list[tuple[str, Any]], input_dim: int) -> None:
+        """A finished trial's generators, (name, CPU module) pairs, as the run's MLflow models,
+        traced and logged by a helper process while this actor trains on
+        (orchestrator/exporter.py); the run's later writes, its end among them, wait for the
+        export, and `flush()` with them. A failed export is said on the run
+        (`gansweep.finish_error`). Outside Ray: exported here, before returning."""
+        from orchestrator.exporter import start_exporter
+
+        if self._exporter is None:
+            self._exporter = start_exporter(self.uri) or False
+        if self._exporter is False:
+            for name, module in models:
+                self.log_model(run_id, module, input_dim, name=name)
+            return
+        exported = self._exporter.export.remote(run_id, models, input_dim)
+
+        def wait():
+            import ray
+
+            try:
+                ray.get(exported)
+            except ray.exceptions.RayError as exc:  # the run's end still comes
+                cause = getattr(exc, "cause", None) or exc
+                self.client.set_tag(run_id, TAG_FINISH_ERROR,
+                                    f"{type(cause).__name__}: {cause}"[:5000])
+        self._queue.put(wait)
 
     def end_run(self, run_id: str, state: str, reason: str = "") -> None:
         tags = end_tags(state, reason)

@@ -34,7 +34,7 @@ from orchestrator.pool import pool_plan  # noqa: F401 (re-exported: tests import
 from orchestrator.stats import SweepStats
 from orchestrator.study import USER_ATTR_ATTEMPT, trials_used
 from orchestrator.trials import Active, TrialMaker, tell
-from orchestrator.worker import ChunkResult, TrialWorker, salvage_metrics
+from orchestrator.worker import ChunkResult, salvage_metrics
 
 WAIT_S = 0.5  # the loop wakes at least this often, to notice Ctrl-C
 START_TIMEOUT_S = 300.0  # a trial waiting to resume gives up when no actor starts for this long
@@ -42,14 +42,11 @@ PROGRESS_EVERY_S = 5.0  # the parent run's sweep/completed, unless the best impr
 
 
 class Scheduler:
-    def __init__(self, ctx: SweepContext, data_ref: ray.ObjectRef):
-        """`data_ref`: the actors' data, put once (`ctx.data.payload`)."""
+    def __init__(self, ctx: SweepContext):
         self.spec, self.study, self.tracker = ctx.spec, ctx.study, ctx.tracker
-        self.data_ref = data_ref
-        self.actor_options = ctx.actor_options
+        self.pool = ctx.pool
         self.on_update: Callable[[SweepStats], None] = ctx.on_update or (lambda s: None)
         self.notice = ctx.notice
-        self.actor_class = ray.remote(TrialWorker)
         self.remaining = self.spec.budget.trials - trials_used(self.study)
         self.deadline: float | None = None  # budget.time counts from the first actor ready
         self.progress_logged_at = 0.0
@@ -59,8 +56,10 @@ class Scheduler:
         self.stats.resumed += len(orphans)
         self.waiting: deque[Active] = deque(orphans)  # to resume on the next free actor
         work = self.remaining + len(self.waiting)
-        self.workers = [self._new_worker() for _ in range(max(0, min(ctx.actors, work)))]
-        self.starting: dict[ray.ObjectRef, Any] = {}  # replacement actor's ready() -> actor
+        # actor's ready() -> actor: the pool's, made while the driver opened the stores
+        self.starting: dict[ray.ObjectRef, Any] = self.pool.take(max(0, min(self.pool.size,
+                                                                             work)))
+        self.workers = list(self.starting.values())
         self.idle: list[Any] = []  # actors with nothing to do (budget asked out, or stopping)
         self.in_flight: dict[ray.ObjectRef, Active] = {}
         self.closing: dict[ray.ObjectRef, Active] = {}  # finish() calls, checked at the end
@@ -72,9 +71,7 @@ class Scheduler:
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> SweepStats:
         self.on_update(self.stats)
-        for worker in self.workers:  # each takes a trial once placed and constructed
-            self.starting[worker.ready.remote()] = worker
-        while True:
+        while True:  # each actor takes a trial once placed and ready
             self._prepare_next()
             if not self.in_flight and not (self.starting and self._work_left()):
                 break
@@ -88,8 +85,10 @@ class Scheduler:
                 self._started(ref, self.starting.pop(ref))
             else:
                 self._handle(ref, self.in_flight.pop(ref))
+        unplaced = {id(actor) for actor in self.starting.values()}
         for actor in self.starting.values():  # never placed, and no work left for them
             ray.kill(actor)
+        self.workers = [w for w in self.workers if id(w) not in unplaced]  # nothing to flush
         for active in list(self.waiting) + ([self.prepared] if self.prepared else []):
             if not self.stop_requested:
                 self.notice(f"trial {active.trial.number}: no actor could take it; `gansweep "
@@ -247,9 +246,9 @@ class Scheduler:
         if self.idle and self.waiting:
             self._release(self.idle.pop())
         elif self._work_left():
-            replacement = self._new_worker()  # placed where resources allow, maybe never
+            ready, replacement = self.pool.new_actor()  # placed where resources allow, maybe never
             self.workers.append(replacement)
-            self.starting[replacement.ready.remote()] = replacement
+            self.starting[ready] = replacement
 
     def _requeue(self, active: Active, what: str) -> None:
         attempt = active.spec.attempt + 1
@@ -362,8 +361,3 @@ class Scheduler:
             stats.pruned += t.state == TrialState.PRUNED
             stats.failed += t.state == TrialState.FAIL
         return stats
-
-    def _new_worker(self):
-        threads = max(1, int(self.actor_options["num_cpus"]))
-        return self.actor_class.options(**self.actor_options).remote(
-            self.data_ref, self.tracker.uri, threads)

@@ -23,6 +23,7 @@ from orchestrator.checkpoints import TrialCheckpoints
 from orchestrator.runlog import RunLogger
 from orchestrator.tracking import (
     BEST_MODEL_NAME,
+    MODEL_NAME,
     TAG_ATTEMPT,
     TAG_BEST_STEP,
     TAG_BEST_VALUE,
@@ -105,7 +106,15 @@ class TrialWorker:
         self._since = 0.0  # perf_counter() at the trial's start or its last chunk's metrics
 
     def ready(self) -> bool:
-        """Answers once the actor is placed and constructed."""
+        """Answers once the actor is placed, constructed and has imported what its trials need
+        (the trainers and torch, scoring, Pillow, MLflow's store), so that its first trial
+        starts training at once: the actors import while the driver opens the stores."""
+        import PIL.Image  # noqa: F401
+
+        import trainers  # noqa: F401
+        import trainers.grids  # noqa: F401
+
+        self.logger.warm_up()
         return True
 
     def placement(self) -> dict[str, str]:
@@ -235,15 +244,14 @@ class TrialWorker:
                 final = self.checkpoints.latest_bytes()
                 if final is not None:
                     self.logger.log_bytes(run_id, final, "checkpoints/final.pt")
-                generator = trainer.generator()
-                if generator is not None:
-                    self.logger.log_model(run_id, generator, trainer.z_dim)
-                best = self.best
+                generator, best = trainer.generator(), self.best
+                models = [] if generator is None else [(MODEL_NAME, generator)]
                 if best is not None:  # promote and confirm choose: --at best|last
-                    self.logger.log_model(run_id, best.generator, trainer.z_dim,
-                                          name=BEST_MODEL_NAME)
+                    models.append((BEST_MODEL_NAME, best.generator))
                     self.logger.set_tags(run_id, {TAG_BEST_STEP: str(best.step),
                                                   TAG_BEST_VALUE: repr(best.value)})
+                if models:  # off this actor's path: it takes its next trial meanwhile
+                    self.logger.log_models(run_id, models, trainer.z_dim)
         except Exception as exc:  # the result stands; say on the run what could not be saved
             self.logger.set_tags(run_id, {TAG_FINISH_ERROR: f"{type(exc).__name__}: {exc}"})
         finally:

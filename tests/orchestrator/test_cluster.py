@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from orchestrator.cli import main
-from orchestrator.launch import Settings, launch, shared_store_problems
+from orchestrator.launch import Settings, launch
+from orchestrator.raystart import shared_store_problems
 from orchestrator.scheduler import pool_plan
 from orchestrator.spec import SweepSpec
 from tests.conftest import free_port, stop_group, wait_for

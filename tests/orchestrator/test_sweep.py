@@ -95,6 +95,8 @@ def test_mlflow_holds_one_parent_and_a_nested_child_per_trial(ring8_sweep):
         assert sorted(m.step for m in train) == list(range(10, 61, 10))  # log_every cadence
         images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
         assert sum(p.endswith(".png") for p in images) == 4  # one per eval, the first at 0 too
+        # every trial, the last two too, whose exports were still in flight in the actors'
+        # helper processes when their final chunks returned and the sweep ended
         assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == [
             "checkpoints/final.pt"]
         models = client.search_logged_models([run.info.experiment_id],

@@ -99,6 +99,7 @@ def test_a_trial_shows_titled_samples_from_step_0_and_keeps_its_best_generator(r
     """The slider's first step shows the first eval; samples.png is top level for the compare
     page; the generator of the best eval is logged beside the last one, and a resumed attempt
     gets the best back from the checkpoint."""
+    import mlflow
     from mlflow.pytorch import load_model
 
     from trainers.mixtures import ring8
@@ -135,6 +136,7 @@ def test_a_trial_shows_titled_samples_from_step_0_and_keeps_its_best_generator(r
     models = {m.name: m for m in client.search_logged_models(
         experiment_ids=[tracker.experiment_id], filter_string=f"source_run_id = '{run_id}'")}
     assert set(models) == {"generator", "generator_best"}
+    mlflow.set_tracking_uri(tracker.uri)
     best = load_model(models["generator_best"].model_uri)
     z = torch.randn(8, 2)
     assert best(z).shape == (8, 2)
