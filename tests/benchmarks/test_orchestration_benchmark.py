@@ -20,11 +20,16 @@ def run_benchmark(script: str, *args: str) -> list[dict]:
 
 
 def test_orchestration_benchmark_reports_utilization_as_json():
+    """Also end to end: `gansweep launch` as a user runs it, starting its own local Ray (on a
+    thread of its own) and exiting once every run is written."""
     [result] = run_benchmark("orchestration.py", "--trials", "4", "--sleep", "0.01",
-                             "--eval-every", "5")
+                             "--eval-every", "5", "--end-to-end")
     assert result["completed"] == 4 and result["trials"] == 4 and result["actors"] == 2
     assert 0 < result["utilization"] <= 1.05
     assert result["ideal_s"] == 4 * 5 * 0.01 / 2
+    assert result["runs"] == 4 and 0 < result["end_to_end_utilization"] < result["utilization"]
+    assert 0 < result["time_to_first_step_s"] < result["end_to_end_wall_s"]
+    assert 0 < result["exit_after_last_step_s"] < result["end_to_end_wall_s"]
 
 
 def test_trainer_overhead_benchmark_compares_both_arms_as_json():

@@ -73,7 +73,11 @@ def test_require_gpu_refuses_a_cluster_without_gpus(ray_local, tmp_path, write_s
     assert result.stderr.strip().splitlines() == [
         "gansweep: error: --require-gpu: the Ray cluster has no GPU (resources: 2 CPUs); start "
         "GPU workers, or drop --require-gpu to train on CPU"]
-    assert not (tmp_path / "mlflow.db").exists()
+    # refused before the study or any run is made (the MLflow store is created meanwhile,
+    # while Ray starts: orchestrator/raystart.py)
+    assert not (tmp_path / "optuna.db").exists()
+    client = MlflowClient("sqlite:///mlflow.db")
+    assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
 def test_without_gpus_trials_fall_back_to_cpu_with_one_notice(ray_local, settings, write_spec):
