@@ -76,7 +76,7 @@ def load_sweep_study(name: str, storage: str | None):
 
 def tracking_uri_of(flag: str | None) -> str:
     """The MLflow tracking URI as `launch` resolves it (a relative sqlite file made absolute)."""
+    from orchestrator.paths import resolve_tracking_uri
     from orchestrator.study import absolute_sqlite
-    from orchestrator.tracking import resolve_tracking_uri
 
     return absolute_sqlite(resolve_tracking_uri(flag))

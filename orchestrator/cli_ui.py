@@ -50,7 +50,7 @@ def ui(name, host, port, relocate, storage, tracking_uri) -> None:
 
 
 def _print_remote(name, storage, uri: str) -> None:
-    from orchestrator.tracking import check_server
+    from orchestrator.paths import check_server
     from orchestrator.ui import server_base
 
     problem = check_server(uri)

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.spec import SpecError, SweepSpec
-from orchestrator.tracking import TAG_DATA_HASH, TAG_FEATURE_NET
+
+# on the parent run and every trial run of an image sweep: which network scored it, on what data
+TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
 
 
 def default_cache_dir() -> str:

@@ -16,12 +16,10 @@ from pathlib import Path
 from orchestrator.checkpoints import pinned_root, resolve_root
 from orchestrator.context import SweepContext
 from orchestrator.data import default_cache_dir, prepare_data, read_extractor
-from orchestrator.paths import sqlite_file
+from orchestrator.paths import check_tracking_uri, resolve_tracking_uri, sqlite_file
 from orchestrator.raystart import RayStart, check_address
 from orchestrator.record import LAUNCH_ATTR, LaunchRecord, check_same_extractor
 from orchestrator.redact import ROOT_SECRET, mask_secrets, redact_uri
-from orchestrator.report import sweep_artifacts  # at import (see `_run`)
-from orchestrator.report import warm_up as warm_up_report
 from orchestrator.spec import SpecError, SweepSpec
 from orchestrator.study import (
     absolute_sqlite,
@@ -34,8 +32,6 @@ from orchestrator.study import (
     resolve_storage,
     trials_used,
 )
-from orchestrator.sweep_page import open_page
-from orchestrator.tracking import SweepTracker, check_tracking_uri, resolve_tracking_uri
 from trainers.params import describe
 
 JOB_ENV_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray for a submitted job's driver
@@ -123,6 +119,9 @@ def launch(spec: SweepSpec, settings: Settings,
     data = prepare_data(spec, settings.cache_dir, extractor, notice)
     ray_start = RayStart(spec, settings, data.payload)  # Ray and the actors, meanwhile:
     try:
+        _import_driver_modules()
+        from orchestrator.tracking import SweepTracker
+
         try:
             tracker = SweepTracker(settings.tracking_uri, spec.experiment,
                                    confirm_of or spec.name, "confirm" if confirm_of else "trial")
@@ -152,7 +151,16 @@ def launch(spec: SweepSpec, settings: Settings,
         ray_start.end()
 
 
-def check_same_sweep(name: str, storage: str, tracker: SweepTracker) -> None:
+def _import_driver_modules() -> None:
+    """MLflow, the parent run's page and the report's modules, imported while Ray starts (the
+    checks before it need none of them). Here, in a frame that holds nothing: optuna.visualization's
+    first import keeps its caller's frames alive in a traceback (see `_run`)."""
+    import orchestrator.report  # noqa: F401
+    import orchestrator.sweep_page  # noqa: F401
+    import orchestrator.tracking  # noqa: F401
+
+
+def check_same_sweep(name: str, storage: str, tracker) -> None:
     """A sweep with no trial in `storage` whose trials already have runs in MLflow is the same
     sweep launched against another (or a lost) study storage, such as a re-run job whose
     GANSWEEP_STORAGE was not set: going on would make a second trial-0000 run and clear trial
@@ -177,6 +185,10 @@ def check_same_sweep(name: str, storage: str, tracker: SweepTracker) -> None:
 
 def _launch(ctx: SweepContext, lease):
     """Run the sweep inside its MLflow parent run; the run ends KILLED if the driver stops."""
+    from orchestrator.report import sweep_artifacts
+    from orchestrator.report import warm_up as warm_up_report
+    from orchestrator.sweep_page import open_page
+
     spec, tracker = ctx.spec, ctx.tracker
     if tracker.role != "trial":  # a confirm: the sweep's page, report and status stay its own
         tracker.parent_run_id = tracker.find_sweep_run()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import SpecError
+from orchestrator.paths import store_client_modules
 from orchestrator.redact import redact_uri
 from trainers.params import describe
 
@@ -61,9 +62,18 @@ def check_address(address: str | None, timeout_s: float = 10.0) -> None:
                         f"GCS port (6379 by default; 8265 is its dashboard, for `submit`)")
 
 
-def init_ray(address: str | None) -> bool:
+def actor_modules(tracking_uri: str) -> list[str]:
+    """What a trial actor imports before its first trial (`TrialWorker.ready`): the trainers and
+    torch, Pillow, MLflow's client for the store."""
+    return ["PIL.Image", "trainers", "trainers.grids", "orchestrator.worker",
+            *store_client_modules(tracking_uri)]
+
+
+def init_ray(address: str | None, preload: list[str] | None = None) -> bool:
     """Connect to `address` (with the user's Ray token, when there is one), or start a local
-    Ray; returns True when this call started it."""
+    Ray whose workers import the modules `preload` as they start (Ray starts idle workers
+    before it returns, so they import while the driver goes on); True when this call started
+    it."""
     import ray
 
     from orchestrator.raytoken import HOW_TO_SET, auth_problem, use_token_auth
@@ -73,8 +83,10 @@ def init_ray(address: str | None) -> bool:
     if address and address != "local":
         use_token_auth()
     try:
+        local = address in (None, "", "local")
         ray.init(address=address, include_dashboard=False, logging_level="ERROR",
-                 configure_logging=True, log_to_driver=True)
+                 configure_logging=True, log_to_driver=True,
+                 _system_config={"preload_python_modules": preload} if local and preload else None)
     except Exception as exc:  # unreachable, not a Ray head, or a token refused
         problem = auth_problem(exc)
         if problem is None:
@@ -219,7 +231,7 @@ class RayStart:
 
         try:
             if local:
-                self.started = init_ray(settings.address)
+                self.started = init_ray(settings.address, actor_modules(settings.tracking_uri))
             size, options = plan_pool(spec, settings, self._notices.append)
             self._pool = ActorPool(size, options, ray.put(payload), settings.tracking_uri)
         except BaseException as exc:  # raised on the driver's thread by `pool()`

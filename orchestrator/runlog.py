@@ -71,15 +71,6 @@ class RunLogger:
     def client(self, client: MlflowClient) -> None:  # tests: one whose writes fail for a while
         self._client = client
 
-    def warm_up(self) -> None:
-        """Import the store's client code now (SQLAlchemy and alembic for a database), without
-        touching the store."""
-        scheme = self.uri.split(":", 1)[0].split("+", 1)[0] if ":" in self.uri else "file"
-        if scheme in ("sqlite", "postgresql", "mysql", "mssql"):
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-        elif scheme in ("http", "https"):
-            import mlflow.store.tracking.rest_store  # noqa: F401
-
     # -- enqueue -------------------------------------------------------------------------------
     def log_metric_objects(self, run_id: str, metrics: list[Metric]) -> None:
         for i in range(0, len(metrics), MAX_BATCH):

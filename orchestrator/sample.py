@@ -52,7 +52,7 @@ def check_request(n: int, output: str, seed: int) -> Path:
 
 def check_store(tracking_uri: str) -> None:
     """Refuse a tracking store that is not there, rather than let MLflow make an empty one."""
-    from orchestrator.tracking import check_tracking_uri
+    from orchestrator.paths import check_tracking_uri
 
     file = sqlite_file(tracking_uri)
     if file is not None and not file.expanduser().exists():

@@ -19,10 +19,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from orchestrator.paths import file_problem, sqlite_file
-from orchestrator.redact import redact_uri
+from orchestrator.paths import (  # noqa: F401  (importable from here too)
+    DEFAULT_TRACKING_URI,
+    check_server,
+    check_tracking_uri,
+    resolve_tracking_uri,
+)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_NAME = "generator"  # the trial's logged model, as promote looks it up
 BEST_MODEL_NAME = "generator_best"  # the generator of the trial's best evaluation
 # gansweep state -> MLflow run status when the run ends. A trial stopped by Ctrl-C keeps the
@@ -38,60 +41,12 @@ TAG_DEVICE = "gansweep.device"  # the torch device a trial trains on: cuda or cp
 TAG_STARTED_AT = "gansweep.started_at"  # unix time the latest attempt began on its actor
 TAG_DIVERGED_STEP = "gansweep.diverged_step"
 TAG_BEST_STEP, TAG_BEST_VALUE = "gansweep.best_step", "gansweep.best_value"
-TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
 TAG_NOTE = "mlflow.note.content"  # a run's description in the MLflow UI (markdown)
 TAG_BEST_RUN = "gansweep.best_run_id"  # on the parent run: the best trial's run
 MAX_BATCH = 900  # log_batch takes at most 1000 metrics per call
 # MLflow prints "View run ... at: URI" for each run it ends on a server, userinfo and all, once
 # per trial from every actor: a credential on the screen, and noise under the progress display
 os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-
-
-def resolve_tracking_uri(flag: str | None = None) -> str:
-    from orchestrator.spec import refuse_empty
-
-    refuse_empty("--tracking-uri", flag, "the MLflow tracking URI", "MLFLOW_TRACKING_URI")
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def check_tracking_uri(uri: str) -> str | None:
-    """Why MLflow cannot use `uri`, found without creating anything (None when it can): an
-    unknown scheme, a sqlite file whose folder cannot take it, or a server that does not answer.
-    """
-    scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else ""
-    try:
-        from mlflow.tracking._tracking_service.utils import _tracking_store_registry as stores
-
-        known = sorted(s for s in stores._registry if s)
-        stores.get_store_builder(uri)
-    except ImportError:  # MLflow moved its registry: MLflow itself says so later
-        known = []
-    except Exception:
-        return (f"{redact_uri(uri)}: MLflow has no tracking store for {scheme or uri!r} "
-                f"(it takes {', '.join(known)}; e.g. http://HOST:5000 or sqlite:///mlflow.db)")
-    file = sqlite_file(uri)
-    problem = file_problem(file) if file is not None else None
-    return f"{redact_uri(uri)}: {problem}" if problem else check_server(uri)
-
-
-def check_server(uri: str, timeout_s: float = 5.0) -> str | None:
-    """For an HTTP tracking URI, why the server cannot be used (None when it answers).
-
-    MLflow's own client retries for minutes before giving up; this asks `/health` once.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return None
-    import requests
-
-    try:
-        reply = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
-    except requests.RequestException as exc:
-        return (f"cannot reach the MLflow tracking server at {redact_uri(uri)} "
-                f"({type(exc).__name__})")
-    if reply.status_code != 200:
-        return (f"the MLflow tracking server at {redact_uri(uri)} answered /health with "
-                f"{reply.status_code}")
-    return None
 
 
 def artifact_location(tracking_uri: str) -> str | None:

@@ -109,12 +109,12 @@ class TrialWorker:
         """Answers once the actor is placed, constructed and has imported what its trials need
         (the trainers and torch, scoring, Pillow, MLflow's store), so that its first trial
         starts training at once: the actors import while the driver opens the stores."""
-        import PIL.Image  # noqa: F401
+        import importlib
 
-        import trainers  # noqa: F401
-        import trainers.grids  # noqa: F401
+        from orchestrator.raystart import actor_modules
 
-        self.logger.warm_up()
+        for name in actor_modules(self.logger.uri):
+            importlib.import_module(name)
         return True
 
     def placement(self) -> dict[str, str]:
