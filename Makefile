@@ -29,12 +29,13 @@ demo: $(STAMP)
 	@echo "Open the MLflow UI on this sweep:  $(BIN)/gansweep ui ring8   (Ctrl-C stops it)"
 	@echo "Is the winner a lucky seed?        $(BIN)/gansweep confirm ring8 --top 3 --seeds 3"
 
-# Everything but the slow cluster-path tests (under 10 minutes on 2 cores).
+# Everything but the slow tests (under 10 minutes on 2 cores, the install included).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not cluster"
 
-# The cluster path as a user meets it: a stock Ray head with token auth (a second venv), a
-# sweep checkpointing to a local S3 server, each cluster file's setup commands in a fresh venv.
+# The slow tests: the cluster path as a user meets it (a stock Ray head with token auth in a second
+# venv, a sweep checkpointing to a local S3 server, each cluster file's setup commands in a fresh
+# venv), the benchmarks' smoke runs, and whole sweeps of a minute (confirm, plug-ins, seeds).
 test-cluster: $(STAMP)
 	$(BIN)/python -m pytest -q -m cluster
 

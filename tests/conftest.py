@@ -123,10 +123,23 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def mlflow_tables(tmp_path_factory) -> Path:
+    """An empty MLflow sqlite store, its tables made once per session: MLflow takes seconds to
+    make them, and `settings` gives each test a copy (tests of a store's creation, the CLI's
+    and the end-to-end ones, start from no file as users do)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-tables") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def settings(tmp_path: Path):
+def settings(tmp_path: Path, mlflow_tables: Path):
     from orchestrator.launch import Settings
 
+    shutil.copyfile(mlflow_tables, tmp_path / "mlflow.db")
     return Settings.resolve(storage=f"sqlite:///{tmp_path}/optuna.db",
                             tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
                             checkpoint_root=str(tmp_path / "checkpoints"))

@@ -4,11 +4,14 @@ nothing a bare GPU box lacks."""
 import subprocess
 import sys
 
+import pytest
+
 from tests.benchmarks.test_orchestration_benchmark import ROOT, run_benchmark
 
 FORBIDDEN = ("ray", "optuna", "mlflow", "click")
 
 
+@pytest.mark.cluster  # the whole quick matrix on CPU (~16 s): make test-cluster
 def test_gpu_benchmark_quick_on_cpu_reports_matrix_sharing_and_checks():
     result = run_benchmark("gpu.py", "--device", "cpu", "--quick")
     variants = {(r["precision"], r["channels_last"]) for r in result["matrix"]}

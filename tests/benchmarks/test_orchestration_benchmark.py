@@ -19,6 +19,7 @@ def run_benchmark(script: str, *args: str) -> list[dict]:
     return json.loads(done.stdout)
 
 
+@pytest.mark.cluster  # the benchmark, steady and end to end (~40 s): make test-cluster
 def test_orchestration_benchmark_reports_utilization_as_json():
     """Also end to end: `gansweep launch` as a user runs it, starting its own local Ray (on a
     thread of its own) and exiting once every run is written."""
@@ -32,6 +33,7 @@ def test_orchestration_benchmark_reports_utilization_as_json():
     assert 0 < result["exit_after_last_step_s"] < result["end_to_end_wall_s"]
 
 
+@pytest.mark.cluster  # both arms of the benchmark (~35 s): make test-cluster
 def test_trainer_overhead_benchmark_compares_both_arms_as_json():
     [result] = run_benchmark("trainer_overhead.py", "--only", "mlp_gan", "--repeats", "1",
                              "--steps", "40")

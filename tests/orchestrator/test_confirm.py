@@ -123,6 +123,7 @@ def _stores(tmp_path) -> list[str]:
             "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
 
 
+@pytest.mark.cluster  # a sweep, then its confirm, by the CLI (~50 s): make test-cluster
 def test_confirm_retrains_the_top_configs_as_child_runs_and_its_table_matches_them(
         ray_local, tmp_path, write_spec, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -182,6 +182,7 @@ def test_check_trainer_refuses_what_it_cannot_import_in_one_line(project):
 
 
 # -- a sweep of the plug-in ------------------------------------------------------------------------
+@pytest.mark.cluster  # a plug-in sweep by the CLI, then promote (~30 s): make test-cluster
 def test_a_plugin_sweep_by_import_path_completes_logs_everything_and_promotes(
         ray_local, project, tmp_path):
     (project / "sweep.yaml").write_text(spec_text())

@@ -71,6 +71,7 @@ def test_a_pruner_with_its_own_metric_prunes_on_it_while_optuna_keeps_the_object
     assert failed.user_attrs["fail_reason"] == "pruner.metric eval/x_los is None at step 2"
 
 
+@pytest.mark.cluster  # a real GAN sweep of 8 trials (~25 s): make test-cluster
 def test_hyperband_on_a_real_2d_sweep_saves_compute(ray_local, settings, write_spec):
     text = (RING8_TINY.replace("trials: 4", "trials: 8").replace("eval_every: 20", "eval_every: 10")
             + "pruner: {name: hyperband, min_resource: 10, reduction_factor: 3}\n")
@@ -82,6 +83,7 @@ def test_hyperband_on_a_real_2d_sweep_saves_compute(ray_local, settings, write_s
     assert TrialState.COMPLETE in states
 
 
+@pytest.mark.cluster  # three launches of a real GAN sweep (~65 s): make test-cluster
 def test_same_spec_and_seed_give_identical_trials(ray_local, tmp_path, write_spec):
     from orchestrator.launch import Settings
 
@@ -113,6 +115,7 @@ def test_enqueued_points_are_the_first_trials(ray_local, settings, write_spec):
     assert len(trials) == 5 and trials[4].params == trials[3].params
 
 
+@pytest.mark.cluster  # a real GAN sweep (~25 s): make test-cluster
 def test_several_objectives_best_prints_the_pareto_front(ray_local, settings, write_spec):
     text = RING8_TINY.replace(
         "objective: {metric: eval/reverse_kl, direction: minimize}",
