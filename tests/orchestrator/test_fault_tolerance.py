@@ -123,6 +123,7 @@ def _running_with_checkpoints(tmp_path: Path, root: Path, at_least: int, newest:
     return None
 
 
+@pytest.mark.cluster  # a sweep whose actor is killed mid-trial (~20 s): make test-cluster
 def test_a_killed_actor_resumes_its_trial_from_its_checkpoint_on_a_new_actor(
         ray_local, settings, write_spec):
     spec = SweepSpec.load(write_spec(_spec_text(trials=3, steps=30, sleep=0.1)))

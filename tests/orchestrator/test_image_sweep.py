@@ -84,6 +84,7 @@ def test_parent_run_records_the_floor_and_every_run_names_the_feature_net(digits
     assert list((root / "cache" / "feature_nets").iterdir())  # trained once, cached on disk
 
 
+@pytest.mark.cluster  # an image sweep resumed, then refused (~20 s): make test-cluster
 def test_resume_scores_new_trials_with_the_launch_extractor_and_a_different_one_is_refused(
         digits_sweep, tmp_path):
     """The extractor is part of the launch record: `resume` (and so a resubmitted job) reads
