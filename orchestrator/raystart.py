@@ -4,7 +4,8 @@ soon as it is up, while the driver opens MLflow and the study (orchestrator/laun
 A local `ray.init` takes seconds, and each actor as long again to import torch and MLflow; the
 parent run and the study take seconds too. `RayStart` overlaps them: on its thread it runs
 `init_ray`, plans the pool from the cluster (`plan_pool`) and creates the actors, whose `ready()`
-imports what trials need; the scheduler adopts the `ActorPool`. At the end, `end_soon` lets that
+imports what trials need (`actor_modules`: a Ray started here has its workers import them as it
+starts them); the scheduler adopts the `ActorPool`. At the end, `end_soon` lets that
 thread shut a Ray this process started down while the driver writes the sweep's report.
 """
 
