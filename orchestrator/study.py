@@ -7,6 +7,7 @@ again continues the study instead of failing.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -71,10 +72,24 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     so the journal's in-memory reads and appended writes cost ~4x less driver time per trial
     than sqlite (benchmarks/scale.py); optuna-dashboard opens the same file."""
     if not is_journal(storage):
-        return optuna.storages.get_storage(storage)
+        return _rdb_storage(storage)
     from optuna.storages.journal import JournalFileBackend
 
     return optuna.storages.JournalStorage(JournalFileBackend(storage))
+
+
+def _rdb_storage(url: str, attempts: int = 4) -> optuna.storages.BaseStorage:
+    """Optuna's storage at `url`. A database that another process or thread (a second driver, a
+    `status`) is creating at the same instant fails this one's CREATE TABLE or alembic stamp
+    ("table studies already exists", a UNIQUE constraint): the schema is there a moment later."""
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.get_storage(url)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            time.sleep(0.1 * attempt)
+    return optuna.storages.get_storage(url)
 
 
 def startup_trials(budget: int) -> int:

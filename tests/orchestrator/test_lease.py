@@ -73,6 +73,30 @@ def _stop(procs, orders) -> None:
             proc.kill()
 
 
+def test_a_new_sqlite_storage_opened_by_three_at_the_same_instant_opens_for_all(tmp_path):
+    """Two drivers (or a driver and `status`) opening a study database nobody has made yet both
+    make its tables: the one that loses that race opens it a moment later instead of failing."""
+    import threading
+
+    for round_ in range(3):
+        url, errors = f"sqlite:///{tmp_path}/optuna-{round_}.db", []
+        barrier = threading.Barrier(3)
+
+        def open_it(url=url, errors=errors, barrier=barrier):
+            barrier.wait()
+            try:
+                open_storage(url).get_all_studies()
+            except Exception as exc:  # noqa: BLE001 - any failure is the test's
+                errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+        threads = [threading.Thread(target=open_it) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+
+
 def test_two_drivers_started_at_the_same_instant_one_wins(storage, study):
     procs, orders, results = _start(storage, study, 2)
     outcomes = []
