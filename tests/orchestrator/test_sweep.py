@@ -193,3 +193,69 @@ def test_a_journal_file_holds_the_study_across_launches_and_for_status(ray_local
     missing = runner.invoke(main, ["status", "synth", "--storage", "other.journal"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
     assert not (tmp_path / "other.journal").exists()
+
+
+def _ray_processes_of(driver_pid: int) -> list[str]:
+    """Live processes of the Ray session a driver with pid `driver_pid` started (its session
+    folder's name ends with that pid)."""
+    import re
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if re.search(rf"session_[0-9_-]+_{driver_pid}\b", cmdline):
+            found.append(cmdline[:120])
+    return found
+
+
+def test_the_command_starts_its_own_ray_exports_every_generator_and_leaves_no_ray_behind(
+        tmp_path):
+    """`gansweep launch` as a user runs it, no Ray up: it starts a local Ray on a thread of its
+    own (Ray's processes die with the thread that started them, so that thread lives until the
+    sweep ends), every finished trial's generators are exported by the helper actors before the
+    command exits, and the Ray it started is gone once it has."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from orchestrator.tracking import BEST_MODEL_NAME, MODEL_NAME
+
+    spec = tmp_path / "ring8.yaml"
+    spec.write_text(RING8_TINY.replace("trials: 4", "trials: 2").replace(
+        "steps: 60, eval_every: 20, log_every: 10", "steps: 20, eval_every: 20, log_every: 10"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    log = tmp_path / "launch.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "launch", str(spec), "--storage",
+             f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", uri, "--checkpoint-root",
+             str(tmp_path / "checkpoints")], cwd=tmp_path, env=env, stdout=out, stderr=out)
+        ray_seen, deadline = False, time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            ray_seen = ray_seen or bool(_ray_processes_of(proc.pid))  # its own Ray, running
+            time.sleep(0.5)
+    if proc.poll() is None:
+        proc.kill()
+    assert proc.wait() == 0, log.read_text()[-2000:]
+    assert ray_seen
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("ring8-tiny").experiment_id
+    runs = client.search_runs([experiment], "tags.`gansweep.role` = 'trial'")
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert "gansweep.finish_error" not in run.data.tags
+        names = {m.name for m in client.search_logged_models(
+            experiment_ids=[experiment], filter_string=f"source_run_id = '{run.info.run_id}'")}
+        assert names == {MODEL_NAME, BEST_MODEL_NAME}
+    deadline = time.monotonic() + 15
+    while _ray_processes_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _ray_processes_of(proc.pid) == []
