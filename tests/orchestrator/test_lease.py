@@ -192,18 +192,26 @@ def test_a_driver_whose_lease_was_taken_over_stops_and_leaves_its_trials_resumab
     spec = SweepSpec.load(write_spec(SYNTHETIC.replace("steps: 4", "steps: 400").replace(
         "log_every: 1}", "log_every: 1}\nfixed: {sleep_s: 0.05}")))
 
+    done: list[str] = []  # how far the other driver got: said if the launch does not stop
+
     def take_over():  # what a second driver does once the first one's lease has expired
         storage = open_storage(settings.storage)
-        study_id = wait_for("the study", lambda: storage.get_study_id_from_name("synth"))
+        study_id = wait_for("the study", lambda: storage.get_study_id_from_name("synth"), 240)
+        done.append(f"saw the study at {time.monotonic() - t0:.1f} s")
         wait_for("a running trial", lambda: storage.get_all_trials(
-            study_id, states=(TrialState.RUNNING,)))
+            study_id, states=(TrialState.RUNNING,)), 240)
+        done.append(f"saw a running trial at {time.monotonic() - t0:.1f} s")
         storage.set_study_user_attr(study_id, LEASE_ATTR, {
             "id": "the-other-driver", "host": "elsewhere", "pid": 1, "renewed": time.time()})
+        done.append(f"took the lease at {time.monotonic() - t0:.1f} s")
 
+    t0 = time.monotonic()
     thief = threading.Thread(target=take_over, daemon=True)
     thief.start()
     with pytest.raises(SpecError, match="another driver took the sweep over; this one stopped"):
         launch(spec, settings, notice=lambda m: None)
+        pytest.fail(f"the launch ended {time.monotonic() - t0:.1f} s in; the other driver: "
+                    f"{done}")
     thief.join()
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
     assert len(trials) < 4 and TrialState.RUNNING in {t.state for t in trials}  # no new ones
