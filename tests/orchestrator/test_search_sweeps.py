@@ -101,6 +101,7 @@ def test_same_spec_and_seed_give_identical_trials(ray_local, tmp_path, write_spe
     assert results[0] != results[2]
 
 
+@pytest.mark.cluster  # two launches, the second enqueued from a run (~20 s): make test-cluster
 def test_enqueued_points_are_the_first_trials(ray_local, settings, write_spec):
     text = SYNTHETIC + "enqueue: [{x: 0.5, y: 1.5}, {x: -1.0, y: 0.25}]\n"
     launch(SweepSpec.load(write_spec(text)), settings, notice=lambda m: None)
@@ -143,6 +144,7 @@ def test_several_objectives_best_prints_the_pareto_front(ray_local, settings, wr
     assert f"from trial {smallest.number} " in picked.stdout
 
 
+@pytest.mark.cluster  # a sweep run out by its time budget (~17 s): make test-cluster
 def test_time_budget_stops_new_trials_and_fails_the_unfinished(ray_local, settings, write_spec):
     text = (SYNTHETIC.replace("trials: 4, steps: 4, eval_every: 2",
                               "trials: 50, steps: 6, eval_every: 2, time: 5s")
