@@ -34,6 +34,12 @@ def file_problem(file: Path) -> str | None:
     return None
 
 
+def uri_scheme(uri: str) -> str:
+    """A store URI's scheme without its driver (`postgresql+psycopg2` -> `postgresql`); a path
+    with no scheme is a `file` store."""
+    return uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else "file"
+
+
 def resolve_tracking_uri(flag: str | None = None) -> str:
     from orchestrator.spec import refuse_empty
 
@@ -44,7 +50,7 @@ def resolve_tracking_uri(flag: str | None = None) -> str:
 def store_client_modules(uri: str) -> list[str]:
     """MLflow's client code for the tracking store at `uri` (SQLAlchemy and alembic for a
     database), which an actor imports before its first trial."""
-    scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else "file"
+    scheme = uri_scheme(uri)
     if scheme in ("sqlite", "postgresql", "mysql", "mssql"):
         return ["mlflow.store.tracking.sqlalchemy_store"]
     if scheme in ("http", "https"):
@@ -56,7 +62,7 @@ def check_tracking_uri(uri: str) -> str | None:
     """Why MLflow cannot use `uri`, found without creating anything (None when it can): an
     unknown scheme, a sqlite file whose folder cannot take it, or a server that does not answer.
     """
-    scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else ""
+    scheme = uri_scheme(uri)
     if scheme not in MLFLOW_SCHEMES:
         try:
             from mlflow.tracking._tracking_service.utils import _tracking_store_registry as stores
@@ -66,7 +72,7 @@ def check_tracking_uri(uri: str) -> str | None:
         except ImportError:  # MLflow moved its registry: MLflow itself says so later
             known = []
         except Exception:
-            return (f"{redact_uri(uri)}: MLflow has no tracking store for {scheme or uri!r} "
+            return (f"{redact_uri(uri)}: MLflow has no tracking store for {scheme!r} "
                     f"(it takes {', '.join(known)}; e.g. http://HOST:5000 or "
                     f"sqlite:///mlflow.db)")
     file = sqlite_file(uri)
