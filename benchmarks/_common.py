@@ -18,9 +18,9 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from orchestrator.launch import Settings, launch
-from orchestrator.spec import SweepSpec
-from orchestrator.study import USER_ATTR_RUN
+from orchestrator.driver.launch import Settings, launch
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.study.studies import USER_ATTR_RUN
 
 METRICS = ("score", "modes", "high_quality", "reverse_kl")
 

@@ -31,13 +31,13 @@ from pathlib import Path
 
 import ray
 
-from orchestrator.context import SweepContext
-from orchestrator.launch import Settings
-from orchestrator.raystart import ActorPool
-from orchestrator.scheduler import Scheduler
-from orchestrator.spec import SweepSpec
-from orchestrator.study import open_study
-from orchestrator.tracking import SweepTracker
+from orchestrator.cluster.raystart import ActorPool
+from orchestrator.driver.context import SweepContext
+from orchestrator.driver.launch import Settings
+from orchestrator.driver.scheduler import Scheduler
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.study.studies import open_study
+from orchestrator.tracking.tracker import SweepTracker
 
 SPEC = """
 name: orchestration

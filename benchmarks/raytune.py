@@ -55,9 +55,9 @@ from ray import tune
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.search.optuna import OptunaSearch
 
-from orchestrator.samplers import build_sampler
-from orchestrator.spec import SweepSpec
-from orchestrator.study import startup_trials
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.study.samplers import build_sampler
+from orchestrator.study.studies import startup_trials
 from trainers import build_trainer
 
 FIGURES = ("wall_s", "utilization", "overhead_per_trial_ms", "driver_cpu_per_trial_ms",

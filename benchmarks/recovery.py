@@ -25,9 +25,9 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from orchestrator.checkpoints import TrialCheckpoints
-from orchestrator.launch import Settings, launch
-from orchestrator.spec import SweepSpec
+from orchestrator.actor.checkpoints import TrialCheckpoints
+from orchestrator.driver.launch import Settings, launch
+from orchestrator.spec.sweep import SweepSpec
 
 SPEC = """
 name: recovery

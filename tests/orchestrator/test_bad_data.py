@@ -307,7 +307,7 @@ def _no_ray(address):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_data_is_one_line_exit_2_and_nothing_is_created(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("orchestrator.raystart.init_ray", _no_ray)
+    monkeypatch.setattr("orchestrator.cluster.raystart.init_ray", _no_ray)
     if case.home is not None:
         monkeypatch.setenv("HOME", case.home.format(tmp=tmp_path))
     if "somefile.txt" in case.command:

@@ -155,8 +155,8 @@ def test_a_bad_flag_is_one_line_exit_2_and_nothing_is_created(tmp_path, monkeypa
 
 
 def test_resume_with_trials_0_is_refused_not_ignored(ray_local, settings, write_spec):
-    from orchestrator.launch import launch
-    from orchestrator.spec import SweepSpec
+    from orchestrator.driver.launch import launch
+    from orchestrator.spec.sweep import SweepSpec
 
     spec = SweepSpec.load(write_spec(SYNTHETIC.replace("trials: 4", "trials: 1")))
     assert launch(spec, settings, notice=lambda m: None).done == 1
@@ -180,7 +180,7 @@ def test_promote_refuses_a_model_name_a_filter_cannot_hold(tmp_path, monkeypatch
 def test_json_output_is_strict_json_when_a_value_is_not_finite():
     import json
 
-    from orchestrator.cli_common import to_json as _json
+    from orchestrator.cli.common import to_json as _json
 
     text = _json({"value": float("nan"), "front": [{"fid": float("inf")}, {"fid": 1.5}]})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON {c}")) == {

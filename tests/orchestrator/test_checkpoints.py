@@ -2,7 +2,7 @@
 
 import torch
 
-from orchestrator.checkpoints import TrialCheckpoints
+from orchestrator.actor.checkpoints import TrialCheckpoints
 
 
 def _payload(step):

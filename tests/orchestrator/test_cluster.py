@@ -20,10 +20,10 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from orchestrator.cli import main
-from orchestrator.launch import Settings, launch
-from orchestrator.raystart import shared_store_problems
-from orchestrator.scheduler import pool_plan
-from orchestrator.spec import SweepSpec
+from orchestrator.cluster.raystart import shared_store_problems
+from orchestrator.driver.launch import Settings, launch
+from orchestrator.driver.scheduler import pool_plan
+from orchestrator.spec.sweep import SweepSpec
 from tests.conftest import free_port, stop_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,7 +202,7 @@ def test_submit_runs_a_plugin_sweep_as_a_ray_job_and_status_works_from_here(tmp_
     try:
         from ray.job_submission import JobStatus, JobSubmissionClient
 
-        from orchestrator.raytoken import auth_headers  # `ray start` may turn token auth on
+        from orchestrator.cluster.raytoken import auth_headers  # `ray start` may turn token auth on
 
         jobs = wait_for("the Ray Jobs server", lambda: JobSubmissionClient(
             address, headers=auth_headers() or None), 90)

@@ -18,16 +18,16 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 from scipy.stats import t as student_t
 
-from orchestrator.checkpoints import TrialCheckpoints
+from orchestrator.actor.checkpoints import TrialCheckpoints
 from orchestrator.cli import main
-from orchestrator.confirm import (
+from orchestrator.registry.confirm import (
     bound,
     confirm_spec,
     confirm_table,
     enqueue_missing,
     top_trials,
 )
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.spec.sweep import SpecError, SweepSpec
 from tests.conftest import RING8_TINY, SYNTHETIC
 
 X = {"x": FloatDistribution(-2.0, 2.0)}
@@ -108,7 +108,7 @@ def test_a_confirm_sweep_has_its_own_study_fresh_seeds_no_pruner_and_more_sample
     assert again.pruner.name == "none" and again.enqueue == ()
     assert again.sampler.seed != spec.sampler.seed and again.sampler.name == "random"
     assert again.budget.eval_scale == 4 and spec.budget.eval_scale == 1
-    from orchestrator.data import prepare_data
+    from orchestrator.driver.data import prepare_data
 
     ring = SweepSpec.parse(RING8_TINY)
     points = prepare_data(confirm_spec(ring, 2), str(tmp_path)).payload
@@ -187,8 +187,8 @@ SLOW = SYNTHETIC.replace("budget: {trials: 4, steps: 4, eval_every: 2, log_every
 @pytest.mark.cluster  # an actor killed mid-confirm (~35 s): make test-cluster
 def test_a_confirm_run_whose_actor_is_killed_resumes_in_the_same_run(
         ray_local, settings, write_spec):
-    from orchestrator.confirm import plan_confirm, report_confirm
-    from orchestrator.launch import launch
+    from orchestrator.driver.launch import launch
+    from orchestrator.registry.confirm import plan_confirm, report_confirm
 
     assert launch(SweepSpec.load(write_spec(SLOW)), settings, notice=lambda m: None).done == 2
     plan = plan_confirm("synth", 1, 2, settings.storage)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from orchestrator.data import cached_feature_net
+from orchestrator.driver.data import cached_feature_net
 from trainers import feature_net as fn
 
 

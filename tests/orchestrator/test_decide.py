@@ -8,9 +8,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from orchestrator.decide import Action, Lost, Outcome, Standing, decide
-from orchestrator.spec import SweepSpec
-from orchestrator.worker import DIVERGED, ChunkResult
+from orchestrator.actor.worker import DIVERGED, ChunkResult
+from orchestrator.driver.decide import Action, Lost, Outcome, Standing, decide
+from orchestrator.spec.sweep import SweepSpec
 from tests.conftest import SYNTHETIC
 
 SPECS = {  # budget.steps 4, max_retries 2 (the default)

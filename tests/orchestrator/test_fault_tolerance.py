@@ -1,7 +1,7 @@
 """Nothing lost: real kills of real processes (actors, drivers), signals, divergence, corrupt
 checkpoints and an unreachable tracking server.
 
-Drivers run as `python -m orchestrator.cli` subprocesses with their own local Ray, so that they
+Drivers run as `python -m orchestrator.cli.app` subprocesses with their own local Ray, so that they
 can be SIGKILLed and interrupted; the actor-kill test drives the sweep from a thread on the
 session's Ray and SIGKILLs the actor's process by the PID its run is tagged with.
 """
@@ -25,10 +25,10 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from orchestrator.checkpoints import TrialCheckpoints
+from orchestrator.actor.checkpoints import TrialCheckpoints
 from orchestrator.cli import main
-from orchestrator.launch import launch
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.driver.launch import launch
+from orchestrator.spec.sweep import SpecError, SweepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,7 +162,7 @@ def test_sigkill_of_the_driver_then_resume_completes_the_budget_once(tmp_path):
     driver = _cli(tmp_path, "launch", "ft.yaml", *_stores(tmp_path))
     try:
         _wait_for("the first trial", lambda: _running_with_checkpoints(tmp_path, root, 0))
-        from orchestrator.lease import DriverLease
+        from orchestrator.driver.lease import DriverLease
 
         with pytest.raises(SpecError, match=f"is being driven by pid {driver.pid} "):
             DriverLease(f"sqlite:///{tmp_path}/optuna.db", _study(tmp_path)).acquire()
@@ -254,7 +254,7 @@ def test_an_unreachable_tracking_server_is_refused_before_any_study_exists(tmp_p
 
 
 def test_one_driver_per_sweep_a_dead_or_silent_drivers_lease_is_taken_over(tmp_path):
-    from orchestrator.lease import LEASE_ATTR, DriverLease
+    from orchestrator.driver.lease import LEASE_ATTR, DriverLease
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
     study = optuna.create_study(study_name="ft", storage=storage)

@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from orchestrator.cli import main
-from orchestrator.launch import Settings, launch
-from orchestrator.spec import SweepSpec
+from orchestrator.driver.launch import Settings, launch
+from orchestrator.spec.sweep import SweepSpec
 
 DIGITS = """\
 name: digits-tiny

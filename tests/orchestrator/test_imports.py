@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from orchestrator.spec import SweepSpec
-from orchestrator.study import USER_ATTR_RUN, USER_ATTR_SEED, open_study
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.study.studies import USER_ATTR_RUN, USER_ATTR_SEED, open_study
 from tests.conftest import SYNTHETIC
 
 HEAVY = ("torch", "ray", "optuna", "mlflow")
@@ -80,8 +80,8 @@ def test_status_and_best_read_the_study_with_optuna_only(tmp_path, monkeypatch):
 
 def test_parsing_modules_and_the_progress_display_import_neither_optuna_nor_ray():
     code = ("import sys\n"
-            "import orchestrator.errors, orchestrator.spec, orchestrator.search, "
-            "orchestrator.space, orchestrator.stats, orchestrator.progress\n"
+            "import orchestrator.errors, orchestrator.spec.sweep, orchestrator.spec.search, "
+            "orchestrator.spec.space, orchestrator.driver.stats, orchestrator.cli.progress\n"
             f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)

@@ -10,11 +10,16 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from orchestrator.cli import main
-from orchestrator.jobs import job_entrypoint, job_runtime_env, pinned_requirements, submit_sweep
-from orchestrator.launch import JOB_ENV_VAR, Settings, check_job_stores, launch
-from orchestrator.raytoken import auth_headers, find_token, use_token_auth
-from orchestrator.redact import redact_uri
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.cluster.jobs import (
+    job_entrypoint,
+    job_runtime_env,
+    pinned_requirements,
+    submit_sweep,
+)
+from orchestrator.cluster.raytoken import auth_headers, find_token, use_token_auth
+from orchestrator.driver.launch import JOB_ENV_VAR, Settings, check_job_stores, launch
+from orchestrator.spec.sweep import SpecError, SweepSpec
+from orchestrator.stores.redact import redact_uri
 from tests.conftest import SYNTHETIC
 
 SECRET = "s3cr3t-pw"

@@ -13,8 +13,9 @@ import threading
 import optuna
 import pytest
 
-from orchestrator.launch import Settings, check_address
-from orchestrator.record import (
+from orchestrator.driver.launch import Settings, check_address
+from orchestrator.spec.sweep import SpecError, SweepSpec
+from orchestrator.study.record import (
     LAUNCH_ATTR,
     LaunchRecord,
     check_same_extractor,
@@ -22,7 +23,6 @@ from orchestrator.record import (
     recorded_store,
     stored_extractor,
 )
-from orchestrator.spec import SpecError, SweepSpec
 from tests.conftest import SYNTHETIC
 
 SECRET_URI = "postgresql://gansweep:hunter2@db:5432/mlflow"

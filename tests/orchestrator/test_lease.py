@@ -13,9 +13,9 @@ import uuid
 import optuna
 import pytest
 
-from orchestrator.lease import LEASE_ATTR, DriverLease
-from orchestrator.spec import SpecError
-from orchestrator.study import open_storage
+from orchestrator.driver.lease import LEASE_ATTR, DriverLease
+from orchestrator.spec.sweep import SpecError
+from orchestrator.study.studies import open_storage
 
 ROUNDS = 20
 
@@ -142,7 +142,7 @@ def test_an_expired_lease_is_taken_and_its_driver_does_not_take_it_back(storage,
     with pytest.raises(SpecError, match=f"driven by pid {os.getpid()} on "):
         second.acquire()
     time.sleep(0.4)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.lease"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.driver.lease"):
         second.acquire()  # expired
         assert first.lost.wait(timeout=30)  # its next beat finds the lease taken...
     assert study.user_attrs[LEASE_ATTR]["id"] == second.id  # ...and does not take it back
@@ -183,9 +183,9 @@ def test_a_driver_whose_lease_was_taken_over_stops_and_leaves_its_trials_resumab
 
     from optuna.trial import TrialState
 
-    from orchestrator import lease as lease_module
-    from orchestrator.launch import launch
-    from orchestrator.spec import SweepSpec
+    from orchestrator.driver import lease as lease_module
+    from orchestrator.driver.launch import launch
+    from orchestrator.spec.sweep import SweepSpec
     from tests.conftest import SYNTHETIC, wait_for
 
     monkeypatch.setattr(lease_module, "EVERY_S", 0.2)

@@ -25,11 +25,11 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from orchestrator.checkpoints import TrialCheckpoints
+from orchestrator.actor.checkpoints import TrialCheckpoints
 from orchestrator.cli import main
-from orchestrator.launch import Settings, launch
-from orchestrator.plugins import ship_paths
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.cluster.plugins import ship_paths
+from orchestrator.driver.launch import Settings, launch
+from orchestrator.spec.sweep import SpecError, SweepSpec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_trainer"
 
@@ -345,7 +345,7 @@ def uninterrupted(trial) -> list[float]:
     (without Slow's sleep, which changes nothing else)."""
     from my_gan.cgan import ConditionalGAN
 
-    from orchestrator.data import default_cache_dir, prepare_dataset
+    from orchestrator.driver.data import default_cache_dir, prepare_dataset
     from trainers.base import build_config
     from trainers.rng import seed_everything
 

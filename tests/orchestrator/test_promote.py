@@ -12,10 +12,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from orchestrator.actor.models import input_example
 from orchestrator.cli import main
-from orchestrator.generator_model import input_example
-from orchestrator.promote import TAG_CHAMPION, best_choice, promote, version_model_id
-from orchestrator.tracking import BEST_MODEL_NAME, MODEL_NAME
+from orchestrator.registry.promote import TAG_CHAMPION, best_choice, promote, version_model_id
+from orchestrator.tracking.tracker import BEST_MODEL_NAME, MODEL_NAME
 from tests.orchestrator.toy_registry import METRIC, Z_DIM, points_generator, toy_sweep
 
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.jobs import job_entrypoint, job_runtime_env
-from orchestrator.spec import SweepSpec
+from orchestrator.cluster.jobs import job_entrypoint, job_runtime_env
+from orchestrator.spec.sweep import SweepSpec
 from tests.conftest import SYNTHETIC
 
 PLANTED = "PLANTED-pw-5c1e9"

@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import TrialState
 from PIL import Image
 
-from orchestrator.report import _render, sweep_artifacts
+from orchestrator.tracking.report import _render, sweep_artifacts
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -95,7 +95,7 @@ def test_single_complete_trial_still_gets_history_and_csv(caplog):
     study = optuna.create_study()
     study.enqueue_trial({"x": 0.5})
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.report"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.tracking.report"):
         files = sweep_artifacts(study, ["eval/loss"])
     assert set(files) == {"optuna/history.png", "optuna/trials.csv"}
     _assert_png(files["optuna/history.png"])
@@ -108,7 +108,7 @@ def test_a_failing_plot_is_skipped_with_a_warning_and_its_figure_closed(caplog):
         plt.figure()
         raise ValueError("cannot draw")
 
-    with caplog.at_level(logging.WARNING, logger="orchestrator.report"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.tracking.report"):
         assert _render("optuna/broken.png", broken_plot) is None
     assert "optuna/broken.png" in caplog.text and "cannot draw" in caplog.text
     assert plt.get_fignums() == []

@@ -7,8 +7,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from orchestrator.runlog import RunLogger
-from orchestrator.tracking import metrics_of
+from orchestrator.actor.runlog import RunLogger
+from orchestrator.tracking.tracker import metrics_of
 
 
 class Flaky:

@@ -21,8 +21,13 @@ import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from orchestrator.checkpoints import ENDPOINT_VARS, TrialCheckpoints, pinned_root, resolve_root
-from orchestrator.launch import LAUNCH_ATTR
+from orchestrator.actor.checkpoints import (
+    ENDPOINT_VARS,
+    TrialCheckpoints,
+    pinned_root,
+    resolve_root,
+)
+from orchestrator.driver.launch import LAUNCH_ATTR
 from tests.orchestrator.test_fault_tolerance import (
     ROOT,
     _assert_every_step_once,
@@ -154,7 +159,7 @@ def test_an_actor_without_the_endpoint_in_its_environment_reaches_the_store_by_t
     root = pinned_root(f"s3://{bucket.name}/ckpt")
     TrialCheckpoints(root, "sweep", 1).save(_payload(10), 10)
     env = {k: v for k, v in os.environ.items() if k not in ENDPOINT_VARS}
-    read = subprocess.run([sys.executable, "-c", "import sys; from orchestrator.checkpoints "
+    read = subprocess.run([sys.executable, "-c", "import sys; from orchestrator.actor.checkpoints "
                            "import TrialCheckpoints as T; "
                            "print(T(sys.argv[1], 'sweep', 1).load_latest()['step'])", root],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -13,9 +13,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from orchestrator.cli_sample import sample
-from orchestrator.promote import promote
-from orchestrator.sample import view_extent
+from orchestrator.cli.sample import sample
+from orchestrator.registry.promote import promote
+from orchestrator.registry.sample import view_extent
 from tests.orchestrator.toy_registry import Z_DIM, ImageGenerator, points_generator, toy_sweep
 
 

@@ -7,9 +7,9 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from orchestrator.launch import launch
-from orchestrator.scheduler import pool_plan
-from orchestrator.spec import SweepSpec
+from orchestrator.driver.launch import launch
+from orchestrator.driver.scheduler import pool_plan
+from orchestrator.spec.sweep import SweepSpec
 from tests.conftest import SYNTHETIC
 
 
@@ -66,7 +66,7 @@ def test_a_trial_that_raises_fails_alone_and_says_why(ray_local, settings, write
 
 def test_a_trial_left_running_by_a_dead_driver_resumes_in_its_own_run(ray_local, settings,
                                                                      write_spec):
-    from orchestrator.tracking import SweepTracker
+    from orchestrator.tracking.tracker import SweepTracker
 
     spec = _spec(write_spec)
     tracker = SweepTracker(settings.tracking_uri, "synth", "synth")
@@ -90,7 +90,7 @@ def test_a_run_the_driver_made_but_never_recorded_is_reused_on_resume(
         ray_local, settings, write_spec):
     # The driver died after making trial 0's run and before recording its id on the trial;
     # trial 1 had been asked and its run never made. Resume: no trial gets a second run.
-    from orchestrator.tracking import SweepTracker
+    from orchestrator.tracking.tracker import SweepTracker
 
     spec = _spec(write_spec)
     tracker = SweepTracker(settings.tracking_uri, "synth", "synth")

@@ -6,9 +6,9 @@ from click.testing import CliRunner
 from optuna.trial import TrialState
 
 from orchestrator.cli import main
-from orchestrator.samplers import build_pruner, build_sampler
-from orchestrator.search import grid_size, parse_duration
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.spec.search import grid_size, parse_duration
+from orchestrator.spec.sweep import SpecError, SweepSpec
+from orchestrator.study.samplers import build_pruner, build_sampler
 from tests.conftest import SYNTHETIC
 
 MULTI = SYNTHETIC.replace("objective: {metric: eval/loss, direction: minimize}",

@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from orchestrator.cli import main
-from orchestrator.launch import launch
-from orchestrator.spec import SweepSpec
+from orchestrator.driver.launch import launch
+from orchestrator.spec.sweep import SweepSpec
 from tests.conftest import RING8_TINY, SYNTHETIC
 
 # eval/loss = (x-1)^2 + (y+0.5)^2 + 1/(1+step): the good points sit at or below the median
@@ -85,7 +85,7 @@ def test_hyperband_on_a_real_2d_sweep_saves_compute(ray_local, settings, write_s
 
 @pytest.mark.cluster  # three launches of a real GAN sweep (~65 s): make test-cluster
 def test_same_spec_and_seed_give_identical_trials(ray_local, tmp_path, write_spec):
-    from orchestrator.launch import Settings
+    from orchestrator.driver.launch import Settings
 
     text = RING8_TINY.replace("trials: 4", "trials: 2").replace("name: tpe", "name: random")
     results = []

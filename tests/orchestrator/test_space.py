@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-from orchestrator.space import FieldError, parse_space, suggest_all
+from orchestrator.spec.space import FieldError, parse_space, suggest_all
 
 SPACE = {
     "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.spec.sweep import SpecError, SweepSpec
 from tests.conftest import RING8_TINY, SYNTHETIC
 
 
@@ -20,7 +20,7 @@ def test_shipped_ring8_spec_loads():
 def test_every_shipped_spec_loads_and_its_params_build_a_trainer_config(path):
     import optuna
 
-    from orchestrator.space import suggest_all
+    from orchestrator.spec.space import suggest_all
     from trainers import TRAINERS, build_config
 
     spec = SweepSpec.load(path)
@@ -136,7 +136,7 @@ def test_resume_of_an_unknown_sweep_is_one_line_and_creates_nothing(tmp_path, mo
 
 
 def test_settings_make_store_files_absolute_and_leave_other_uris_alone(tmp_path, monkeypatch):
-    from orchestrator.launch import Settings
+    from orchestrator.driver.launch import Settings
 
     monkeypatch.chdir(tmp_path)
     settings = Settings.resolve("sweeps/optuna.journal", "databricks")

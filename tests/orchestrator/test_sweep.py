@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from orchestrator.cli import main
-from orchestrator.launch import launch
-from orchestrator.promote import promote
-from orchestrator.spec import SweepSpec
+from orchestrator.driver.launch import launch
+from orchestrator.registry.promote import promote
+from orchestrator.spec.sweep import SweepSpec
 from tests.conftest import RING8_TINY, SYNTHETIC
 
 EVAL_STEPS = [20, 40, 60]
@@ -24,7 +24,7 @@ EVAL_STEPS = [20, 40, 60]
 @pytest.fixture(scope="module")
 def ring8_sweep(ray_local, tmp_path_factory):
     """One 4-trial ring8 sweep on 2 actors, shared by the tests of this module."""
-    from orchestrator.launch import Settings
+    from orchestrator.driver.launch import Settings
 
     root = tmp_path_factory.mktemp("ring8")
     spec_path = root / "ring8-tiny.yaml"
@@ -170,7 +170,7 @@ def test_launching_again_continues_the_same_study_and_parent_run(ray_local, sett
 
 def test_a_journal_file_holds_the_study_across_launches_and_for_status(ray_local, tmp_path,
                                                                        write_spec, monkeypatch):
-    from orchestrator.launch import Settings
+    from orchestrator.driver.launch import Settings
 
     monkeypatch.chdir(tmp_path)
     settings = Settings.resolve(storage="optuna.journal",
@@ -224,7 +224,7 @@ def test_the_command_starts_its_own_ray_exports_every_generator_and_leaves_no_ra
     import time
     from pathlib import Path
 
-    from orchestrator.tracking import BEST_MODEL_NAME, MODEL_NAME
+    from orchestrator.tracking.tracker import BEST_MODEL_NAME, MODEL_NAME
 
     spec = tmp_path / "ring8.yaml"
     spec.write_text(RING8_TINY.replace("trials: 4", "trials: 2").replace(

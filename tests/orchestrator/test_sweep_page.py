@@ -20,9 +20,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from PIL import Image
 
-from orchestrator.page_figures import GAP, LABEL_HEIGHT, TILE_HEIGHT, importance_warning
-from orchestrator.spec import SweepSpec
-from orchestrator.sweep_page import (
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.tracking.figures import GAP, LABEL_HEIGHT, TILE_HEIGHT, importance_warning
+from orchestrator.tracking.page import (
     MAX_NOTE,
     Page,
     Ranked,
@@ -31,7 +31,7 @@ from orchestrator.sweep_page import (
     open_page,
     top_trials,
 )
-from orchestrator.tracking import TAG_BEST_RUN, TAG_NOTE, SweepTracker
+from orchestrator.tracking.tracker import TAG_BEST_RUN, TAG_NOTE, SweepTracker
 from tests.conftest import SYNTHETIC, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -146,7 +146,7 @@ def test_parent_run_gets_the_settings_as_params_and_a_relaunch_keeps_them(tmp_pa
     again = SweepTracker(mlflow_uri, tmp_path.name, spec.name)
     assert again.open_sweep_run(spec.text, "spec.yaml") == sweep.parent
     edited = SweepSpec.parse(SYNTHETIC.replace("seed: 0", "seed: 7")).with_trials(10)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.sweep_page"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.tracking.page"):
         open_page(again, sweep.study, edited).close(final=True)
     run = sweep.parent_run()
     assert run.data.params["seed"] == "0" and run.data.tags["gansweep.budget.trials"] == "10"
@@ -237,7 +237,7 @@ def test_the_page_follows_progress_from_its_own_thread(sweep, spec):
 
 def test_a_page_error_is_a_warning_never_a_failed_sweep(sweep, spec, caplog):
     sweep.tracker.parent_run_id = "no-such-run"
-    with caplog.at_level(logging.WARNING, logger="orchestrator.sweep_page"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.tracking.page"):
         page = open_page(sweep.tracker, sweep.study, spec)
         page.close(final=True)
         assert page.update(final=True) is False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.tracking import (
+from orchestrator.tracking.tracker import (
     SweepTracker,
     log_missing_metrics,
     logged_steps,

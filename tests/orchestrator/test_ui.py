@@ -22,14 +22,13 @@ from click.testing import CliRunner
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
-from orchestrator import ui
 from orchestrator.cli import main
-from orchestrator.cli_ui import ui as ui_command
+from orchestrator.cli.ui import ui as ui_command
 from orchestrator.errors import SpecError
-from orchestrator.record import LAUNCH_ATTR
-from orchestrator.relocate import relocate, stale_roots
-from orchestrator.study import USER_ATTR_RUN
-from orchestrator.tracking import SweepTracker, metrics_of, params_of
+from orchestrator.stores.relocate import relocate, stale_roots
+from orchestrator.study.record import LAUNCH_ATTR
+from orchestrator.study.studies import USER_ATTR_RUN
+from orchestrator.tracking.tracker import SweepTracker, metrics_of, params_of, ui
 from tests.conftest import SYNTHETIC, free_port, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -220,7 +219,7 @@ def test_ui_serves_the_moved_sweep_links_its_trials_and_ctrl_c_leaves_no_process
     shutil.move(tmp_path / "proj", tmp_path / "moved")
     port, out = free_port(), tmp_path / "ui.out"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.cli_ui import ui; ui()", "synth",
+        [sys.executable, "-c", "from orchestrator.cli.ui import ui; ui()", "synth",
          "--port", str(port), "--relocate", "--storage", f"sqlite:///{tmp_path}/moved/optuna.db",
          "--tracking-uri", f"sqlite:///{tmp_path}/moved/mlflow.db"],
         stdout=out.open("w"), stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2],

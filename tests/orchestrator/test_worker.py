@@ -7,9 +7,8 @@ import math
 
 import torch
 
-from orchestrator.checkpoints import TrialCheckpoints
-from orchestrator.tracking import SweepTracker, metrics_of
-from orchestrator.worker import (
+from orchestrator.actor.checkpoints import TrialCheckpoints
+from orchestrator.actor.worker import (
     TrialSpec,
     TrialWorker,
     _finite,
@@ -17,6 +16,7 @@ from orchestrator.worker import (
     _metrics_from_rows,
     salvage_metrics,
 )
+from orchestrator.tracking.tracker import SweepTracker, metrics_of
 
 
 def _trial(number: int, tmp_path, run_id: str) -> TrialSpec:

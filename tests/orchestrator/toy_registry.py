@@ -12,9 +12,9 @@ import optuna
 import torch
 from mlflow import MlflowClient
 
-from orchestrator.runlog import RunLogger
-from orchestrator.study import USER_ATTR_RUN
-from orchestrator.tracking import (
+from orchestrator.actor.runlog import RunLogger
+from orchestrator.study.studies import USER_ATTR_RUN
+from orchestrator.tracking.tracker import (
     BEST_MODEL_NAME,
     TAG_BEST_STEP,
     TAG_BEST_VALUE,

@@ -1,0 +1,367 @@
+"""The Ray actor that trains trials, and the plain dataclasses that cross the Ray boundary.
+
+The driver sends a `TrialSpec` (never an Optuna trial) and asks for chunks of training; the actor
+keeps the trainer's state between chunks, logs metrics, sample plots and checkpoints itself, and
+returns a small `ChunkResult`. No tensors travel back to the driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import socket
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mlflow.entities import Metric
+
+from orchestrator.actor.checkpoints import TrialCheckpoints
+from orchestrator.actor.runlog import RunLogger
+from orchestrator.tracking.tracker import (
+    BEST_MODEL_NAME,
+    MODEL_NAME,
+    TAG_ATTEMPT,
+    TAG_BEST_STEP,
+    TAG_BEST_VALUE,
+    TAG_DEVICE,
+    TAG_DIVERGED_STEP,
+    TAG_FINISH_ERROR,
+    TAG_GPUS,
+    TAG_NODE,
+    TAG_PID,
+    TAG_RAY_NODE,
+    TAG_RESUMED_FROM,
+    TAG_STARTED_AT,
+    log_missing_metrics,
+    logged_steps,
+    metrics_of,
+    not_logged,
+)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    sweep: str
+    number: int
+    trainer: str  # a built-in name or module:Class (entry points resolved by the driver)
+    params: dict[str, Any]
+    seed: int
+    run_id: str  # the trial's MLflow run, made by the driver when it asked the trial
+    checkpoint_root: str
+    total_steps: int
+    log_every: int
+    attempt: int = 1  # 2 and up: resume from the trial's last checkpoint
+    keep_checkpoints: int = 2
+    objective: str = ""  # the metric sample titles show and the best-step generator follows
+    maximize: bool = False
+
+    @property
+    def run_params(self) -> dict[str, Any]:
+        """What the trial's run shows as params: its params and its seed."""
+        return {**self.params, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    number: int
+    step: int
+    metrics: dict[str, float]
+    error: str | None = None  # "diverged", or the exception that ended the trial
+
+
+DIVERGED = "diverged"
+
+
+@dataclass
+class Best:
+    """The trial's best evaluation so far: its step, objective value and generator (CPU)."""
+
+    step: int
+    value: float
+    generator: Any
+
+
+class TrialWorker:
+    """One per actor; trains one trial at a time and is reused for the next."""
+
+    def __init__(self, data: Any, tracking_uri: str, num_threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, num_threads))
+        self.data = data
+        self.logger = RunLogger(tracking_uri)
+        self.spec: TrialSpec | None = None
+        self.run_id: str | None = None  # the current trial's MLflow run
+        self.trainer = None
+        self.device_name = "cpu"  # the torch device of the current trial
+        self.start_error: str | None = None
+        self.last_image: bytes | None = None
+        self.checkpoints: TrialCheckpoints | None = None
+        self.logged: dict[str, int] = {}  # on a resumed trial: the last step MLflow has per key
+        self.best: Best | None = None
+        self._since = 0.0  # perf_counter() at the trial's start or its last chunk's metrics
+
+    def ready(self) -> bool:
+        """Answers once the actor is placed, constructed and has imported what its trials need
+        (the trainers and torch, scoring, Pillow, MLflow's store), so that its first trial
+        starts training at once: the actors import while the driver opens the stores."""
+        import importlib
+
+        from orchestrator.cluster.raystart import actor_modules
+
+        for name in actor_modules(self.logger.uri):
+            importlib.import_module(name)
+        return True
+
+    def placement(self) -> dict[str, str]:
+        """Where this actor runs: the node, the GPU ids Ray assigned it (Ray sets
+        CUDA_VISIBLE_DEVICES to them), and the torch device it trains on."""
+        import ray
+
+        context = ray.get_runtime_context()
+        gpus = context.get_accelerator_ids().get("GPU", [])
+        return {TAG_NODE: socket.gethostname(), TAG_GPUS: ",".join(map(str, gpus)),
+                TAG_RAY_NODE: context.get_node_id(), TAG_PID: str(os.getpid()),
+                TAG_DEVICE: self.device(gpus)}
+
+    @staticmethod
+    def device(gpu_ids: list) -> str:
+        """CUDA only on GPUs Ray assigned to this actor; cuda:0 is the first of them, since Ray
+        set CUDA_VISIBLE_DEVICES. An actor given no GPU trains on CPU even on a GPU machine."""
+        import torch
+
+        return "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+
+    def start(self, spec: TrialSpec) -> None:
+        """Build the trial's trainer, from its last checkpoint when there is one; a failure is
+        reported by the next `train` call."""
+        from trainers import build_trainer
+        from trainers.rng import seed_everything, set_process_rng_state
+
+        self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
+        self.best = None
+        self.logged, self.run_id = {}, spec.run_id
+        try:
+            self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
+                                                spec.keep_checkpoints)
+            tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
+            seed_everything(spec.seed)  # for trainers that draw from the global RNGs
+            self.device_name = tags[TAG_DEVICE]  # training and scoring both run there
+            trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed,
+                                    self.device_name)
+            payload = self.checkpoints.load_latest(self.run_id) if spec.attempt > 1 else None
+            if payload is not None:
+                trainer.load_state_dict(payload["trainer"])
+                set_process_rng_state(payload["rng"])
+                self.best = _best_from(payload.get("best"), trainer)
+                tags[TAG_RESUMED_FROM] = str(trainer.step)
+            elif spec.attempt == 1:
+                self.checkpoints.clear()  # files an earlier sweep of this name left behind
+            if spec.attempt > 1:  # metrics continue after what the run already has
+                self.logged = logged_steps(self.logger.client, self.run_id)
+                if payload is not None:
+                    self._log(_metrics_from_rows(payload["unwritten"]))
+            tags[TAG_STARTED_AT] = f"{time.time():.3f}"
+            self.logger.log_start(self.run_id, spec.run_params, tags, wait=spec.attempt > 1)
+            self.trainer, self._since = trainer, time.perf_counter()
+        except Exception as exc:
+            self.start_error = f"{type(exc).__name__}: {exc}"
+            self._log_traceback()
+
+    def train(self, n_steps: int) -> ChunkResult:
+        """Train up to `n_steps` more steps, evaluate, checkpoint and log; never raises.
+
+        The checkpoint is written before the chunk's metrics are logged and carries the metrics
+        not yet written, so an actor that dies anywhere in here loses no logged step and logs
+        none twice when the trial resumes.
+        """
+        from trainers.base import as_evaluation
+        from trainers.scoring import score
+
+        spec, trainer = self.spec, self.trainer
+        if trainer is None:
+            return ChunkResult(spec.number, 0, {}, error=self.start_error)
+        self.logger.retry_unwritten()
+        try:
+            n_steps = min(n_steps, spec.total_steps - trainer.step)
+            rows: list[tuple[int, dict[str, float]]] = []
+            while n_steps > 0:  # train metrics at a fixed cadence, written in one batch below
+                k, before = min(spec.log_every, n_steps), trainer.step
+                row = trainer.train_for(k)  # a trainer may stop short, e.g. when it diverges
+                rows.append((trainer.step, row))
+                n_steps -= k
+                if not _finite(rows[-1][1]):
+                    return self._diverged(rows)
+                if trainer.step != before + k:  # else the trial would repeat this step forever
+                    raise RuntimeError(f"train_for({k}) moved step from {before} to "
+                                       f"{trainer.step}: it must train n steps unless it "
+                                       f"diverges (a NaN train/ metric)")
+            evaluated_at = time.perf_counter()
+            scored = score(as_evaluation(trainer.evaluate()), self.data,  # + free GAN metrics
+                           self.device_name)
+            now = time.perf_counter()
+            # where the time goes: this eval, and the whole chunk since the last one's metrics
+            metrics = {**scored.metrics, "perf/eval_s": now - evaluated_at,
+                       "perf/chunk_s": now - self._since}
+            self._since = now
+            rows.append((trainer.step, metrics))
+            value = metrics.get(spec.objective)
+            self._note_best(value)  # before the checkpoint, which carries it
+            state = trainer.state_dict()
+            if not _finite_tensors(state):
+                return self._diverged(rows)
+            batch = metrics_of(rows)
+            self.checkpoints.save(self._payload(state, batch), trainer.step)
+            self._log(batch)
+            if scored.image is not None:
+                self._log_samples(scored.image, value)
+            return ChunkResult(spec.number, trainer.step, metrics)
+        except Exception as exc:  # the trial fails; the actor lives on for the next trial
+            self._log_traceback()
+            return ChunkResult(spec.number, trainer.step, {}, error=f"{type(exc).__name__}: {exc}")
+
+    def finish(self, state: str, reason: str = "") -> None:
+        """End the trial's run; a COMPLETE trial also leaves its checkpoint and generator.
+
+        state RUNNING: the sweep was interrupted; the run shows KILLED and resumes later."""
+        try:
+            if self.spec is not None:
+                self._close_run(state, reason)
+        finally:
+            self.spec = self.trainer = self.checkpoints = self.last_image = self.run_id = None
+            self.best = None
+
+    def _close_run(self, state: str, reason: str) -> None:
+        run_id, trainer = self.run_id, self.trainer
+        try:
+            if self.last_image is not None and state != "RUNNING":
+                self.logger.log_bytes(run_id, self.last_image, "samples/final.png")
+            if state == "COMPLETE" and trainer is not None:
+                final = self.checkpoints.latest_bytes()
+                if final is not None:
+                    self.logger.log_bytes(run_id, final, "checkpoints/final.pt")
+                generator, best = trainer.generator(), self.best
+                models = [] if generator is None else [(MODEL_NAME, generator)]
+                if best is not None:  # promote and confirm choose: --at best|last
+                    models.append((BEST_MODEL_NAME, best.generator))
+                    self.logger.set_tags(run_id, {TAG_BEST_STEP: str(best.step),
+                                                  TAG_BEST_VALUE: repr(best.value)})
+                if models:  # off this actor's path: it takes its next trial meanwhile
+                    self.logger.log_models(run_id, models, trainer.z_dim)
+        except Exception as exc:  # the result stands; say on the run what could not be saved
+            self.logger.set_tags(run_id, {TAG_FINISH_ERROR: f"{type(exc).__name__}: {exc}"})
+        finally:
+            self.logger.retry_unwritten()
+            self.logger.end_run(run_id, state, reason)
+
+    def flush(self) -> None:
+        self.logger.flush()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _diverged(self, rows: list[tuple[int, dict[str, float]]]) -> ChunkResult:
+        """NaN or inf in a loss or a weight: log what happened up to here; the trial fails."""
+        spec, step = self.spec, self.trainer.step
+        self._log(metrics_of(rows))
+        self.logger.set_tags(self.run_id, {TAG_DIVERGED_STEP: str(step)})
+        return ChunkResult(spec.number, step, {}, error=DIVERGED)
+
+    def _note_best(self, value: float | None) -> None:
+        """Keep a copy of the generator when the objective is the best this trial has seen."""
+        spec, best = self.spec, self.best
+        if value is None or not math.isfinite(value):
+            return
+        if best is not None and not (value > best.value if spec.maximize else value < best.value):
+            return
+        try:
+            generator = self.trainer.generator()
+        except Exception:  # the trial trains on; its end says what could not be saved
+            self._log_traceback()
+            self.spec = dataclasses.replace(spec, objective="")  # stop trying
+            return
+        if generator is not None:
+            self.best = Best(self.trainer.step, value, generator)
+
+    def _log_samples(self, png: bytes, value: float | None) -> None:
+        """The eval's picture, titled with trial, step and objective: on the run's image slider
+        and as the run's top-level samples.png (the compare page shows top-level images).
+        MLflow's slider opens on step 0, so the trial's first picture is shown there too."""
+        from trainers.grids import titled_png
+
+        spec, step = self.spec, self.trainer.step
+        title = f"trial {spec.number} · step {step}"
+        if value is not None:
+            title += f" · {spec.objective}={value:.4g}"
+        with contextlib.suppress(Exception):  # one Pillow cannot read: shown as it was made
+            png = titled_png(png, title)
+        if spec.attempt == 1 and self.last_image is None:
+            self.logger.log_image(self.run_id, png, key="samples", step=0)
+        self.logger.log_image(self.run_id, png, key="samples", step=step)
+        self.logger.log_bytes(self.run_id, png, "samples.png")
+        self.last_image = png
+
+    def _log(self, metrics: list[Metric]) -> None:
+        """Log, skipping (key, step) pairs a resumed run already has: steps never repeat."""
+        fresh = not_logged(metrics, self.logged)
+        if fresh:
+            self.logger.log_metric_objects(self.run_id, fresh)
+
+    def _log_traceback(self) -> None:
+        self.logger.log_bytes(self.run_id, traceback.format_exc().encode(), "errors/traceback.txt")
+
+    def _payload(self, state: dict[str, Any], batch: list[Metric]) -> dict[str, Any]:
+        """One self-describing checkpoint: trainer state (models, optimizers, EMA, its RNGs),
+        the process RNGs, the trial's spec, run id and attempt, and metrics not yet written."""
+        from trainers.rng import process_rng_state
+
+        spec = self.spec
+        unwritten = self.logger.unwritten(self.run_id) + batch
+        best = self.best
+        kept = None if best is None else {"step": best.step, "value": best.value,
+                                          "state": best.generator.state_dict()}
+        return {"trainer": state, "step": self.trainer.step, "spec": asdict(spec), "best": kept,
+                "run_id": self.run_id, "attempt": spec.attempt, "rng": process_rng_state(),
+                "unwritten": [(m.key, m.value, m.timestamp, m.step) for m in unwritten]}
+
+
+def salvage_metrics(spec: TrialSpec, client) -> int:
+    """Write the metrics a dead actor had not written yet, from its trial's last checkpoint
+    (the driver calls this when it gives up on a trial). Returns how many were written."""
+    payload = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
+                               spec.keep_checkpoints).load_latest(spec.run_id)
+    if payload is None:
+        return 0
+    return log_missing_metrics(client, spec.run_id, _metrics_from_rows(payload["unwritten"]))
+
+
+def _best_from(kept: dict | None, trainer) -> Best | None:
+    """The best-step generator a checkpoint kept, loaded into a copy of the trainer's."""
+    generator = trainer.generator() if kept is not None else None
+    if generator is None:
+        return None
+    generator.load_state_dict(kept["state"])
+    return Best(int(kept["step"]), float(kept["value"]), generator)
+
+
+def _finite(row: dict[str, float]) -> bool:
+    return all(math.isfinite(v) for k, v in row.items() if k.startswith("train/"))
+
+
+def _finite_tensors(tree: Any) -> bool:
+    """Every floating tensor in a (nested) state dict is free of NaN and inf."""
+    import torch
+
+    if isinstance(tree, torch.Tensor):
+        return not tree.is_floating_point() or bool(torch.isfinite(tree).all())
+    if isinstance(tree, dict):
+        return all(_finite_tensors(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return all(_finite_tensors(v) for v in tree)
+    return True
+
+
+def _metrics_from_rows(rows: list[tuple]) -> list[Metric]:
+    return [Metric(key, float(value), int(ts), int(step)) for key, value, ts, step in rows]

@@ -1,0 +1,82 @@
+"""What every `gansweep` command shares: one-line errors, the store options, strict JSON, and
+reading a sweep's study. Commands live in orchestrator/cli.py and orchestrator/cli_*.py; each
+imports what it needs when it runs, so `--help` stays fast."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+
+import click
+
+from orchestrator.errors import SpecError
+
+EXIT_USAGE = 2
+
+
+def fail(message: str) -> None:
+    click.echo(f"gansweep: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def friendly_errors(command):
+    """Bad input is one line on stderr and exit code 2, never a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SpecError as exc:
+            fail(str(exc))
+    return wrapper
+
+
+def require_gpu_option(command):
+    return click.option("--require-gpu", is_flag=True, help="Refuse to start when the Ray "
+                        "cluster has no GPU, instead of training on CPU.")(command)
+
+
+def storage_option(command):
+    return click.option("--storage", default=None,
+                        help="Optuna storage: an RDB URL, or the path of a journal file "
+                             "(e.g. optuna.journal: less driver time per trial) "
+                             "[default: GANSWEEP_STORAGE or sqlite:///optuna.db]")(command)
+
+
+def tracking_option(command):
+    return click.option("--tracking-uri", default=None, help="MLflow tracking URI "
+                        "[default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db]")(command)
+
+
+def store_options(command):
+    """--storage and --tracking-uri, for the commands that touch both stores."""
+    return storage_option(tracking_option(command))
+
+
+def to_json(data) -> str:
+    """Strict JSON (RFC 8259) for scripts: a NaN or inf value becomes null, not `NaN`."""
+    def finite(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        return [finite(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+    return json.dumps(finite(data), default=str, indent=2, allow_nan=False)
+
+
+def load_sweep_study(name: str, storage: str | None):
+    """Sweep NAME's study, for the commands that only read it: the storage as `launch` resolves
+    it (a relative file made absolute), without the Ray, torch and pyarrow that launch needs."""
+    from orchestrator.study.studies import absolute_storage, load_study, resolve_storage
+
+    return load_study(name, absolute_storage(resolve_storage(storage)))
+
+
+def tracking_uri_of(flag: str | None) -> str:
+    """The MLflow tracking URI as `launch` resolves it (a relative sqlite file made absolute)."""
+    from orchestrator.stores.uris import resolve_tracking_uri
+    from orchestrator.study.studies import absolute_sqlite
+
+    return absolute_sqlite(resolve_tracking_uri(flag))

@@ -1,0 +1,290 @@
+"""Promoting a sweep's chosen generator to the MLflow Model Registry, with its provenance.
+
+Two questions, kept apart. *Which* trial, and why, is a `Choice` that a rule makes from the study
+(`best_choice`: the best trial, or with `--pick` the Pareto point best on one metric); another
+rule only has to return a `Choice`. *How* it is registered is `promote_choice`: the trial run's
+logged generator (`generator_best`, its best evaluation, or `generator`, its last step) becomes a
+version of the registered model, linked both ways: the version's source `models:/<model_id>`
+(and `model_id`, where the store keeps it), and the logged model's `mlflow.modelVersions` tag,
+which MLflow's UI reads to show the registration (MLflow's server and `register_model` write it,
+`create_model_version` on a local store does not). The version is described and tagged with
+sweep, trial, run, objective, value, storage and rule.
+Alias `champion` points at it; the run is tagged `gansweep.champion=true` and the run that lost
+the alias `false`, and the version records which version it replaced. Promoting again changes
+nothing unless the choice changed. Reading the sweep back is orchestrator/results.py.
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+from dataclasses import dataclass
+
+import optuna
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from orchestrator.errors import SpecError
+from orchestrator.stores.redact import redact_uri
+from orchestrator.study.results import objectives, pick_trial
+from orchestrator.tracking.tracker import (
+    BEST_MODEL_NAME,
+    MODEL_NAME,
+    TAG_BEST_STEP,
+    TAG_BEST_VALUE,
+    TAG_SWEEP,
+    TAG_TRIAL,
+)
+
+ALIAS = "champion"
+AT = {"best": BEST_MODEL_NAME, "last": MODEL_NAME}  # --at -> the run's logged model
+TAG_CHAMPION = "gansweep.champion"  # on a trial run: "true" while a version of it is champion
+TAG_RUN, TAG_OBJECTIVE = "gansweep.run_id", "gansweep.objective"
+TAG_DIRECTION = "gansweep.direction"
+TAG_VALUE, TAG_RULE, TAG_STORAGE = "gansweep.value", "gansweep.rule", "gansweep.storage"
+TAG_GENERATOR = "gansweep.generator"  # which of the run's logged generators the version is
+TAG_REPLACED, TAG_REPLACED_VALUE = "gansweep.replaced_version", "gansweep.replaced_value"
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # mlflow.utils.mlflow_tags.MLFLOW_MODEL_VERSIONS
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which trial to promote and why: what a promotion rule decides from a study."""
+
+    sweep: str
+    trial: int
+    run_id: str
+    metric: str  # the objective the rule ranked by
+    direction: str  # minimize | maximize
+    value: float  # the trial's value of `metric`
+    rule: str  # for people: "best eval/score (maximize)"
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """The version that was champion before this promotion."""
+
+    version: str
+    run_id: str | None
+    trial: str | None
+    value: str | None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    model_name: str
+    version: str
+    choice: Choice
+    generator: str  # the run's logged model that was registered
+    fell_back: bool  # --at best, but the run has no generator_best: its last generator
+    created: bool
+    alias_moved: bool
+    replaced: Replaced | None  # the champion before, when the alias moved away from one
+
+    @property
+    def run_id(self) -> str:
+        return self.choice.run_id
+
+    @property
+    def trial(self) -> int:
+        return self.choice.trial
+
+
+def check_model_name(model_name: str) -> None:
+    """A registered model name MLflow's search filters can hold: no quotes, no control
+    characters (the filter is a quoted string), at most 200 characters."""
+    bad = [c for c in model_name if c in "'\"\\" or not c.isprintable()]
+    if not model_name.strip() or bad or len(model_name) > 200:
+        why = f"must not contain {bad[0]!r}" if bad else "must be 1 to 200 printable characters"
+        raise SpecError(f"--model-name: {why}, got {reprlib.repr(model_name)}")
+
+
+def best_choice(study: optuna.Study, pick: str | None = None) -> Choice:
+    """The best trial; with several objectives, the Pareto point best on `pick`."""
+    found = pick_trial(study, pick)
+    goals = {g["metric"]: g["direction"] for g in objectives(study)}
+    metric = pick or next(iter(goals))
+    rule = f"best {metric} ({goals[metric]})"
+    if pick is not None:
+        rule = f"--pick {pick}: the Pareto point with the {rule}"
+    if not found["run_id"]:
+        raise SpecError(f"trial {found['number']} of {study.study_name!r} has no MLflow run")
+    return Choice(study.study_name, found["number"], found["run_id"], metric, goals[metric],
+                  found["values"][metric], rule)
+
+
+def confirmed(study: optuna.Study) -> Choice | None:
+    """The config with the best bound in the sweep's `gansweep confirm` table, when it has one
+    (the confirm study lives beside the sweep's, in the same storage)."""
+    from orchestrator.registry.confirm import AT_ATTR, confirmed_choice, load_confirm_study
+
+    row, confirm = None, None
+    if len(study.directions) == 1:
+        confirm = load_confirm_study(study.study_name, study._storage)
+    if confirm is not None:  # ranked as its last table was (confirm --at)
+        row = confirmed_choice(study, confirm, confirm.user_attrs.get(AT_ATTR, "last"))
+    if row is None or not row.run_id:
+        return None
+    goal = objectives(study)[0]
+    side = "upper" if goal["direction"] == "minimize" else "lower"
+    best = "lowest" if goal["direction"] == "minimize" else "highest"
+    rule = (f"{best} 95% {side} bound of {goal['metric']} over {len(row.values)} fresh seeds "
+            f"(gansweep confirm: bound {row.bound:.4g}, mean {row.mean:.4g} +- {row.std:.2g}; "
+            f"the sweep's own value {row.sweep_value:.4g})")
+    return Choice(study.study_name, row.trial, row.run_id, goal["metric"], goal["direction"],
+                  row.mean, rule)  # the value: its confirmed mean
+
+
+def promote(study: optuna.Study, tracking_uri: str, model_name: str, pick: str | None = None,
+            at: str = "best", storage: str | None = None) -> Promotion:
+    """Promote the config `gansweep confirm` found most trustworthy, when the sweep was
+    confirmed (and no --pick was given), else the trial `best_choice` makes."""
+    check_model_name(model_name)
+    choice = (None if pick else confirmed(study)) or best_choice(study, pick)
+    return promote_choice(choice, tracking_uri, model_name, at, storage)
+
+
+def promote_choice(choice: Choice, tracking_uri: str, model_name: str, at: str = "best",
+                   storage: str | None = None) -> Promotion:
+    """Register `choice`'s generator (`at`: best | last) as a version of `model_name`, or find
+    it registered, and point alias `champion` at it. `storage` (the study's, redacted here) is
+    written into the version's description."""
+    import mlflow
+
+    check_model_name(model_name)
+    # the registry store resolves `models:/m-...` sources through the process-wide tracking URI
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    logged, fell_back = _logged_generator(client, choice.run_id, at)
+    version = _registered_version(client, model_name, logged.model_id)
+    created = version is None
+    if created:
+        version = _register(client, model_name, choice, logged)
+    _link(client, logged.model_id, model_name, version)  # also mends versions made before
+    before = _alias_version(client, model_name)
+    replaced = None if before in (None, version) else _replaced(client, model_name, before)
+    if created or before != version:
+        _describe(client, model_name, version, _Facts(choice, logged, fell_back, storage),
+                  replaced)
+    if before != version:
+        client.set_registered_model_alias(model_name, ALIAS, version)
+    _mark_champion(client, choice.run_id, replaced)
+    return Promotion(model_name, version, choice, logged.name, fell_back, created,
+                     before != version, replaced)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    choice: Choice
+    logged: object  # mlflow.entities.LoggedModel
+    fell_back: bool
+    storage: str | None
+
+
+def _logged_generator(client: MlflowClient, run_id: str, at: str):
+    """The run's logged model for `at`, and whether `best` fell back to the last generator
+    (a run logged before trials kept their best evaluation's generator)."""
+    if at not in AT:
+        raise SpecError(f"--at: must be one of {', '.join(AT)}, got {at!r}")
+    run = client.get_run(run_id)
+    names = [AT[at]] + ([MODEL_NAME] if at == "best" else [])
+    for name in names:
+        found = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
+        if found:
+            return found[0], name != AT[at]
+    raise SpecError(f"run {run_id} has no logged {' or '.join(names)} model to promote "
+                    f"(did the trial complete?)")
+
+
+def _registered_version(client: MlflowClient, model_name: str, model_id: str) -> str | None:
+    """The version of `model_name` already registered from logged model `model_id`."""
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        return None
+    versions = client.search_model_versions(f"name = '{model_name}'")
+    return next((str(v.version) for v in versions if version_model_id(v) == model_id), None)
+
+
+def version_model_id(version) -> str | None:
+    """The logged model a registered version was made from. MLflow's SQL registry stores do not
+    keep `model_id` (None when read back); the version's source `models:/<model_id>` holds it."""
+    source = version.source or ""
+    return version.model_id or (source[len("models:/"):] if source.startswith("models:/m-")
+                                else None)
+
+
+def _register(client: MlflowClient, model_name: str, choice: Choice, logged) -> str:
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        client.create_registered_model(model_name, tags={TAG_SWEEP: choice.sweep})
+    version = client.create_model_version(model_name, source=logged.model_uri,
+                                          run_id=choice.run_id, model_id=logged.model_id)
+    return str(version.version)
+
+
+def _link(client: MlflowClient, model_id: str, model_name: str, version: str) -> None:
+    """List the version on its logged model (the tag MLflow's UI reads to show "Registered"),
+    as MLflow's server and `mlflow.register_model` do; kept if already there."""
+    tags = client.get_logged_model(model_id).tags
+    listed = json.loads(tags.get(MODEL_VERSIONS_TAG) or "[]")
+    entry = {"name": model_name, "version": version}
+    if entry not in listed:
+        client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(listed + [entry])})
+
+
+def _describe(client: MlflowClient, model_name: str, version: str, facts: _Facts,
+              replaced: Replaced | None) -> None:
+    """The version's description and tags: what was promoted, from where, and why."""
+    choice, run_tags = facts.choice, client.get_run(facts.choice.run_id).data.tags
+    tags = {TAG_SWEEP: choice.sweep, TAG_TRIAL: str(choice.trial), TAG_RUN: choice.run_id,
+            TAG_OBJECTIVE: choice.metric, TAG_DIRECTION: choice.direction,
+            TAG_VALUE: repr(choice.value), TAG_RULE: choice.rule,
+            TAG_GENERATOR: facts.logged.name}
+    if facts.storage:
+        tags[TAG_STORAGE] = redact_uri(facts.storage)
+    lines = [f"Sweep {choice.sweep}, trial {choice.trial} (run {choice.run_id}): "
+             f"{choice.metric} = {choice.value:.6g} ({choice.direction}).",
+             f"Chosen by: {choice.rule}.", f"Generator: {_generator_words(facts, run_tags)}."]
+    if facts.storage:
+        lines.append(f"Optuna storage: {redact_uri(facts.storage)}.")
+    if replaced is not None:
+        tags.update({TAG_REPLACED: replaced.version, TAG_REPLACED_VALUE: replaced.value or ""})
+        lines.append(f"Replaced version {replaced.version} as {ALIAS} (trial {replaced.trial}, "
+                     f"{choice.metric} = {replaced.value or 'not recorded'}).")
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    client.update_model_version(model_name, version, description="\n".join(lines))
+
+
+def _generator_words(facts: _Facts, run_tags: dict[str, str]) -> str:
+    name = facts.logged.name
+    if facts.fell_back:
+        return (f"{name}, its last step: the run has no {BEST_MODEL_NAME} (logged before "
+                f"trials kept their best evaluation's generator)")
+    if name == BEST_MODEL_NAME:
+        step, value = run_tags.get(TAG_BEST_STEP), run_tags.get(TAG_BEST_VALUE)
+        where = f" (step {step}, {facts.choice.metric} = {value})" if step else ""
+        return f"{name}, its best evaluation{where}"
+    return f"{name}, its last step"
+
+
+def _replaced(client: MlflowClient, model_name: str, version: str) -> Replaced:
+    found = client.get_model_version(model_name, version)
+    return Replaced(version, found.run_id, found.tags.get(TAG_TRIAL), found.tags.get(TAG_VALUE))
+
+
+def _mark_champion(client: MlflowClient, run_id: str, replaced: Replaced | None) -> None:
+    client.set_tag(run_id, TAG_CHAMPION, "true")
+    if replaced is not None and replaced.run_id and replaced.run_id != run_id:
+        client.set_tag(replaced.run_id, TAG_CHAMPION, "false")
+
+
+def _alias_version(client: MlflowClient, model_name: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(model_name, ALIAS).version)
+    except MlflowException:
+        return None

@@ -1,0 +1,372 @@
+"""The sweep spec: a YAML file validated once into frozen dataclasses.
+
+Every problem is reported as one line naming the file and the field
+(`ring8.yaml: space.lr_g.low: must be > 0 with log: true`); after `SweepSpec.load` the rest of
+the code trusts the spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import reprlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import FieldError, SpecError  # SpecError: importable from here too
+from orchestrator.spec.search import (
+    Objective,
+    PrunerSpec,
+    SamplerSpec,
+    parse_duration,
+    parse_enqueue,
+    parse_objectives,
+    parse_pruner,
+    parse_sampler,
+)
+from orchestrator.spec.space import Param, parse_space
+from orchestrator.stores.redact import ROOT_SECRET, redact_uri
+
+TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectives", "budget",
+              "sampler", "pruner", "enqueue", "resources", "storage", "max_retries", "fixed",
+              "space")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: no trailing newline
+MAX_NAME = 100  # a checkpoint folder and MLflow names are built from it
+
+
+def refuse_empty(flag: str, value: str | None, what: str, var: str) -> None:
+    """An empty store flag is an unset shell variable (`--storage "$GANSWEEP_STORAGE"` where
+    nothing set it): refused, never read as "the local default"."""
+    if value is not None and not value.strip():
+        raise SpecError(f"{flag}: empty (an unset shell variable?): give {what}, or set {var}")
+
+
+@dataclass(frozen=True)
+class Budget:
+    trials: int
+    steps: int
+    eval_every: int
+    log_every: int
+    eval_samples: int = 1000  # generated images per eval (image datasets)
+    time_s: float | None = None  # past this, no new trial starts
+    eval_scale: int = 1  # samples per eval x this (not in spec files: `gansweep confirm` sets 4)
+
+
+@dataclass(frozen=True)
+class Resources:
+    gpus_per_trial: float = 1.0
+    cpus_per_trial: float = 1.0
+    actors: int | None = None  # a fixed pool (the autoscaler adds nodes); None: what fits now
+
+
+@dataclass(frozen=True)
+class Storage:
+    checkpoints: str | None = None  # a pyarrow.fs URI; None: --checkpoint-root or ./checkpoints
+    keep_checkpoints: int = 2  # newest checkpoints kept per trial
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    path: str
+    name: str
+    experiment: str
+    dataset: str  # as the spec says it
+    trainer: str  # as the spec says it
+    objectives: tuple[Objective, ...]
+    budget: Budget
+    sampler: SamplerSpec
+    pruner: PrunerSpec
+    resources: Resources
+    fixed: dict[str, Any]
+    space: tuple[Param, ...]
+    enqueue: tuple[dict[str, Any], ...] = ()
+    storage: Storage = Storage()
+    max_retries: int = 2  # a trial whose actor dies resumes this many times, then FAILs
+    text: str = field(repr=False, default="")
+    trainer_target: str = ""  # what `trainer` resolves to: a built-in name or module:Class
+    dataset_target: str = ""  # what `dataset` resolves to: a built-in name, a file or module:fn
+
+    @property
+    def objective(self) -> Objective:
+        """The objective of a single-objective sweep (the first of several otherwise)."""
+        return self.objectives[0]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    @classmethod
+    def load(cls, path: str | Path) -> SweepSpec:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}): a spec is a YAML "
+                            f"text file") from None
+        except FileNotFoundError:
+            raise SpecError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+        return cls.parse(text, source=path.name, path=str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<spec>", path: str = "") -> SweepSpec:
+        """Validate spec `text`; plug-ins import from the current folder, the spec's folder and
+        installed packages."""
+        plugin_folders([Path.cwd()] + ([Path(path).resolve().parent] if path else []))
+        try:
+            raw = load_yaml(text)
+        except FieldError as exc:
+            raise SpecError(f"{source}: {exc}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else "yaml"
+            raise SpecError(f"{source}: {where}: not valid YAML") from None
+        try:
+            return _build(raw, text, path)
+        except FieldError as exc:
+            raise SpecError(f"{source}: {exc}") from None
+
+    def with_trials(self, trials: int | None) -> SweepSpec:
+        """Apply `--trials` (the sweep's total trial budget)."""
+        if trials is None:
+            return self
+        if trials < 1:
+            raise SpecError(f"--trials: must be >= 1, got {trials}")
+        return dataclasses.replace(self, budget=dataclasses.replace(self.budget, trials=trials))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML with no duplicate keys (the last one silently won)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise FieldError(str(key), f"line {key_node.start_mark.line + 1}: the key "
+                                           f"appears twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _experiment(value: Any, name: str) -> str:
+    """The MLflow experiment: a short string, the sweep's name by default."""
+    if value is None:
+        return name
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError("experiment", f"must be a non-empty string, got {reprlib.repr(value)}")
+    if len(value) > 2 * MAX_NAME:
+        raise FieldError("experiment", f"at most {2 * MAX_NAME} characters, got {len(value)}")
+    return value
+
+
+def load_yaml(text: str) -> Any:
+    """A spec's YAML, refusing anchors and aliases before anything is built: `*alias` expands
+    in place, and a few lines of nested aliases (a "billion laughs") expand to gigabytes."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            line = event.start_mark.line + 1
+            raise FieldError("yaml", f"line {line}: anchors and aliases (&, *) are not "
+                                     f"allowed in a spec; write the values out")
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _build(raw: Any, text: str, path: str) -> SweepSpec:
+    if not isinstance(raw, dict):
+        raise FieldError("spec", "must be a YAML mapping")
+    unknown = sorted(set(raw) - set(TOP_FIELDS))
+    if unknown:
+        raise FieldError(unknown[0], f"unknown field (known: {', '.join(TOP_FIELDS)})")
+    name = _require(raw, "name", str)
+    if not NAME_RE.fullmatch(name):
+        raise FieldError("name", "use letters, digits, '.', '_' and '-' only")
+    if len(name) > MAX_NAME:
+        raise FieldError("name", f"at most {MAX_NAME} characters, got {len(name)}")
+    trainer_name, dataset = _require(raw, "trainer", str), _require(raw, "dataset", str)
+    trainer_target, dataset_target, trainer_cls = _resolve(trainer_name, dataset)
+    space = parse_space(raw.get("space"))
+    fixed = _section(raw, "fixed")
+    _check_params(trainer_name, trainer_cls, fixed, space)
+    objectives = parse_objectives(raw)
+    budget = _budget(_section(raw, "budget"))
+    return SweepSpec(
+        path=path,
+        name=name,
+        experiment=_experiment(raw.get("experiment"), name),
+        dataset=dataset,
+        trainer=trainer_name,
+        objectives=objectives,
+        budget=budget,
+        sampler=parse_sampler(_section(raw, "sampler"), space, len(objectives)),
+        pruner=parse_pruner(raw.get("pruner"), budget.steps, len(objectives)),
+        resources=_resources(_section(raw, "resources")),
+        fixed=dict(fixed),
+        space=space,
+        enqueue=parse_enqueue(raw.get("enqueue"), space),
+        storage=_storage(_section(raw, "storage")),
+        max_retries=_int("", raw, "max_retries", 2, 0),
+        text=text,
+        trainer_target=trainer_target,
+        dataset_target=dataset_target,
+    )
+
+
+def plugin_folders(folders: list[Path]) -> None:
+    """Make plug-in modules in these folders importable here (the driver), after installed
+    packages so that they never shadow one; orchestrator/cluster/plugins.py ships them to the
+    actors."""
+    for folder in folders:
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
+
+
+def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
+    """The trainer's and the dataset's targets, and the trainer class; a plug-in is imported."""
+    from trainers.base import accepts
+    from trainers.image_data import IMAGE_PREFIXES
+    from trainers.registry import (  # torch import: only once a spec is read
+        PluginError,
+        dataset_kind,
+        dataset_loader,
+        dataset_target,
+        is_plugin,
+        trainer_class,
+        trainer_target,
+    )
+
+    try:
+        trainer = trainer_target(trainer_name)
+        trainer_cls = trainer_class(trainer)
+    except PluginError as exc:
+        raise FieldError("trainer", str(exc)) from None
+    try:
+        target = dataset_target(dataset)
+        kind = dataset_kind(target)
+        if is_plugin(target):
+            dataset_loader(target)  # imported and callable; called once the stores are checked
+    except PluginError as exc:
+        raise FieldError("dataset", str(exc)) from None
+    if target.startswith(IMAGE_PREFIXES):  # parquet:PATH, folder:PATH, idx:PATH
+        path = Path(target.split(":", 1)[1]).expanduser()
+        if not path.exists():
+            raise FieldError("dataset", f"{path}: no such file")
+    if kind is not None and not accepts(trainer_cls, kind):  # a plug-in's: once it is loaded
+        raise FieldError("dataset", f"trainer {trainer_name} trains on {trainer_cls.DATA_KIND} "
+                                    f"data, and {reprlib.repr(dataset)} is {kind} data")
+    return trainer, target, trainer_cls
+
+
+def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Param, ...]) -> None:
+    from trainers.base import build_config
+    from trainers.params import first_line
+
+    known = {f.name for f in dataclasses.fields(trainer_cls.Config)}
+    for param in space:
+        if param.name not in known:
+            raise FieldError(f"space.{param.name}", f"not a parameter of trainer {trainer_name} "
+                                                    f"(known: {', '.join(sorted(known))})")
+        if param.name in fixed:
+            raise FieldError(f"fixed.{param.name}", "is also in space: fix it or search it")
+    for name in fixed:
+        if name not in known:
+            raise FieldError(f"fixed.{name}", f"not a parameter of trainer {trainer_name} "
+                                              f"(known: {', '.join(sorted(known))})")
+    try:
+        build_config(trainer_cls, fixed, trainer_name)
+    except Exception as exc:  # a plug-in's Config may raise anything: still one line
+        raise FieldError("fixed", first_line(exc)) from None
+    for param in space:  # choices and range ends must be values the trainer accepts
+        candidates = [("choices", c) for c in param.choices] or [("low", param.low),
+                                                                 ("high", param.high)]
+        for key, value in candidates:
+            try:
+                build_config(trainer_cls, {**fixed, param.name: value}, trainer_name)
+            except Exception as exc:
+                raise FieldError(f"space.{param.name}.{key}", first_line(exc)) from None
+
+
+def _require(raw: dict, key: str, kind: type) -> Any:
+    if key not in raw or raw[key] in (None, ""):
+        raise FieldError(key, "required")
+    if not isinstance(raw[key], kind):
+        raise FieldError(key, f"must be a {kind.__name__}, got {reprlib.repr(raw[key])}")
+    return raw[key]
+
+
+def _section(raw: dict, key: str) -> dict:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise FieldError(key, "must be a mapping")
+    return value
+
+
+def _fields(section: str, raw: dict, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise FieldError(f"{section}.{unknown[0]}", f"unknown field (known: {', '.join(allowed)})")
+
+
+def _int(section: str, raw: dict, key: str, default: int | None, minimum: int) -> int:
+    value, label = raw.get(key, default), f"{section}.{key}" if section else key
+    if value is None:
+        raise FieldError(label, "required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(label, f"must be an integer, got {reprlib.repr(value)}")
+    if value < minimum:
+        raise FieldError(label, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(section: str, raw: dict, key: str, default: float, minimum: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        raise FieldError(f"{section}.{key}", f"must be a finite number, got "
+                                             f"{reprlib.repr(value)}")
+    if value < minimum:
+        raise FieldError(f"{section}.{key}", f"must be >= {minimum}, got {value}")
+    return float(value)
+
+
+def _budget(raw: dict) -> Budget:
+    _fields("budget", raw, ("trials", "steps", "eval_every", "log_every", "eval_samples", "time"))
+    trials = _int("budget", raw, "trials", None, 1)
+    steps = _int("budget", raw, "steps", None, 1)
+    eval_every = _int("budget", raw, "eval_every", steps, 1)
+    if eval_every > steps:
+        raise FieldError("budget.eval_every", f"must be <= budget.steps ({steps})")
+    log_every = _int("budget", raw, "log_every", min(50, eval_every), 1)
+    if eval_every % log_every:
+        raise FieldError("budget.log_every", f"must divide budget.eval_every ({eval_every})")
+    return Budget(trials, steps, eval_every, log_every,
+                  _int("budget", raw, "eval_samples", 1000, 10),
+                  parse_duration("budget.time", raw.get("time")))
+
+
+def _resources(raw: dict) -> Resources:
+    _fields("resources", raw, ("gpus_per_trial", "cpus_per_trial", "actors"))
+    gpus = _float("resources", raw, "gpus_per_trial", 1.0, 0.0)
+    cpus = _float("resources", raw, "cpus_per_trial", 1.0, 0.0)
+    if cpus <= 0:
+        raise FieldError("resources.cpus_per_trial", "must be > 0")
+    if gpus > 1 and gpus != int(gpus):
+        raise FieldError("resources.gpus_per_trial", f"a share above 1 must be whole, got {gpus}")
+    actors = _int("resources", raw, "actors", 0, 0) or None
+    return Resources(gpus, cpus, actors)
+
+
+def _storage(raw: dict) -> Storage:
+    _fields("storage", raw, ("checkpoints", "keep_checkpoints"))
+    where = raw.get("checkpoints")
+    if where is not None and (not isinstance(where, str) or not where.strip()):
+        raise FieldError("storage.checkpoints", f"must be a path or URI, got "
+                                                f"{reprlib.repr(where)}")
+    if where is not None and redact_uri(where) != where:
+        raise FieldError("storage.checkpoints", f"{redact_uri(where)}: {ROOT_SECRET}")
+    return Storage(where, _int("storage", raw, "keep_checkpoints", 2, 1))

@@ -1,0 +1,115 @@
+"""The launch record: what `gansweep resume NAME` needs, kept on the study as a plain dict
+(`LAUNCH_ATTR`) and read back as a typed `LaunchRecord`, whichever version wrote it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.spec.sweep import SpecError, SweepSpec
+from orchestrator.stores.redact import MASK, redact_uri
+from orchestrator.study.studies import load_study
+
+if TYPE_CHECKING:
+    from orchestrator.driver.launch import Settings
+
+LAUNCH_ATTR = "gansweep.launch"  # on the study: what `gansweep resume NAME` needs
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """What `gansweep resume NAME` needs, kept on the study (LAUNCH_ATTR) as a plain dict. Store
+    URIs are kept with their secrets masked: `resume` takes the real one from the flag or the
+    environment (a record from before masking holds the URI itself)."""
+
+    spec: str  # the spec file's text
+    trials: int
+    spec_path: str  # absolute; its folder holds the spec's plug-ins; "" when it had no file
+    tracking_uri: str
+    checkpoint_root: str  # holds no secret: refused there
+    feature_extractor: str | None = None
+    feature_extractor_sha256: str | None = None  # None: launched without an extractor
+    extractor_recorded: bool = True  # False: a record from before the extractor was recorded
+
+    @classmethod
+    def of(cls, spec: SweepSpec, settings: Settings, extractor: bytes | None) -> LaunchRecord:
+        return cls(spec=spec.text, trials=spec.budget.trials,
+                   spec_path=str(Path(spec.path).resolve()) if spec.path else "",
+                   tracking_uri=redact_uri(settings.tracking_uri),
+                   checkpoint_root=settings.checkpoint_root,
+                   feature_extractor=settings.feature_extractor,
+                   feature_extractor_sha256=digest(extractor))
+
+    def to_dict(self) -> dict:
+        found = asdict(self)
+        del found["extractor_recorded"]  # told by the keys' presence, as older versions wrote
+        if not self.extractor_recorded:
+            del found["feature_extractor"], found["feature_extractor_sha256"]
+        return found
+
+    @classmethod
+    def from_dict(cls, found: dict) -> LaunchRecord:
+        """A record of any version: unknown keys are ignored; an old one may lack the extractor
+        keys, and hold None for spec_path."""
+        known = {f.name for f in fields(cls)} - {"extractor_recorded"}
+        kept = {k: v for k, v in found.items() if k in known}
+        return cls(**{**kept, "spec_path": kept.get("spec_path") or "",
+                      "extractor_recorded": "feature_extractor_sha256" in found})
+
+
+def resume_args(name: str, storage: str) -> LaunchRecord:
+    """What the sweep NAME in `storage` was last launched with (its spec text and stores)."""
+    study = load_study(name, storage)
+    found = study.user_attrs.get(LAUNCH_ATTR)
+    if not found:
+        raise SpecError(f"sweep {name!r} in {redact_uri(storage)} was not launched by this "
+                        f"version of gansweep: launch its spec again instead")
+    return LaunchRecord.from_dict(found)
+
+
+def stored_extractor(record: LaunchRecord, given: str | None) -> str | None:
+    """The feature extractor `resume` uses: the one given, else the launch record's file."""
+    path = given or record.feature_extractor
+    if path and not given and not Path(path).exists():
+        raise SpecError(f"--feature-extractor: the sweep's extractor {path} is gone (it was "
+                        f"launched elsewhere, e.g. as a Ray Job): pass --feature-extractor FILE "
+                        f"with the same bytes (sha256 "
+                        f"{(record.feature_extractor_sha256 or '')[:12]})")
+    return path
+
+
+def recorded_store(flag: str | None, recorded: str, option: str, var: str) -> str:
+    """The store `resume` uses: the flag, else the launch record's; a recorded URI whose secret
+    was masked is taken from the environment variable `var` when that matches it."""
+    if flag or MASK not in recorded:  # (a record from before masking holds the URI itself)
+        return flag or recorded
+    found = os.environ.get(var, "")
+    if found and redact_uri(found) == recorded:
+        return found
+    raise SpecError(f"{option}: the sweep was launched with {recorded}, whose secret gansweep "
+                    f"does not keep: set {var} (or pass {option}) to that URI")
+
+
+def digest(extractor: bytes | None) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(extractor).hexdigest() if extractor is not None else None
+
+
+def check_same_extractor(study, extractor: bytes | None) -> None:
+    """eval/fid compares trials only in one feature space: a sweep continues with the extractor
+    it was launched with (`resume` reads it from the launch record)."""
+    found = study.user_attrs.get(LAUNCH_ATTR)
+    record = LaunchRecord.from_dict(found) if found else None
+    if record is None or not record.extractor_recorded or not study.trials:
+        return  # a new sweep, or one launched before the extractor was recorded
+    was, now = record.feature_extractor_sha256, digest(extractor)
+    if was != now:
+        launched = (f"with --feature-extractor {record.feature_extractor} (sha256 {was[:12]})"
+                    if was else "without --feature-extractor")
+        given = f"sha256 {now[:12]}" if now else "none"
+        raise SpecError(f"--feature-extractor: sweep {study.study_name!r} was launched "
+                        f"{launched}, given {given}: eval/fid must be in one feature space; "
+                        f"pass the same file, or use `gansweep resume {study.study_name}`")

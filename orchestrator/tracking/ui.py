@@ -1,0 +1,328 @@
+"""`gansweep ui`: the MLflow UI on a sweep's tracking store, and the links into it.
+
+What MLflow 3's UI (a hash router, mlflow/server/js) reads from a link:
+- `#/experiments/<id>/runs` is the runs table. `workflowType=machine_learning` shows it in the
+  "Model training" view; without it the UI opens an experiment on its GenAI overview, the view it
+  keeps per browser.
+- The table's filter and order come from the URL (`searchFilter`, `orderByKey` as
+  metrics.`eval/x`, `orderByAsc`), its columns only from a saved view: an experiment tag
+  `mlflow.sharedViewState.<key>` = {name, createdAt, updatedAt, state: JSON}, opened by
+  `viewStateShareKey=<key>` (and ignored when the URL holds a filter too).
+- `#/runs/<run id>` opens a run without its experiment id, so `best` links a run without MLflow.
+
+The link builders are pure functions; this module imports neither MLflow nor Optuna at import
+time (`best` uses it and imports Optuna only). The server is `mlflow server` in its own process
+group, stopped as a group: Ctrl-C leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from orchestrator.errors import SpecError
+from orchestrator.stores.redact import mask_secrets, redact_uri
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5000
+TRAINING_VIEW = {"workflowType": "machine_learning"}
+VIEW_TAG = "mlflow.sharedViewState."
+START_TIMEOUT_S, STOP_GRACE_S = 120.0, 10.0
+
+
+# -- links -----------------------------------------------------------------------------------------
+def address(host: str, port: int) -> str:
+    """The browser address of a server listening on host:port (0.0.0.0: this machine's)."""
+    shown = DEFAULT_HOST if host in ("", "0.0.0.0", "::") else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def server_base(uri: str) -> str:
+    """An http(s) tracking URI as a browser address: no credentials, no query, no final /."""
+    parts = urlsplit(uri)
+    netloc = parts.netloc.rpartition("@")[2]  # the browser asks for credentials itself
+    return redact_uri(urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")))
+
+
+def _link(base: str, route: str, params: dict[str, str]) -> str:
+    return f"{base}/#{route}?{urlencode(params, quote_via=quote)}"
+
+
+def experiments_url(base: str) -> str:
+    return _link(base, "/experiments", TRAINING_VIEW)
+
+
+def run_url(base: str, run_id: str) -> str:
+    return _link(base, f"/runs/{run_id}", TRAINING_VIEW)
+
+
+def runs_url(base: str, experiment_id: str, view_key: str | None = None,
+             facets: dict[str, str] | None = None) -> str:
+    """The experiment's runs table: a saved view, else filter and order in the URL."""
+    params = {"viewStateShareKey": view_key} if view_key else dict(facets or {})
+    return _link(base, f"/experiments/{experiment_id}/runs", {**params, **TRAINING_VIEW})
+
+
+def column(kind: str, name: str) -> str:
+    """A runs-table column (and sort key) as the UI names it: metrics.`eval/fid`."""
+    return f"{kind}.`{name}`"
+
+
+def sweep_filter(sweep: str) -> str:
+    """The trial runs of a sweep, in MLflow's search syntax (sweep names are [A-Za-z0-9_.-])."""
+    return f"tags.`gansweep.sweep` = '{sweep}' AND tags.`gansweep.role` = 'trial'"
+
+
+@dataclass(frozen=True)
+class SweepView:
+    """A sweep's trials in the runs table: sorted by its (first) objective, best first, with
+    its metrics and params as columns."""
+
+    sweep: str
+    objective: str
+    ascending: bool  # a minimized objective
+    metrics: tuple[str, ...]
+    params: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"gansweep-{self.sweep}"
+
+    def facets(self) -> dict[str, str]:
+        """Filter and order as URL params (no columns: the fallback when no view is saved)."""
+        return {"searchFilter": sweep_filter(self.sweep),
+                "orderByKey": column("metrics", self.objective),
+                "orderByAsc": "true" if self.ascending else "false"}
+
+    def tag(self, now_ms: int) -> tuple[str, str]:
+        """The experiment tag that saves this view, as the UI's "Save view" writes it."""
+        state = {**self.facets(), "orderByAsc": self.ascending,
+                 "selectedColumns": [column("metrics", m) for m in self.metrics]
+                 + [column("params", p) for p in self.params]}
+        return VIEW_TAG + self.key, json.dumps({
+            "name": f"gansweep {self.sweep}", "createdAt": now_ms, "updatedAt": now_ms,
+            "state": json.dumps(state)})
+
+
+def sweep_view(study, metric_keys: set[str]) -> SweepView:
+    """The view of a sweep's study: its objectives first, then the other `eval/` metrics its
+    runs logged, then the params its trials searched."""
+    from orchestrator.study.results import objectives
+
+    goals = objectives(study)
+    first = [g["metric"] for g in goals]
+    evals = sorted(k for k in metric_keys if k.startswith("eval/") and k not in first)
+    params = sorted({p for t in study.get_trials(deepcopy=False) for p in t.params})
+    return SweepView(study.study_name, first[0], goals[0]["direction"] == "minimize",
+                     tuple(first + evals), tuple(params))
+
+
+def sweep_experiment(study) -> str:
+    """The sweep's MLflow experiment: its spec's `experiment`, from the spec text the launch
+    record keeps, else the sweep's name (the spec's default)."""
+    from orchestrator.spec.sweep import load_yaml
+    from orchestrator.study.record import LAUNCH_ATTR
+
+    text = (study.user_attrs.get(LAUNCH_ATTR) or {}).get("spec")
+    try:
+        raw = load_yaml(text) if text else {}
+    except Exception:  # a record this version cannot read: the default
+        raw = {}
+    found = raw.get("experiment") if isinstance(raw, dict) else None
+    return found if isinstance(found, str) and found.strip() else study.study_name
+
+
+def sweep_link(study, uri: str, base: str) -> str:
+    """The link to the sweep's trials in the UI at `base`, after saving their view in the
+    experiment (where the store refuses that write: sorted and filtered, without columns)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client, name = MlflowClient(uri), sweep_experiment(study)
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        was = recorded_tracking_uri(study)
+        hint = f" (it was launched with {was})" if was and was != redact_uri(uri) else ""
+        raise SpecError(f"sweep {study.study_name!r}: no MLflow experiment {name!r} in "
+                        f"{redact_uri(uri)}{hint}: pass its --tracking-uri")
+    runs = client.search_runs([found.experiment_id], sweep_filter(study.study_name),
+                              max_results=200)
+    view = sweep_view(study, {key for run in runs for key in run.data.metrics})
+    try:
+        client.set_experiment_tag(found.experiment_id, *view.tag(int(time.time() * 1000)))
+    except MlflowException:
+        return runs_url(base, found.experiment_id, facets=view.facets())
+    return runs_url(base, found.experiment_id, view_key=view.key)
+
+
+def recorded_tracking_uri(study) -> str | None:
+    """The tracking URI the sweep was launched with, as its launch record keeps it (masked)."""
+    from orchestrator.study.record import LAUNCH_ATTR
+
+    return (study.user_attrs.get(LAUNCH_ATTR) or {}).get("tracking_uri")
+
+
+def runs_base(study) -> tuple[str, str]:
+    """Where a sweep's runs open, and a note on it: its tracking server, else `gansweep ui`'s
+    default address (a local store has no server until `gansweep ui` starts one)."""
+    uri = (recorded_tracking_uri(study) or os.environ.get("MLFLOW_TRACKING_URI")
+           or "sqlite:///mlflow.db")
+    if uri.startswith(("http://", "https://")):
+        return server_base(uri), ""
+    return (address(DEFAULT_HOST, DEFAULT_PORT),
+            f"with `gansweep ui {study.study_name}` running; at the port it prints")
+
+
+# -- the server ------------------------------------------------------------------------------------
+def port_free(host: str, port: int) -> bool:
+    """Whether a server can listen on host:port now. A host that is not an address of this
+    machine is refused in one line."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            s.bind((host, port))
+        return True
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return False
+        raise SpecError(f"--host {host}: cannot listen there ({exc.strerror or exc})") from None
+
+
+def pick_port(host: str, port: int | None) -> int:
+    """--port when free (taken: one line); without it 5000, else a free port."""
+    if port is not None:
+        if not port_free(host, port):
+            raise SpecError(f"--port {port}: already in use on {host} (another MLflow UI?): "
+                            f"pass another, or leave --port out to get a free one")
+        return port
+    if port_free(host, DEFAULT_PORT):
+        return DEFAULT_PORT
+    with socket.socket(socket.getaddrinfo(host, 0)[0][0], socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class UiServer:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+    uri: str  # the store it serves, for masking its secrets in messages
+
+
+def start_server(uri: str, host: str, port: int, artifacts: Path | None) -> UiServer:
+    """`mlflow server` on the store, one worker, in a new process group. The store goes through
+    the environment, not argv (a database URI may hold a password); no job runner (a viewer)."""
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
+           "--workers", "1"]
+    if artifacts is not None:  # what the UI itself uploads lands beside gansweep's artifacts
+        cmd += ["--artifacts-destination", str(artifacts)]
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri,
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    fd, log = tempfile.mkstemp(prefix="gansweep-ui-", suffix=".log")
+    with os.fdopen(fd, "wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return UiServer(proc, address(host, port), Path(log), uri)
+
+
+def wait_ready(server: UiServer, timeout: float = START_TIMEOUT_S) -> None:
+    """Until the server answers /health; its last log line in one error if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise SpecError(f"the MLflow UI did not start: {last_line(server)}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(
+                f"{server.url}/health", timeout=2) as reply:
+            if reply.status == 200:
+                return
+        time.sleep(0.3)
+    raise SpecError(f"the MLflow UI did not answer within {timeout:.0f} s: {last_line(server)}")
+
+
+def last_line(server: UiServer) -> str:
+    """The line of the server's log that says why it stopped (its last error, else its end)."""
+    lines = [ln.strip() for ln in server.log.read_text(errors="replace").splitlines()
+             if ln.strip()]
+    errors = [ln for ln in lines if "Error" in ln or "error" in ln]
+    found = (errors or lines or ["(no output)"])[-1]
+    return mask_secrets(found, server.uri)[:300]
+
+
+@contextlib.contextmanager
+def running(server: UiServer) -> Iterator[UiServer]:
+    """The server until the block ends: Ctrl-C, SIGTERM and SIGHUP end it too, and the whole
+    process group is stopped either way."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield server
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        stop_server(server)
+
+
+def serve_until_stopped(server: UiServer) -> None:
+    """Wait for Ctrl-C (KeyboardInterrupt); a server that dies by itself is an error."""
+    code = server.proc.wait()
+    raise SpecError(f"the MLflow UI stopped by itself (exit {code}): {last_line(server)}")
+
+
+def stop_server(server: UiServer, grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM the server's process group, SIGKILL what is left after `grace` seconds; remove
+    its log."""
+    group = server.proc.pid  # it leads its own group (start_new_session)
+    _signal_group(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_alive(server.proc) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if group_alive(server.proc):
+        _signal_group(group, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.proc.wait(timeout=5)
+    server.log.unlink(missing_ok=True)
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def group_alive(proc: subprocess.Popen) -> bool:
+    """Whether a process of `proc`'s group still runs (zombies waiting for a parent to reap
+    them do not count: a container's init may never do it)."""
+    proc.poll()  # reap the leader
+    return bool(group_members(proc.pid))
+
+
+def group_members(group: int) -> list[int]:
+    """The live (not zombie) processes of a process group, read from /proc (elsewhere: the
+    group's existence)."""
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.killpg(group, 0)
+            return [group]
+        except ProcessLookupError:
+            return []
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            state, _, pgrp = stat.read_text().rpartition(")")[2].split()[:3]
+            if int(pgrp) == group and state != "Z":
+                found.append(int(stat.parent.name))
+    return found
