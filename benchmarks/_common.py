@@ -18,9 +18,10 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from orchestrator.driver.launch import Settings, launch
+from orchestrator.driver.launch import launch
 from orchestrator.spec.sweep import SweepSpec
-from orchestrator.study.studies import USER_ATTR_RUN
+from orchestrator.stores.settings import Settings
+from orchestrator.tracking.layout import RUN_ATTR
 
 METRICS = ("score", "modes", "high_quality", "reverse_kl")
 
@@ -135,7 +136,7 @@ def _trial_results(study: optuna.Study, tracking_uri: str, fixed: dict) -> list[
         curve = {int(step): v for step, v in sorted(trial.intermediate_values.items())}
         result = TrialResult(trial.number, trial.state.name, {**fixed, **trial.params},
                              curve=curve)
-        run_id = trial.user_attrs.get(USER_ATTR_RUN)
+        run_id = trial.user_attrs.get(RUN_ATTR)
         if run_id and trial.state != TrialState.RUNNING:
             logged = client.get_run(run_id).data.metrics  # latest value of each key
             result.metrics = {m: logged[f"eval/{m}"] for m in METRICS if f"eval/{m}" in logged}

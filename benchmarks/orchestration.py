@@ -31,11 +31,11 @@ from pathlib import Path
 
 import ray
 
-from orchestrator.cluster.raystart import ActorPool
+from orchestrator.cluster.pool import ActorPool
 from orchestrator.driver.context import SweepContext
-from orchestrator.driver.launch import Settings
 from orchestrator.driver.scheduler import Scheduler
 from orchestrator.spec.sweep import SweepSpec
+from orchestrator.stores.settings import Settings
 from orchestrator.study.studies import open_study
 from orchestrator.tracking.tracker import SweepTracker
 
@@ -67,7 +67,7 @@ def measure(trials: int, actors: int, steps: int, eval_every: int, sleep: float,
     tracker.open_sweep_run(spec.text, "spec.yaml")
     t0 = time.perf_counter()
     pool = ActorPool(actors, {"num_cpus": 1, "num_gpus": 0}, ray.put(None), settings.tracking_uri)
-    scheduler = Scheduler(SweepContext(spec, settings, study, tracker, pool))
+    scheduler = Scheduler(SweepContext(spec, settings, study, tracker), pool)
     ray.get([w.flush.remote() for w in scheduler.workers])  # actors up and imported
     startup = time.perf_counter() - t0
     cpu0, machine0, t1 = time.process_time(), machine_cpu_s(), time.perf_counter()

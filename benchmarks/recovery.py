@@ -26,8 +26,9 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from orchestrator.actor.checkpoints import TrialCheckpoints
-from orchestrator.driver.launch import Settings, launch
+from orchestrator.driver.launch import launch
 from orchestrator.spec.sweep import SweepSpec
+from orchestrator.stores.settings import Settings
 
 SPEC = """
 name: recovery

@@ -41,7 +41,8 @@ def bare(name: str, case: dict) -> float:
     """Steps/s of train_for(steps) on one thread, the trainer built as a trial builds it."""
     import torch
 
-    from orchestrator.driver.data import default_cache_dir, prepare_dataset
+    from orchestrator.driver.data import prepare_dataset
+    from orchestrator.stores.settings import default_cache_dir
     from trainers import build_trainer
     from trainers.rng import seed_everything
 
@@ -58,8 +59,9 @@ def in_trial(name: str, case: dict, workdir: Path) -> dict:
     """Steps/s inside a one-trial sweep, evaluations excluded, from the trial's perf metrics."""
     from mlflow import MlflowClient
 
-    from orchestrator.driver.launch import Settings, launch
+    from orchestrator.driver.launch import launch
     from orchestrator.spec.sweep import SweepSpec
+    from orchestrator.stores.settings import Settings
 
     spec = {"name": f"overhead-{name}", "dataset": case["dataset"], "trainer": name,
             "objective": {"metric": case["objective"], "direction": case["direction"]},

@@ -1,4 +1,5 @@
-"""The errors bad input raises, in one module that imports nothing.
+"""The errors bad input raises, and how any error reads in one line, in a module that imports
+nothing.
 
 A `FieldError` names a dotted field of a spec (`space.lr_g.low: must be > 0 with log: true`);
 spec.py turns it into a `SpecError` by prefixing the file name. A `SpecError` is any bad spec or
@@ -19,3 +20,10 @@ class FieldError(ValueError):
         super().__init__(f"{path}: {message}")
         self.path = path
         self.message = message
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line for an error message: `ValueError: its first line`. (trainers/
+    has the same for its own messages; importing it here would import torch with it.)"""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else type(exc).__name__}"

@@ -137,7 +137,7 @@ def mlflow_tables(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, mlflow_tables: Path):
-    from orchestrator.driver.launch import Settings
+    from orchestrator.stores.settings import Settings
 
     shutil.copyfile(mlflow_tables, tmp_path / "mlflow.db")
     return Settings.resolve(storage=f"sqlite:///{tmp_path}/optuna.db",

@@ -2,9 +2,9 @@
 
 Labeled data: a CNN classifier whose 64-d penultimate layer is the feature. Unlabeled data: a
 conv autoencoder whose 32-d bottleneck is the feature. Trained once per dataset, deterministically
-(the driver caches it on disk by the dataset's content hash: `orchestrator.data`); FDs are only
-comparable under the same net, so every net has an id derived from its weights (`net_id`) for
-runs to record.
+(the driver caches it on disk by the dataset's content hash: orchestrator/driver/data.py); FDs are
+only comparable under the same net, so every net has an id derived from its weights (`net_id`)
+for runs to record.
 """
 
 from __future__ import annotations

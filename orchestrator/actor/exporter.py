@@ -20,13 +20,14 @@ class ModelExporter:
     """The helper actor: one export at a time, each a trial's generators into its run."""
 
     def __init__(self, tracking_uri: str):
-        from orchestrator.actor.runlog import RunLogger
-
-        self.logger = RunLogger(tracking_uri)
+        self.uri = tracking_uri
 
     def export(self, run_id: str, models: list[tuple[str, Any]], input_dim: int) -> None:
+        from orchestrator.actor.models import log_model
+        from orchestrator.actor.retry import with_retries
+
         for name, module in models:
-            self.logger.log_model(run_id, module, input_dim, name=name)
+            with_retries(lambda n=name, m=module: log_model(self.uri, run_id, m, input_dim, n))
 
 
 def start_exporter(tracking_uri: str) -> Any | None:

@@ -1,4 +1,5 @@
-"""How a trial's generator is packaged as an MLflow model, so that it loads and runs anywhere.
+"""How a trial's generator is packaged and logged as an MLflow model, so that it loads and runs
+anywhere.
 
 Three choices, each for a user who loads the model later without gansweep:
 - **Any float noise.** torch.export turns `z.to(torch.float32)` into a guard that rejects every
@@ -13,9 +14,13 @@ Three choices, each for a user who loads the model later without gansweep:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
+
+from orchestrator.tracking.layout import MODEL_NAME
 
 EXAMPLE_SEED = 0
 EXAMPLE_BATCH = 16  # > 1, so the exported batch dimension stays dynamic
@@ -48,3 +53,20 @@ def log_model_kwargs(generator: nn.Module, z_dim: int) -> dict:
     return {"pytorch_model": AnyFloatNoise(generator).eval(),
             "input_example": input_example(z_dim),
             "pip_requirements": [torch_requirement()]}
+
+
+def log_model(tracking_uri: str, run_id: str, generator: nn.Module, z_dim: int,
+              name: str = MODEL_NAME) -> None:
+    """`generator` as the run's MLflow PyTorch model `name` (torch.export format, dynamic batch;
+    float32 or float64 noise, a seeded input example, torch pinned).
+
+    On the caller's thread: torch.export is not thread-safe, so an actor exports in a helper
+    process (orchestrator/actor/exporter.py). The fluent API (a global active run) is used only
+    here, because `log_model` has no client form."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # torch's archive writer on CPU weights: noise under the progress display
+        warnings.filterwarnings("ignore", "No complete tensor found")
+        mlflow.pytorch.log_model(name=name, **log_model_kwargs(generator, z_dim))

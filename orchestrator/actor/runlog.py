@@ -1,37 +1,45 @@
 """The trial's MLflow writer inside its actor: every write on one background thread.
 
-The layout it writes (run names, tags, statuses, params) is decided in orchestrator/tracking;
+The layout it writes (run names, tags, statuses, params) is orchestrator/tracking/layout.py's;
 this module only decides *when* and *how* writes happen: queued, retried with backoff, metrics
-never dropped. The fluent API (global active run) is used only inside `RunLogger.log_model`,
-because `log_model` has no client form.
+never dropped. It imports no MLflow itself: the logging thread does, with its first write (a
+trial's params, queued as the trial starts), so an actor is ready, and its first chunk trains,
+without waiting for MLflow. Metrics travel as plain `MetricRow`s until that thread writes them.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import queue
 import threading
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from mlflow import MlflowClient
-from mlflow.entities import Metric, RunTag
-from mlflow.exceptions import MlflowException
+from orchestrator.actor.retry import RETRIES, with_retries
+from orchestrator.tracking.layout import MAX_BATCH, RUN_STATUS, TAG_FINISH_ERROR
 
-from orchestrator.tracking.tracker import (
-    MAX_BATCH,
-    MODEL_NAME,
-    RUN_STATUS,
-    TAG_FINISH_ERROR,
-    end_tags,
-    params_of,
-)
 
-log = logging.getLogger(__name__)
+class MetricRow(NamedTuple):
+    """One metric value at one step, as MLflow keeps it (timestamp in ms)."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+def metric_rows(rows: Iterable[tuple[int, dict[str, float]]],
+                now: int | None = None) -> list[MetricRow]:
+    """The metrics of (step, {key: value}) rows, all stamped `now` (ms; default: now)."""
+    now = int(time.time() * 1000) if now is None else now
+    return [MetricRow(k, float(v), now, step) for step, row in rows for k, v in row.items()]
+
+
+def not_logged(rows: list[MetricRow], logged: dict[str, int]) -> list[MetricRow]:
+    """The rows past the last step MLflow has for their key: steps never repeat."""
+    return [m for m in rows if m.step > logged.get(m.key, -1)]
 
 
 class RunLogger:
@@ -44,14 +52,14 @@ class RunLogger:
     write that failed for good.
     """
 
-    def __init__(self, tracking_uri: str, retries: int = 5):
+    def __init__(self, tracking_uri: str, retries: int = RETRIES):
         self.uri, self.retries = tracking_uri, retries
-        self._client: MlflowClient | None = None
+        self._client: Any = None  # an MlflowClient, made on first use
         self._exporter: Any = None  # the export helper actor, once made (False: none here)
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self._unwritten: dict[int, tuple[str, list[Metric]]] = {}  # batch id -> (run, metrics)
+        self._unwritten: dict[int, tuple[str, list[MetricRow]]] = {}  # batch id -> (run, rows)
         self._failed: set[int] = set()  # unwritten batches not queued any more
         self._metric_error: Exception | None = None
         self._next_id = 0
@@ -59,27 +67,29 @@ class RunLogger:
         self._thread.start()
 
     @property
-    def client(self) -> MlflowClient:
-        """Made at first use, not with the actor: the driver may still be creating a sqlite
-        store's tables when the actors start."""
+    def client(self):
+        """An MlflowClient, made (and MLflow imported) at first use, on the thread that first
+        writes: not with the actor, whose first chunk trains meanwhile."""
         with self._lock:
             if self._client is None:
+                from mlflow import MlflowClient
+
                 self._client = MlflowClient(self.uri)
             return self._client
 
     @client.setter
-    def client(self, client: MlflowClient) -> None:  # tests: one whose writes fail for a while
+    def client(self, client) -> None:  # tests: one whose writes fail for a while
         self._client = client
 
     # -- enqueue -------------------------------------------------------------------------------
-    def log_metric_objects(self, run_id: str, metrics: list[Metric]) -> None:
-        for i in range(0, len(metrics), MAX_BATCH):
+    def log_metrics(self, run_id: str, rows: list[MetricRow]) -> None:
+        for i in range(0, len(rows), MAX_BATCH):
             with self._lock:
                 batch_id, self._next_id = self._next_id, self._next_id + 1
-                self._unwritten[batch_id] = (run_id, metrics[i:i + MAX_BATCH])
+                self._unwritten[batch_id] = (run_id, rows[i:i + MAX_BATCH])
             self._queue_batch(batch_id)
 
-    def unwritten(self, run_id: str) -> list[Metric]:
+    def unwritten(self, run_id: str) -> list[MetricRow]:
         """Metrics of `run_id` not yet confirmed written (queued, or failed for now)."""
         with self._lock:
             return [m for run, batch in self._unwritten.values() if run == run_id for m in batch]
@@ -91,8 +101,11 @@ class RunLogger:
             self._queue_batch(batch_id)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        batch = [RunTag(k, str(v)) for k, v in tags.items()]
-        self._put(lambda: self.client.log_batch(run_id, tags=batch))
+        def write():
+            from mlflow.entities import RunTag
+
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._put(write)
 
     def log_start(self, run_id: str, params: dict[str, Any], tags: dict[str, str],
                   wait: bool = False) -> None:
@@ -100,13 +113,15 @@ class RunLogger:
         on MLflow (a run the driver ends for a lost trial gets the params from the driver). With
         `wait` (a resumed attempt: its tags say where it resumed from), written before
         returning, with retries."""
-        batch = [RunTag(k, str(v)) for k, v in tags.items()]
-        values = params_of(params)
-
         def write():
-            self.client.log_batch(run_id, params=values, tags=batch)
+            from mlflow.entities import RunTag
+
+            from orchestrator.tracking.runs import params_of
+
+            self.client.log_batch(run_id, params=params_of(params),
+                                  tags=[RunTag(k, str(v)) for k, v in tags.items()])
         if wait:
-            self._with_retries(write)
+            with_retries(write, self.retries)
         else:
             self._put(write)
 
@@ -128,39 +143,21 @@ class RunLogger:
                 self.client.log_artifact(run_id, str(path), None if folder == "." else folder)
         self._put(write)
 
-    def log_model(self, run_id: str, module, input_dim: int, name: str = MODEL_NAME) -> None:
-        """The generator as the run's MLflow PyTorch model `name` (torch.export format, dynamic
-        batch; float32 or float64 noise, a seeded input example, torch pinned: see
-        orchestrator/generator_model.py).
-
-        Runs on the caller's thread, not the logger's: torch.export is not thread-safe. An actor
-        calls `log_models` instead, which exports in a helper process.
-        """
-        import mlflow
-
-        from orchestrator.actor.models import log_model_kwargs
-
-        def write():
-            mlflow.set_tracking_uri(self.uri)
-            with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
-                # torch's archive writer on CPU weights: noise under the progress display
-                warnings.filterwarnings("ignore", "No complete tensor found")
-                mlflow.pytorch.log_model(name=name, **log_model_kwargs(module, input_dim))
-        self._with_retries(write)
-
     def log_models(self, run_id: str, models: list[tuple[str, Any]], input_dim: int) -> None:
         """A finished trial's generators, (name, CPU module) pairs, as the run's MLflow models,
         traced and logged by a helper process while this actor trains on
-        (orchestrator/exporter.py); the run's later writes, its end among them, wait for the
-        export, and `flush()` with them. A failed export is said on the run
+        (orchestrator/actor/exporter.py); the run's later writes, its end among them, wait for
+        the export, and `flush()` with them. A failed export is said on the run
         (`gansweep.finish_error`). Outside Ray: exported here, before returning."""
         from orchestrator.actor.exporter import start_exporter
+        from orchestrator.actor.models import log_model
 
         if self._exporter is None:
             self._exporter = start_exporter(self.uri) or False
         if self._exporter is False:
             for name, module in models:
-                self.log_model(run_id, module, input_dim, name=name)
+                with_retries(lambda n=name, m=module: log_model(self.uri, run_id, m, input_dim, n),
+                             self.retries)
             return
         exported = self._exporter.export.remote(run_id, models, input_dim)
 
@@ -176,8 +173,11 @@ class RunLogger:
         self._queue.put(wait)
 
     def end_run(self, run_id: str, state: str, reason: str = "") -> None:
-        tags = end_tags(state, reason)
-        self._put(lambda: self.client.log_batch(run_id, tags=tags))
+        def tags():
+            from orchestrator.tracking.runs import end_tags
+
+            self.client.log_batch(run_id, tags=end_tags(state, reason))
+        self._put(tags)
         self._put(lambda: self.client.set_terminated(run_id, RUN_STATUS.get(state, "KILLED")))
 
     def flush(self) -> None:
@@ -195,16 +195,19 @@ class RunLogger:
 
     # -- the thread ----------------------------------------------------------------------------
     def _put(self, work: Callable[[], Any]) -> None:
-        self._queue.put(lambda: self._with_retries(work))
+        self._queue.put(lambda: with_retries(work, self.retries))
 
     def _queue_batch(self, batch_id: int) -> None:
         def write():
+            from orchestrator.tracking.runs import metrics
+
             with self._lock:
                 if batch_id not in self._unwritten:
                     return
-                run_id, metrics = self._unwritten[batch_id]
+                run_id, rows = self._unwritten[batch_id]
             try:
-                self._with_retries(lambda: self.client.log_batch(run_id, metrics=metrics))
+                with_retries(lambda: self.client.log_batch(run_id, metrics=metrics(rows)),
+                             self.retries)
             except Exception as exc:
                 with self._lock:
                     self._failed.add(batch_id)  # kept: tried again later, never dropped
@@ -223,15 +226,3 @@ class RunLogger:
                 self._error = self._error or exc
             finally:
                 self._queue.task_done()
-
-    def _with_retries(self, work: Callable[[], Any]) -> None:
-        delay = 0.2
-        for attempt in range(self.retries + 1):
-            try:
-                return work()
-            except (MlflowException, OSError) as exc:
-                if attempt == self.retries:
-                    raise
-                log.warning("mlflow write failed (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)

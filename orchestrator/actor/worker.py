@@ -1,8 +1,8 @@
-"""The Ray actor that trains trials, and the plain dataclasses that cross the Ray boundary.
+"""The Ray actor that trains trials: one per actor, reused trial after trial.
 
-The driver sends a `TrialSpec` (never an Optuna trial) and asks for chunks of training; the actor
-keeps the trainer's state between chunks, logs metrics, sample plots and checkpoints itself, and
-returns a small `ChunkResult`. No tensors travel back to the driver.
+The driver sends a `TrialSpec` (orchestrator/boundary.py) and asks for chunks of training; the
+actor keeps the trainer's state between chunks, logs metrics, sample plots and checkpoints itself,
+and returns a small `ChunkResult`. No tensors travel back to the driver.
 """
 
 from __future__ import annotations
@@ -17,13 +17,26 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mlflow.entities import Metric
-
 from orchestrator.actor.checkpoints import TrialCheckpoints
-from orchestrator.actor.runlog import RunLogger
-from orchestrator.tracking.tracker import (
+from orchestrator.actor.runlog import MetricRow, RunLogger, metric_rows, not_logged
+from orchestrator.boundary import (
+    ACTOR_PRELOAD,
+    COMPLETE,
+    DIVERGED,
+    RUNNING,
+    ChunkResult,
+    TrialSpec,
+)
+from orchestrator.tracking.layout import (
     BEST_MODEL_NAME,
+    FINAL_CHECKPOINT,
+    FINAL_SAMPLES,
+    MAX_BATCH,
     MODEL_NAME,
+    PERF_CHUNK_S,
+    PERF_EVAL_S,
+    SAMPLES_KEY,
+    SAMPLES_PNG,
     TAG_ATTEMPT,
     TAG_BEST_STEP,
     TAG_BEST_VALUE,
@@ -36,44 +49,8 @@ from orchestrator.tracking.tracker import (
     TAG_RAY_NODE,
     TAG_RESUMED_FROM,
     TAG_STARTED_AT,
-    log_missing_metrics,
-    logged_steps,
-    metrics_of,
-    not_logged,
+    TRACEBACK,
 )
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    sweep: str
-    number: int
-    trainer: str  # a built-in name or module:Class (entry points resolved by the driver)
-    params: dict[str, Any]
-    seed: int
-    run_id: str  # the trial's MLflow run, made by the driver when it asked the trial
-    checkpoint_root: str
-    total_steps: int
-    log_every: int
-    attempt: int = 1  # 2 and up: resume from the trial's last checkpoint
-    keep_checkpoints: int = 2
-    objective: str = ""  # the metric sample titles show and the best-step generator follows
-    maximize: bool = False
-
-    @property
-    def run_params(self) -> dict[str, Any]:
-        """What the trial's run shows as params: its params and its seed."""
-        return {**self.params, "seed": self.seed}
-
-
-@dataclass(frozen=True)
-class ChunkResult:
-    number: int
-    step: int
-    metrics: dict[str, float]
-    error: str | None = None  # "diverged", or the exception that ended the trial
-
-
-DIVERGED = "diverged"
 
 
 @dataclass
@@ -106,14 +83,12 @@ class TrialWorker:
         self._since = 0.0  # perf_counter() at the trial's start or its last chunk's metrics
 
     def ready(self) -> bool:
-        """Answers once the actor is placed, constructed and has imported what its trials need
-        (the trainers and torch, scoring, Pillow, MLflow's store), so that its first trial
-        starts training at once: the actors import while the driver opens the stores."""
+        """Answers once the actor is placed, constructed and has imported what its first chunk
+        needs (ACTOR_PRELOAD: the trainers and torch, Pillow), so that its first trial starts
+        training at once; MLflow is imported by the logging thread meanwhile."""
         import importlib
 
-        from orchestrator.cluster.raystart import actor_modules
-
-        for name in actor_modules(self.logger.uri):
+        for name in ACTOR_PRELOAD:
             importlib.import_module(name)
         return True
 
@@ -162,9 +137,11 @@ class TrialWorker:
             elif spec.attempt == 1:
                 self.checkpoints.clear()  # files an earlier sweep of this name left behind
             if spec.attempt > 1:  # metrics continue after what the run already has
+                from orchestrator.tracking.runs import logged_steps
+
                 self.logged = logged_steps(self.logger.client, self.run_id)
                 if payload is not None:
-                    self._log(_metrics_from_rows(payload["unwritten"]))
+                    self._log(_rows(payload["unwritten"]))
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
             self.logger.log_start(self.run_id, spec.run_params, tags, wait=spec.attempt > 1)
             self.trainer, self._since = trainer, time.perf_counter()
@@ -205,8 +182,8 @@ class TrialWorker:
                            self.device_name)
             now = time.perf_counter()
             # where the time goes: this eval, and the whole chunk since the last one's metrics
-            metrics = {**scored.metrics, "perf/eval_s": now - evaluated_at,
-                       "perf/chunk_s": now - self._since}
+            metrics = {**scored.metrics, PERF_EVAL_S: now - evaluated_at,
+                       PERF_CHUNK_S: now - self._since}
             self._since = now
             rows.append((trainer.step, metrics))
             value = metrics.get(spec.objective)
@@ -214,7 +191,7 @@ class TrialWorker:
             state = trainer.state_dict()
             if not _finite_tensors(state):
                 return self._diverged(rows)
-            batch = metrics_of(rows)
+            batch = metric_rows(rows)
             self.checkpoints.save(self._payload(state, batch), trainer.step)
             self._log(batch)
             if scored.image is not None:
@@ -227,7 +204,7 @@ class TrialWorker:
     def finish(self, state: str, reason: str = "") -> None:
         """End the trial's run; a COMPLETE trial also leaves its checkpoint and generator.
 
-        state RUNNING: the sweep was interrupted; the run shows KILLED and resumes later."""
+        state RUNNING: the sweep stopped; the run shows KILLED and resumes later."""
         try:
             if self.spec is not None:
                 self._close_run(state, reason)
@@ -238,12 +215,12 @@ class TrialWorker:
     def _close_run(self, state: str, reason: str) -> None:
         run_id, trainer = self.run_id, self.trainer
         try:
-            if self.last_image is not None and state != "RUNNING":
-                self.logger.log_bytes(run_id, self.last_image, "samples/final.png")
-            if state == "COMPLETE" and trainer is not None:
+            if self.last_image is not None and state != RUNNING:
+                self.logger.log_bytes(run_id, self.last_image, FINAL_SAMPLES)
+            if state == COMPLETE and trainer is not None:
                 final = self.checkpoints.latest_bytes()
                 if final is not None:
-                    self.logger.log_bytes(run_id, final, "checkpoints/final.pt")
+                    self.logger.log_bytes(run_id, final, FINAL_CHECKPOINT)
                 generator, best = trainer.generator(), self.best
                 models = [] if generator is None else [(MODEL_NAME, generator)]
                 if best is not None:  # promote and confirm choose: --at best|last
@@ -265,7 +242,7 @@ class TrialWorker:
     def _diverged(self, rows: list[tuple[int, dict[str, float]]]) -> ChunkResult:
         """NaN or inf in a loss or a weight: log what happened up to here; the trial fails."""
         spec, step = self.spec, self.trainer.step
-        self._log(metrics_of(rows))
+        self._log(metric_rows(rows))
         self.logger.set_tags(self.run_id, {TAG_DIVERGED_STEP: str(step)})
         return ChunkResult(spec.number, step, {}, error=DIVERGED)
 
@@ -298,21 +275,21 @@ class TrialWorker:
         with contextlib.suppress(Exception):  # one Pillow cannot read: shown as it was made
             png = titled_png(png, title)
         if spec.attempt == 1 and self.last_image is None:
-            self.logger.log_image(self.run_id, png, key="samples", step=0)
-        self.logger.log_image(self.run_id, png, key="samples", step=step)
-        self.logger.log_bytes(self.run_id, png, "samples.png")
+            self.logger.log_image(self.run_id, png, key=SAMPLES_KEY, step=0)
+        self.logger.log_image(self.run_id, png, key=SAMPLES_KEY, step=step)
+        self.logger.log_bytes(self.run_id, png, SAMPLES_PNG)
         self.last_image = png
 
-    def _log(self, metrics: list[Metric]) -> None:
+    def _log(self, rows: list[MetricRow]) -> None:
         """Log, skipping (key, step) pairs a resumed run already has: steps never repeat."""
-        fresh = not_logged(metrics, self.logged)
+        fresh = not_logged(rows, self.logged)
         if fresh:
-            self.logger.log_metric_objects(self.run_id, fresh)
+            self.logger.log_metrics(self.run_id, fresh)
 
     def _log_traceback(self) -> None:
-        self.logger.log_bytes(self.run_id, traceback.format_exc().encode(), "errors/traceback.txt")
+        self.logger.log_bytes(self.run_id, traceback.format_exc().encode(), TRACEBACK)
 
-    def _payload(self, state: dict[str, Any], batch: list[Metric]) -> dict[str, Any]:
+    def _payload(self, state: dict[str, Any], batch: list[MetricRow]) -> dict[str, Any]:
         """One self-describing checkpoint: trainer state (models, optimizers, EMA, its RNGs),
         the process RNGs, the trial's spec, run id and attempt, and metrics not yet written."""
         from trainers.rng import process_rng_state
@@ -324,17 +301,31 @@ class TrialWorker:
                                           "state": best.generator.state_dict()}
         return {"trainer": state, "step": self.trainer.step, "spec": asdict(spec), "best": kept,
                 "run_id": self.run_id, "attempt": spec.attempt, "rng": process_rng_state(),
-                "unwritten": [(m.key, m.value, m.timestamp, m.step) for m in unwritten]}
+                "unwritten": [tuple(m) for m in unwritten]}  # plain tuples: weights_only loads
 
 
-def salvage_metrics(spec: TrialSpec, client) -> int:
-    """Write the metrics a dead actor had not written yet, from its trial's last checkpoint
-    (the driver calls this when it gives up on a trial). Returns how many were written."""
-    payload = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
-                               spec.keep_checkpoints).load_latest(spec.run_id)
-    if payload is None:
-        return 0
-    return log_missing_metrics(client, spec.run_id, _metrics_from_rows(payload["unwritten"]))
+def salvage_metrics(spec: TrialSpec, tracking_uri: str) -> str | None:
+    """Write the metrics a dead actor had not written yet, from its trial's last checkpoint,
+    into the trial's run; the driver has this run as a task where the actors run (it gives up
+    on the trial). Returns why it could not, or None."""
+    from mlflow import MlflowClient
+
+    from orchestrator.actor.retry import with_retries
+    from orchestrator.tracking.runs import logged_steps, metrics
+
+    try:
+        payload = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
+                                   spec.keep_checkpoints).load_latest(spec.run_id)
+        if payload is None:
+            return None
+        client = MlflowClient(tracking_uri)
+        fresh = not_logged(_rows(payload["unwritten"]), logged_steps(client, spec.run_id))
+        for i in range(0, len(fresh), MAX_BATCH):
+            batch = metrics(fresh[i:i + MAX_BATCH])
+            with_retries(lambda b=batch: client.log_batch(spec.run_id, metrics=b))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
 
 
 def _best_from(kept: dict | None, trainer) -> Best | None:
@@ -363,5 +354,6 @@ def _finite_tensors(tree: Any) -> bool:
     return True
 
 
-def _metrics_from_rows(rows: list[tuple]) -> list[Metric]:
-    return [Metric(key, float(value), int(ts), int(step)) for key, value, ts, step in rows]
+def _rows(found: list[tuple]) -> list[MetricRow]:
+    """A checkpoint's unwritten metrics, as rows."""
+    return [MetricRow(key, float(value), int(ts), int(step)) for key, value, ts, step in found]

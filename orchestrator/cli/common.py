@@ -69,14 +69,14 @@ def to_json(data) -> str:
 def load_sweep_study(name: str, storage: str | None):
     """Sweep NAME's study, for the commands that only read it: the storage as `launch` resolves
     it (a relative file made absolute), without the Ray, torch and pyarrow that launch needs."""
-    from orchestrator.study.studies import absolute_storage, load_study, resolve_storage
+    from orchestrator.stores.uris import absolute_storage, resolve_storage
+    from orchestrator.study.studies import load_study
 
     return load_study(name, absolute_storage(resolve_storage(storage)))
 
 
 def tracking_uri_of(flag: str | None) -> str:
     """The MLflow tracking URI as `launch` resolves it (a relative sqlite file made absolute)."""
-    from orchestrator.stores.uris import resolve_tracking_uri
-    from orchestrator.study.studies import absolute_sqlite
+    from orchestrator.stores.uris import absolute_sqlite, resolve_tracking_uri
 
     return absolute_sqlite(resolve_tracking_uri(flag))

@@ -50,7 +50,7 @@ def ui(name, host, port, relocate, storage, tracking_uri) -> None:
 
 
 def _print_remote(name, storage, uri: str) -> None:
-    from orchestrator.stores.uris import check_server
+    from orchestrator.stores.checks import check_server
     from orchestrator.tracking.ui import server_base
 
     problem = check_server(uri)

@@ -17,8 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.spec.sweep import SpecError, SweepSpec, refuse_empty
+from orchestrator.errors import SpecError
+from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import ROOT_SECRET, redact_uri, storage_flag
+from orchestrator.stores.uris import refuse_empty
+from orchestrator.tracking.layout import TAG_SWEEP
 
 # Never uploaded with the job (Ray also skips what .gitignore lists).
 EXCLUDES = [".venv", ".git", "mlartifacts", "checkpoints", "*.db", "__pycache__", "*.egg-info"]
@@ -184,7 +187,7 @@ def submit_sweep(spec: SweepSpec, address: str, working_dir: str, *, storage: st
             job_id = client.submit_job(
                 entrypoint=entrypoint,
                 runtime_env=runtime_env,
-                metadata={"gansweep.sweep": spec.name})
+                metadata={TAG_SWEEP: spec.name})
             return SubmittedJob(job_id, entrypoint, storage_flag(storage), installs,
                                 getattr(client, "_server_ray_version", None),
                                 token=bool(auth_headers()))

@@ -8,8 +8,6 @@ plug-in imports from elsewhere goes only if it is in the same package: a plug-in
 files is a package. A package installed into site-packages is not shipped: install it on the
 cluster as gansweep itself is. Under `gansweep submit` the job's own `py_modules`
 (`--py-module`) are kept, since an actor's runtime_env field replaces the job's.
-
-Also `gansweep check-trainer`'s report.
 """
 
 from __future__ import annotations
@@ -20,7 +18,8 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from orchestrator.spec.sweep import SpecError, SweepSpec, plugin_folders
+from orchestrator.errors import SpecError
+from orchestrator.spec.sweep import SweepSpec
 
 EXCLUDES = ["__pycache__", "*.pyc", ".git"]  # never uploaded with a plug-in
 
@@ -53,13 +52,13 @@ def upload(paths: list[str]) -> list[str]:
 
     An actor's runtime_env takes URIs only (Ray uploads local paths itself only for a whole job,
     at ray.init, and the driver may be a job that started long before), so this uses Ray's own
-    uploader, the one ray.init calls: a private API, pinned with Ray in constraints.txt and
-    exercised by tests/orchestrator/test_plugins.py."""
+    uploader, the one ray.init calls: a private API, checked against ray 2.60.0 (constraints.txt
+    pins it; tests/orchestrator/test_private_apis.py fails if it moves)."""
     import ray
     from ray._private.runtime_env.py_modules import upload_py_modules_if_needed
     from ray.experimental import internal_kv
 
-    from trainers.params import describe
+    from orchestrator.errors import describe
 
     if not internal_kv._internal_kv_initialized():  # another cluster's shutdown in this process
         internal_kv._initialize_internal_kv(ray._private.worker.global_worker.gcs_client)
@@ -101,46 +100,3 @@ def _job_py_modules() -> list[str]:
         return []
     env = ray.get_runtime_context().runtime_env or {}
     return list(env.get("py_modules") or [])
-
-
-DEFAULT_DATASETS = {"mixture": "ring8", "image": "digits", "none": "none"}
-CHECK_EVAL_SAMPLES = 256  # images per evaluation in check-trainer: enough to compute FD
-
-
-def check_trainer_table(import_path: str, dataset: str | None, params: dict, steps: int,
-                        seed: int, device: str) -> tuple[list[str], bool]:
-    """`gansweep check-trainer`: the report's lines, and whether every check passed. A trainer
-    or dataset that cannot be imported raises SpecError (one line, exit 2)."""
-    from orchestrator.driver.data import default_cache_dir, prepare_dataset
-    from trainers.base import contract_problems
-    from trainers.conformance import CHECKS, check_trainer
-    from trainers.registry import PluginError, dataset_target, find_trainer
-    from trainers.registry import trainer_target as resolve_trainer
-
-    plugin_folders([Path.cwd()])
-    try:
-        target = resolve_trainer(import_path)
-        cls = find_trainer(target)  # unchecked: the report's first line is the contract check
-    except PluginError as exc:
-        raise SpecError(str(exc)) from None
-    data, where = None, "no data"
-    if not contract_problems(cls):  # else the report's first line says what is missing
-        name = dataset or DEFAULT_DATASETS.get(cls.DATA_KIND)
-        if name is None:
-            raise SpecError(f"--dataset: {import_path} trains on {cls.DATA_KIND} data: name "
-                            f"the dataset to check it on")
-        try:
-            resolved = dataset_target(name)
-        except PluginError as exc:
-            raise SpecError(f"--dataset: {exc}") from None
-        data = prepare_dataset(resolved, target, default_cache_dir(), CHECK_EVAL_SAMPLES,
-                               notice=lambda message: None).payload
-        where = name
-    checks = check_trainer(cls, data, params, seed, steps, device, import_path)
-    lines = [f"check-trainer {import_path} on {where} (seed {seed}, {steps} steps a chunk, "
-             f"{device})"]
-    lines += [f"{'PASS' if c.passed else 'FAIL'}  {c.name:<10}  {c.detail}" for c in checks]
-    failed = sum(not c.passed for c in checks)
-    lines.append(f"{len(checks) - failed} passed, {failed} failed" + (
-        "" if len(checks) == len(CHECKS) else "; the checks after need the one that failed"))
-    return lines, failed == 0

@@ -1,8 +1,14 @@
-"""Sizing the actor pool: how many trial actors a Ray cluster holds, and what each one asks
-for. Pure: `launch` passes the live nodes' resources in."""
+"""The sweep's trial actors on Ray: how many a cluster holds and what each asks for
+(`pool_plan`, pure), and the `ActorPool` through which the scheduler starts, trains, finishes
+and waits on them (the only module the scheduler's Ray calls go through; tests drive the
+scheduler with a fake of it, tests/orchestrator/driver/fake_pool.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Any
+
+from orchestrator.boundary import ActorLost, TrialSpec
 from orchestrator.spec.sweep import SweepSpec
 
 
@@ -36,3 +42,87 @@ def _gpu_fits(gpus: float, share: float) -> int:
 def _fits(available: float, share: float) -> int:
     """How many `share`s fit in `available` (a share of 0 is never the limit)."""
     return 1 << 30 if share <= 0 else int(available / share + 1e-9)
+
+
+class ActorPool:
+    """The sweep's trial actors, made up front, each with its `ready()` call in flight; the
+    scheduler takes those it has work for (`take`), makes replacements (`new_actor`), and calls
+    them through the methods below (orchestrator/driver/context.py's `Actors`). A call to an
+    actor that died raises `ActorLost` from `get`."""
+
+    def __init__(self, size: int, options: dict[str, Any], data_ref: Any, tracking_uri: str):
+        import ray
+
+        from orchestrator.actor.worker import TrialWorker
+
+        self.size, self.options, self.tracking_uri = size, options, tracking_uri
+        self._class = ray.remote(TrialWorker)
+        self._args = (data_ref, tracking_uri, max(1, int(options["num_cpus"])))
+        self._starting = dict(self.new_actor() for _ in range(size))
+
+    def new_actor(self) -> tuple[Hashable, Any]:
+        """(its `ready()` ref, the actor): placed where resources allow, maybe never."""
+        actor = self._class.options(**self.options).remote(*self._args)
+        return actor.ready.remote(), actor
+
+    def take(self, n: int) -> dict[Hashable, Any]:
+        """The first `n` actors made up front, by their `ready()` refs; the others are killed
+        (fewer trials left than the pool holds)."""
+        made, self._starting = list(self._starting.items()), {}
+        for _, actor in made[n:]:
+            self.kill(actor)
+        return dict(made[:n])
+
+    # -- calls: each returns at once; a ref's result comes from `get` ---------------------------
+    def start(self, actor: Any, spec: TrialSpec) -> None:
+        actor.start.remote(spec)  # an actor runs its calls in order: start, then train
+
+    def train(self, actor: Any, steps: int) -> Hashable:
+        return actor.train.remote(steps)
+
+    def finish(self, actor: Any, state: str, reason: str) -> Hashable:
+        return actor.finish.remote(state, reason)
+
+    def flush(self, actor: Any) -> Hashable:
+        return actor.flush.remote()
+
+    def salvage(self, spec: TrialSpec) -> Hashable:
+        """Write what a dead actor left unwritten (in its trial's last checkpoint) into the
+        trial's run, as a task beside the driver (the checkpoint root may be a local folder of
+        this node); its result: why it could not, or None."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from orchestrator.actor.worker import salvage_metrics
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        return ray.remote(salvage_metrics).options(
+            num_cpus=0, scheduling_strategy=here).remote(spec, self.tracking_uri)
+
+    def retire(self, actor: Any) -> None:
+        """End the actor once the calls it was given are done."""
+        actor.__ray_terminate__.remote()
+
+    def kill(self, actor: Any) -> None:
+        """End it now (an unreachable actor may still hold its GPU: release it)."""
+        import ray
+
+        ray.kill(actor)
+
+    # -- waiting --------------------------------------------------------------------------------
+    def wait(self, refs: list[Hashable], timeout: float) -> Hashable | None:
+        """The first of `refs` to be ready, or None after `timeout` seconds."""
+        import ray
+
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        return ready[0] if ready else None
+
+    def get(self, ref: Hashable) -> Any:
+        """A ready call's result; `ActorLost` when its actor died (or could not start)."""
+        import ray
+
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            text = str(exc).strip()
+            raise ActorLost(type(exc).__name__, text.splitlines()[0] if text else "") from exc

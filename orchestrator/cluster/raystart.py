@@ -1,12 +1,13 @@
 """Ray for one launch: connected or started on a thread of its own, and the actor pool made as
-soon as it is up, while the driver opens MLflow and the study (orchestrator/launch.py).
+soon as it is up, while the driver opens MLflow and the study (orchestrator/driver/launch.py).
 
-A local `ray.init` takes seconds, and each actor as long again to import torch and MLflow; the
-parent run and the study take seconds too. `RayStart` overlaps them: on its thread it runs
-`init_ray`, plans the pool from the cluster (`plan_pool`) and creates the actors, whose `ready()`
-imports what trials need (`actor_modules`: a Ray started here has its workers import them as it
-starts them); the scheduler adopts the `ActorPool`. At the end, `end_soon` lets that
-thread shut a Ray this process started down while the driver writes the sweep's report.
+A local `ray.init` takes seconds, and each actor as long again to import torch; the parent run
+and the study take seconds too. `RayStart` overlaps them: on its thread it runs `init_ray`,
+plans the pool from the cluster (`plan_pool`) and creates the actors, whose `ready()` imports
+what a first chunk needs (ACTOR_PRELOAD, orchestrator/boundary.py; a Ray started here has its
+workers import that and MLflow's store client as it starts them: `local_preload`); the
+scheduler adopts the `ActorPool`. At the end, `end_soon` lets that thread shut a Ray this
+process started down while the driver writes the sweep's report.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import SpecError
+from orchestrator.boundary import ACTOR_PRELOAD
+from orchestrator.errors import SpecError, describe
 from orchestrator.stores.redact import redact_uri
-from orchestrator.stores.uris import store_client_modules
-from trainers.params import describe
+from orchestrator.stores.uris import store_client_modules, uri_scheme
 
 if TYPE_CHECKING:
-    from orchestrator.driver.launch import Settings
+    from orchestrator.cluster.pool import ActorPool
     from orchestrator.spec.sweep import SweepSpec
+    from orchestrator.stores.settings import Settings
 
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + SETTINGS
@@ -63,11 +65,11 @@ def check_address(address: str | None, timeout_s: float = 10.0) -> None:
                         f"GCS port (6379 by default; 8265 is its dashboard, for `submit`)")
 
 
-def actor_modules(tracking_uri: str) -> list[str]:
-    """What a trial actor imports before its first trial (`TrialWorker.ready`): the trainers and
-    torch, Pillow, MLflow's client for the store."""
-    return ["PIL.Image", "trainers", "trainers.grids", "orchestrator.actor.worker",
-            *store_client_modules(tracking_uri)]
+def local_preload(tracking_uri: str) -> list[str]:
+    """What the workers of a Ray started here import as Ray starts them, before any actor is
+    made: what an actor needs (ACTOR_PRELOAD), and MLflow's client for the store, which an
+    actor's logging thread imports otherwise."""
+    return [*ACTOR_PRELOAD, *store_client_modules(tracking_uri)]
 
 
 def init_ray(address: str | None, preload: list[str] | None = None) -> bool:
@@ -140,8 +142,7 @@ def shared_store_problems(n_hosts: int, tracking_uri: str,
     write to a file on the driver's machine."""
     if n_hosts <= 1:
         return None, None
-    scheme = tracking_uri.split(":", 1)[0] if "://" in tracking_uri else "file"
-    if scheme in ("sqlite", "file"):
+    if uri_scheme(tracking_uri) in ("sqlite", "file"):
         return (f"--tracking-uri: {redact_uri(tracking_uri)} is a file on this machine, and the "
                 f"Ray cluster spans {n_hosts} hosts whose actors log there: run an MLflow "
                 f"tracking server every node reaches and pass --tracking-uri http://HOST:5000 (see "
@@ -151,36 +152,6 @@ def shared_store_problems(n_hosts: int, tracking_uri: str,
                       f"that must be a shared mount, or use --checkpoint-root s3://... so that "
                       f"a trial can resume on another node")
     return None, None
-
-
-class ActorPool:
-    """The sweep's trial actors, made up front, each with its `ready()` call in flight; the
-    scheduler takes those it has work for (`take`) and makes replacements (`new_actor`)."""
-
-    def __init__(self, size: int, options: dict[str, Any], data_ref: Any, tracking_uri: str):
-        import ray
-
-        from orchestrator.actor.worker import TrialWorker
-
-        self.size, self.options = size, options
-        self._class = ray.remote(TrialWorker)
-        self._args = (data_ref, tracking_uri, max(1, int(options["num_cpus"])))
-        self._starting = dict(self.new_actor() for _ in range(size))
-
-    def new_actor(self) -> tuple[Any, Any]:
-        """(its `ready()` ref, the actor): placed where resources allow, maybe never."""
-        actor = self._class.options(**self.options).remote(*self._args)
-        return actor.ready.remote(), actor
-
-    def take(self, n: int) -> dict[Any, Any]:
-        """The first `n` actors made up front, by their `ready()` refs; the others are killed
-        (fewer trials left than the pool holds)."""
-        import ray
-
-        made, self._starting = list(self._starting.items()), {}
-        for _, actor in made[n:]:
-            ray.kill(actor)
-        return dict(made[:n])
 
 
 class RayStart:
@@ -230,9 +201,11 @@ class RayStart:
         ties their parent-death signal to that thread), so this one shuts Ray down itself."""
         import ray
 
+        from orchestrator.cluster.pool import ActorPool
+
         try:
             if local:
-                self.started = init_ray(settings.address, actor_modules(settings.tracking_uri))
+                self.started = init_ray(settings.address, local_preload(settings.tracking_uri))
             size, options = plan_pool(spec, settings, self._notices.append)
             self._pool = ActorPool(size, options, ray.put(payload), settings.tracking_uri)
         except BaseException as exc:  # raised on the driver's thread by `pool()`

@@ -44,6 +44,7 @@ def use_token_auth() -> bool:
         return False
     os.environ[MODE_VAR] = "token"
     try:  # Ray caches its config: re-read it, as ray.init does when it turns token auth on
+        # (private: checked against ray 2.60.0; tests/orchestrator/test_private_apis.py)
         from ray._raylet import Config
 
         Config.initialize("")

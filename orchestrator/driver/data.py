@@ -15,14 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.spec.sweep import SpecError, SweepSpec
-
-# on the parent run and every trial run of an image sweep: which network scored it, on what data
-TAG_FEATURE_NET, TAG_DATA_HASH = "gansweep.feature_net", "gansweep.dataset_hash"
-
-
-def default_cache_dir() -> str:
-    return os.environ.get("GANSWEEP_CACHE") or str(Path.home() / ".cache" / "gansweep")
+from orchestrator.errors import SpecError
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.tracking.layout import TAG_DATA_HASH, TAG_FEATURE_NET, floor_metric
 
 
 @dataclass
@@ -72,10 +67,10 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
                     where: str = "--dataset") -> PreparedData:
     """Load dataset target `dataset` for trainer target `trainer`: a plug-in's data is checked
     against the trainer's DATA_KIND; image data gets its feature network and FD floor."""
+    from orchestrator.errors import describe
     from trainers.base import accepts
     from trainers.image_data import DatasetError
     from trainers.image_task import ImageTask
-    from trainers.params import describe
     from trainers.registry import PluginError, load_dataset, trainer_class
     from trainers.scoring import data_kind
 
@@ -104,7 +99,7 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
     if trained:
         notice(f"trained the feature network {net_id} for {dataset} (cached in {cache_dir})")
     task = ImageTask(raw, state, extractor, eval_samples)
-    floor = {k.replace("eval/", "floor/"): v for k, v in task.floor().items()}
+    floor = {floor_metric(k): v for k, v in task.floor().items()}
     tags = {TAG_FEATURE_NET: net_id, TAG_DATA_HASH: raw.content_hash[:16]}
     return PreparedData(task, floor, tags)
 

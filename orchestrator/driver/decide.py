@@ -1,6 +1,7 @@
 """What happens to a trial when one of its chunks comes back: one pure function, no Ray, no
-Optuna call, no I/O. The scheduler waits, asks `decide`, and applies the `Outcome`; the table in
-tests/orchestrator/test_decide.py holds every case.
+Optuna, no I/O (it imports the boundary's plain types and the spec only). The scheduler waits,
+asks `decide`, and applies the `Outcome`; the table in tests/orchestrator/driver/test_decide.py
+holds every case.
 
 As in Ray Tune's `OptunaSearch.on_trial_complete`, each way a chunk can come back maps to one
 action, and each action that ends a trial to one Optuna state (`Outcome.state`):
@@ -28,9 +29,7 @@ import enum
 import math
 from dataclasses import dataclass, replace
 
-from optuna.trial import TrialState
-
-from orchestrator.actor.worker import DIVERGED, ChunkResult
+from orchestrator.boundary import COMPLETE, DIVERGED, FAIL, PRUNED, ActorLost, ChunkResult
 from orchestrator.spec.sweep import SweepSpec
 
 TIMEOUT = "timeout"  # the reason of a trial that budget.time ended
@@ -45,15 +44,7 @@ class Action(enum.Enum):
     RETRY = "retry"  # its actor died: resume from its checkpoint on the next free actor
 
 
-_ENDS = {Action.COMPLETE: TrialState.COMPLETE, Action.FAIL: TrialState.FAIL,
-         Action.PRUNE: TrialState.PRUNED}
-
-
-@dataclass(frozen=True)
-class Lost:
-    """A chunk that never came back: its actor died (`what`: the Ray error's type name)."""
-
-    what: str
+_ENDS = {Action.COMPLETE: COMPLETE, Action.FAIL: FAIL, Action.PRUNE: PRUNED}
 
 
 @dataclass(frozen=True)
@@ -78,8 +69,9 @@ class Outcome:
     diverged_step: int | None = None  # USER_ATTR_DIVERGED_STEP
 
     @property
-    def state(self) -> TrialState | None:
-        """The Optuna state this outcome ends the trial in; None while it runs on."""
+    def state(self) -> str | None:
+        """The state this outcome ends the trial in (COMPLETE, PRUNED or FAIL: its Optuna state
+        and its run's); None while it runs on."""
         return _ENDS.get(self.action)
 
     def pruned(self, verdict: bool) -> Outcome:
@@ -95,10 +87,11 @@ def out_of_time(deadline: float | None, now: float) -> bool:
     return deadline is not None and now >= deadline
 
 
-def decide(result: ChunkResult | Lost, standing: Standing, spec: SweepSpec,
+def decide(result: ChunkResult | ActorLost, standing: Standing, spec: SweepSpec,
            now: float) -> Outcome:
-    """What to do with a trial whose chunk came back as `result` at time `now`."""
-    if isinstance(result, Lost):
+    """What to do with a trial whose chunk came back as `result` at time `now` (`ActorLost`:
+    it never came back, its actor died)."""
+    if isinstance(result, ActorLost):
         return _lost(result, standing, spec.max_retries)
     if result.error == DIVERGED:
         return Outcome(Action.FAIL, reason=DIVERGED, diverged_step=result.step)
@@ -136,7 +129,7 @@ def invalid_metric(result: ChunkResult, spec: SweepSpec) -> str | None:
     return None
 
 
-def _lost(lost: Lost, standing: Standing, retries: int) -> Outcome:
+def _lost(lost: ActorLost, standing: Standing, retries: int) -> Outcome:
     if standing.stop:
         return Outcome(Action.SUSPEND)
     if standing.losses > retries:

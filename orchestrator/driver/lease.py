@@ -27,13 +27,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
-import optuna
 import sqlalchemy as sa
 
-from orchestrator.spec.sweep import SpecError
-from orchestrator.study.studies import is_journal, open_storage
+from orchestrator.errors import SpecError
+from orchestrator.stores.uris import is_journal
+from orchestrator.study.studies import open_storage
+from orchestrator.tracking.layout import LEASE_ATTR
 
-LEASE_ATTR = "gansweep.driver"
 log = logging.getLogger(__name__)
 
 _LOCKS = sa.Table("gansweep_lease_lock", sa.MetaData(),
@@ -99,16 +99,20 @@ TTL_S, EVERY_S = 30.0, 5.0  # a lease expires after TTL_S without a beat; one be
 
 
 class DriverLease:
-    def __init__(self, storage_url: str, study: optuna.Study, ttl_s: float | None = None,
+    """The lease of sweep `study_name` in the study storage at `storage_url`: `acquire` it (or
+    be refused in one line), beat while the sweep runs, `release` it."""
+
+    def __init__(self, storage_url: str, study_name: str, ttl_s: float | None = None,
                  every_s: float | None = None):
-        self.url, self.study_name, self.study_id = storage_url, study.study_name, study._study_id
-        self.storage = study._storage
+        self.url, self.study_name = storage_url, study_name
+        self.storage = open_storage(storage_url)  # its own: the study's stays the loop's
+        self.study_id = self.storage.get_study_id_from_name(study_name)
         self.ttl_s = TTL_S if ttl_s is None else ttl_s
         self.every_s = EVERY_S if every_s is None else every_s
         self.on_lost: Callable[[], None] | None = None  # called once another driver took it
         self.lost = threading.Event()
         self.id = uuid.uuid4().hex
-        self._lock = _storage_lock(storage_url, study.study_name)
+        self._lock = _storage_lock(storage_url, study_name)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

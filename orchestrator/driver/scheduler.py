@@ -1,10 +1,10 @@
-"""The sweep loop: Optuna ask/tell on the driver, chunks of training on a pool of Ray actors.
+"""The sweep loop: Optuna ask/tell on the driver, chunks of training on a pool of trial actors.
 
-Results are handled in completion order (`ray.wait` over every in-flight chunk), with at most one
-chunk in flight per actor. A trial stays on its actor while it runs, since its state lives there.
-The next trial is asked while the actors are busy, so an actor that frees up gets new work at
-once instead of waiting on storage writes; its MLflow run is made then too, by the driver, and
-recorded on the Optuna trial before any actor starts it.
+Results are handled in completion order (the pool's `wait` over every in-flight chunk), with at
+most one chunk in flight per actor. A trial stays on its actor while it runs, since its state
+lives there. The next trial is asked while the actors are busy, so an actor that frees up gets
+new work at once instead of waiting on storage writes; its MLflow run is made then too, by the
+driver, and recorded on the Optuna trial before any actor starts it.
 
 Nothing is lost: a trial whose actor dies (process killed, node gone) waits for the next free
 actor and resumes from its last checkpoint in the same Optuna trial and MLflow run; trials a dead
@@ -13,7 +13,9 @@ finish and checkpoint, then leaves their trials RUNNING in Optuna, to be resumed
 
 What happens to a trial after a chunk is decided by `decide.decide` (pure, tested as a table);
 the loop here only waits, dispatches and applies its `Outcome`, and a trial's end reaches Optuna
-through one function, `trials.tell`.
+through one function, `trials.tell`. It reaches the actors only through an `Actors` pool (on Ray:
+orchestrator/cluster/pool.py), so that tests drive it with a fake one, as Ray Tune's controller
+takes a resource manager.
 """
 
 from __future__ import annotations
@@ -21,20 +23,20 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import optuna
-import ray
 from optuna.trial import TrialState
 
-from orchestrator.actor.worker import ChunkResult, salvage_metrics
-from orchestrator.cluster.pool import pool_plan  # noqa: F401 (re-exported: tests import it here)
-from orchestrator.driver.context import SweepContext
-from orchestrator.driver.decide import TIMEOUT, Action, Lost, Outcome, Standing, decide, out_of_time
+from orchestrator.boundary import COMPLETE, FAIL, PRUNED, RUNNING, ActorLost, ChunkResult
+from orchestrator.driver.context import Actors, SweepContext
+from orchestrator.driver.decide import TIMEOUT, Action, Outcome, Standing, decide, out_of_time
 from orchestrator.driver.stats import SweepStats
 from orchestrator.driver.trials import Active, TrialMaker, tell
-from orchestrator.study.studies import USER_ATTR_ATTEMPT, trials_used
+from orchestrator.study.ranking import better
+from orchestrator.study.studies import trials_used
+from orchestrator.tracking.layout import ATTEMPT_ATTR, SWEEP_BEST_VALUE, SWEEP_COMPLETED
 
 WAIT_S = 0.5  # the loop wakes at least this often, to notice Ctrl-C
 START_TIMEOUT_S = 300.0  # a trial waiting to resume gives up when no actor starts for this long
@@ -42,11 +44,12 @@ PROGRESS_EVERY_S = 5.0  # the parent run's sweep/completed, unless the best impr
 
 
 class Scheduler:
-    def __init__(self, ctx: SweepContext):
+    def __init__(self, ctx: SweepContext, pool: Actors):
         self.spec, self.study, self.tracker = ctx.spec, ctx.study, ctx.tracker
-        self.pool = ctx.pool
+        self.pool, self.page = pool, ctx.page
         self.on_update: Callable[[SweepStats], None] = ctx.on_update or (lambda s: None)
         self.notice = ctx.notice
+        self.maximize = self.spec.objective.direction == "maximize"
         self.remaining = self.spec.budget.trials - trials_used(self.study)
         self.deadline: float | None = None  # budget.time counts from the first actor ready
         self.progress_logged_at = 0.0
@@ -57,12 +60,12 @@ class Scheduler:
         self.waiting: deque[Active] = deque(orphans)  # to resume on the next free actor
         work = self.remaining + len(self.waiting)
         # actor's ready() -> actor: the pool's, made while the driver opened the stores
-        self.starting: dict[ray.ObjectRef, Any] = self.pool.take(max(0, min(self.pool.size,
-                                                                             work)))
+        self.starting: dict[Hashable, Any] = pool.take(max(0, min(pool.size, work)))
         self.workers = list(self.starting.values())
         self.idle: list[Any] = []  # actors with nothing to do (budget asked out, or stopping)
-        self.in_flight: dict[ray.ObjectRef, Active] = {}
-        self.closing: dict[ray.ObjectRef, Active] = {}  # finish() calls, checked at the end
+        self.in_flight: dict[Hashable, Active] = {}
+        self.closing: dict[Hashable, Active] = {}  # finish() calls, checked at the end
+        self.salvaging: dict[Hashable, Active] = {}  # salvage() of trials that failed
         self.prepared: Active | None = None
         self.can_prune = not isinstance(self.study.pruner, optuna.pruners.NopPruner)
         self.stop_requested: str | None = None  # why (e.g. SIGINT), once asked to stop
@@ -75,19 +78,16 @@ class Scheduler:
             self._prepare_next()
             if not self.in_flight and not (self.starting and self._work_left()):
                 break
-            ready, _ = ray.wait(list(self.in_flight) + list(self.starting), num_returns=1,
-                                timeout=WAIT_S)
-            if not ready:
+            ref = self.pool.wait(list(self.in_flight) + list(self.starting), WAIT_S)
+            if ref is None:
                 self._give_up_waiting()
-                continue
-            ref = ready[0]
-            if ref in self.starting:
+            elif ref in self.starting:
                 self._started(ref, self.starting.pop(ref))
             else:
                 self._handle(ref, self.in_flight.pop(ref))
         unplaced = {id(actor) for actor in self.starting.values()}
         for actor in self.starting.values():  # never placed, and no work left for them
-            ray.kill(actor)
+            self.pool.kill(actor)
         self.workers = [w for w in self.workers if id(w) not in unplaced]  # nothing to flush
         for active in list(self.waiting) + ([self.prepared] if self.prepared else []):
             if not self.stop_requested:
@@ -110,14 +110,21 @@ class Scheduler:
         trial has already been told to Optuna."""
         for ref, active in self.closing.items():
             try:
-                ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                self._close(active, "FAIL", f"actor lost while closing: {exc}")
+                self.pool.get(ref)
+            except ActorLost as lost:
+                self._close(active, FAIL, f"actor lost while closing: {lost}")
+        for ref, active in self.salvaging.items():
+            try:
+                problem = self.pool.get(ref)
+            except ActorLost as lost:
+                problem = f"{lost.what}: {lost}"
+            if problem:
+                self.notice(f"trial {active.trial.number}: unwritten metrics lost: {problem}")
         for worker in self.workers:
             try:
-                ray.get(worker.flush.remote())
-            except ray.exceptions.RayError as exc:
-                self.notice(f"some MLflow writes of an actor were lost: {exc}")
+                self.pool.get(self.pool.flush(worker))
+            except ActorLost as lost:
+                self.notice(f"some MLflow writes of an actor were lost: {lost}")
         self._end_actors(now=False)
 
     def _end_actors(self, now: bool) -> None:
@@ -126,9 +133,9 @@ class Scheduler:
         the next sweep in this Ray session would wait for them forever."""
         for worker in self.workers:
             if now:
-                ray.kill(worker)
-            else:  # after the tasks it was given
-                worker.__ray_terminate__.remote()
+                self.pool.kill(worker)
+            else:  # after the calls it was given
+                self.pool.retire(worker)
         self.workers = []
 
     def abort(self, why: str) -> None:
@@ -136,7 +143,7 @@ class Scheduler:
         had not ended stays RUNNING in Optuna, to be resumed from its last checkpoint."""
         actives = list(self.in_flight.values()) + list(self.waiting)
         for active in actives + ([self.prepared] if self.prepared else []):
-            self._close(active, "RUNNING", why)
+            self._close(active, RUNNING, why)
             self.suspended.append(active.trial.number)
         self.in_flight.clear()
         self.waiting.clear()
@@ -164,7 +171,7 @@ class Scheduler:
 
     def _dispatch(self, worker, active: Active) -> None:
         active.worker = worker
-        worker.start.remote(active.spec)  # actor calls run in order: start, then train
+        self.pool.start(worker, active.spec)
         self._next_chunk(active)
         self.stats.running += 1
         self.on_update(self.stats)
@@ -176,7 +183,7 @@ class Scheduler:
         if self._out_of_time():  # budget.time: no new trial; one asked ahead never ran
             self.remaining = 0
             if self.prepared is not None:
-                self._close(self.prepared, "FAIL", TIMEOUT)
+                self._close(self.prepared, FAIL, TIMEOUT)
                 self._conclude(self.prepared, Outcome(Action.FAIL, reason=TIMEOUT))
                 self.prepared = None
         elif self.prepared is None and self.remaining > 0:
@@ -187,17 +194,17 @@ class Scheduler:
         return self.trials.ask()
 
     # -- one finished chunk: wait, decide, apply -------------------------------------------------
-    def _handle(self, ref: ray.ObjectRef, active: Active) -> None:
+    def _handle(self, ref: Hashable, active: Active) -> None:
         """One chunk came back, or its actor died: `decide` what follows, and do it."""
         try:
-            result: ChunkResult | Lost = ray.get(ref)
-        except ray.exceptions.RayError as exc:  # the actor died, or its node with it
-            result = self._bury(active, exc)
+            result: ChunkResult | ActorLost = self.pool.get(ref)
+        except ActorLost as lost:  # the actor died, or its node with it
+            result = self._bury(active, lost)
         outcome = decide(result, self._standing(active), self.spec, time.time())
         if outcome.ask_pruner:  # before the next chunk (never with several objectives)
             self._report(active, outcome.report)
             outcome = outcome.pruned(active.trial.should_prune())
-        if isinstance(result, Lost):
+        if isinstance(result, ActorLost):
             return self._after_loss(active, outcome, result.what)
         self._apply(active, outcome)
 
@@ -213,7 +220,8 @@ class Scheduler:
         if outcome.state is not None:
             return self._end(active, outcome)
         if outcome.action is Action.SUSPEND:  # checkpointed at this step: resumable from here
-            self.closing[active.worker.finish.remote("RUNNING", self.stop_requested)] = active
+            ref = self.pool.finish(active.worker, RUNNING, self.stop_requested)
+            self.closing[ref] = active
             self.stats.running -= 1
             self.suspended.append(active.trial.number)
             return
@@ -221,13 +229,13 @@ class Scheduler:
         if outcome.report is not None:  # while the actor trains on
             self._report(active, outcome.report)
 
-    def _bury(self, active: Active, exc: Exception) -> Lost:
+    def _bury(self, active: Active, lost: ActorLost) -> ActorLost:
         """Its actor died: release what it held; the trial counts one more loss."""
         active.losses += 1
         self.stats.running -= 1
         self.workers = [w for w in self.workers if w is not active.worker]
-        ray.kill(active.worker)  # an unreachable actor may still hold its GPU: release it
-        return Lost(type(exc).__name__)
+        self.pool.kill(active.worker)  # an unreachable actor may still hold its GPU
+        return lost
 
     def _after_loss(self, active: Active, outcome: Outcome, what: str) -> None:
         """The trial of a dead actor is suspended, fails, or waits for the next free actor to
@@ -235,11 +243,9 @@ class Scheduler:
         if outcome.action is Action.SUSPEND:
             self._suspend(active)
         elif outcome.action is Action.FAIL:
-            try:  # what the actor had not written yet is in its checkpoint: keep it
-                salvage_metrics(active.spec, self.tracker.client)
-            except Exception as err:
-                self.notice(f"trial {active.trial.number}: unwritten metrics lost: {err}")
-            self._close(active, "FAIL", outcome.reason)
+            # what the actor had not written yet is in its checkpoint: keep it
+            self.salvaging[self.pool.salvage(active.spec)] = active
+            self._close(active, FAIL, outcome.reason)
             self._conclude(active, outcome)
         else:
             self._requeue(active, what)
@@ -252,7 +258,7 @@ class Scheduler:
 
     def _requeue(self, active: Active, what: str) -> None:
         attempt = active.spec.attempt + 1
-        active.trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
+        active.trial.set_user_attr(ATTEMPT_ATTR, attempt)
         active.spec = dataclasses.replace(active.spec, attempt=attempt)
         active.worker, active.waiting_since = None, time.time()
         self.stats.resumed += 1
@@ -260,15 +266,14 @@ class Scheduler:
                     f"from its last checkpoint (step {active.step}, attempt {attempt})")
         self.waiting.append(active)
 
-    def _started(self, ref: ray.ObjectRef, actor) -> None:
+    def _started(self, ref: Hashable, actor) -> None:
         """An actor is up (or could not start). The first one up starts `budget.time`: placing
         actors, importing torch and an autoscaler adding nodes are not part of the budget."""
         try:
-            ray.get(ref)
-        except ray.exceptions.RayError as exc:
+            self.pool.get(ref)
+        except ActorLost as lost:
             self.workers = [w for w in self.workers if w is not actor]
-            self.notice(f"an actor could not start: {type(exc).__name__}: "
-                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+            self.notice(f"an actor could not start: {lost.what}: {lost}")
             return
         if self.deadline is None and self.spec.budget.time_s:  # not spent on start-up
             self.deadline = time.time() + self.spec.budget.time_s
@@ -282,18 +287,18 @@ class Scheduler:
         if time.time() - oldest < START_TIMEOUT_S:
             return
         for actor in self.starting.values():
-            ray.kill(actor)
+            self.pool.kill(actor)
             self.workers = [w for w in self.workers if w is not actor]
         self.starting.clear()
         while self.waiting:
             active = self.waiting.popleft()
             reason = f"no actor could start within {START_TIMEOUT_S:.0f}s to resume it"
-            self._close(active, "FAIL", reason)
+            self._close(active, FAIL, reason)
             self._conclude(active, Outcome(Action.FAIL, reason=reason))
 
     def _suspend(self, active: Active) -> None:
         """Leave a trial RUNNING in Optuna, its run KILLED: `gansweep resume` continues it."""
-        self._close(active, "RUNNING", self.stop_requested or "")
+        self._close(active, RUNNING, self.stop_requested or "")
         self.suspended.append(active.trial.number)
 
     def _close(self, active: Active, state: str, reason: str) -> None:
@@ -302,13 +307,12 @@ class Scheduler:
         self.tracker.end_trial_run(active.spec.run_id, state, reason, active.spec.run_params)
 
     def _next_chunk(self, active: Active) -> None:
-        self.in_flight[active.worker.train.remote(self.spec.budget.eval_every)] = active
+        self.in_flight[self.pool.train(active.worker, self.spec.budget.eval_every)] = active
 
     def _end(self, active: Active, outcome: Outcome) -> None:
         """Free the actor first (it closes the run and starts the next trial while the driver
         writes to Optuna), then report the trial's last intermediate value and its end."""
-        state = outcome.state.name
-        self.closing[active.worker.finish.remote(state, outcome.reason)] = active
+        self.closing[self.pool.finish(active.worker, outcome.state, outcome.reason)] = active
         self._release(active.worker)
         if outcome.report is not None:
             self._report(active, outcome.report)
@@ -323,10 +327,10 @@ class Scheduler:
         """The trial ended: tell Optuna, then count it."""
         tell(self.study, active.trial, outcome)  # the one exit to Optuna
         stats = self.stats
-        if outcome.state == TrialState.COMPLETE:
+        if outcome.state == COMPLETE:
             stats.done += 1
             self._record_best(outcome.value, active.trial.number, stats)
-        elif outcome.state == TrialState.PRUNED:
+        elif outcome.state == PRUNED:
             stats.pruned += 1
         else:
             stats.failed += 1
@@ -336,9 +340,7 @@ class Scheduler:
         """Best so far, for a single objective; several objectives have a front, not a best.
         The parent run gets it when it improves, else at most every PROGRESS_EVERY_S seconds
         (and at the end), not one write per trial."""
-        minimize = self.spec.objective.direction == "minimize"
-        improved = not self.spec.multi and (stats.best is None or (
-            value < stats.best if minimize else value > stats.best))
+        improved = not self.spec.multi and better(value, stats.best, self.maximize)
         if improved:
             stats.best, stats.best_trial = value, number
         if log and (improved or time.time() - self.progress_logged_at >= PROGRESS_EVERY_S):
@@ -346,9 +348,9 @@ class Scheduler:
 
     def _log_progress(self) -> None:
         stats = self.stats
-        best = {} if self.spec.multi or stats.best is None else {"sweep/best_value": stats.best}
-        self.tracker.log_progress({**best, "sweep/completed": stats.done}, step=stats.done)
-        self.tracker.on_progress()  # the sweep page: a request, written off this thread
+        best = {} if self.spec.multi or stats.best is None else {SWEEP_BEST_VALUE: stats.best}
+        self.tracker.log_progress({**best, SWEEP_COMPLETED: stats.done}, step=stats.done)
+        self.page.request()  # the sweep page: a request, written off this thread
         self.progress_logged_at = time.time()
 
     def _initial_stats(self) -> SweepStats:

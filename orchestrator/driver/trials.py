@@ -1,5 +1,6 @@
 """The scheduler's trials: new ones asked from the study, and those an earlier driver left
-RUNNING, each as an `Active` (its Optuna trial, the `TrialSpec` its actors get, where it is)."""
+RUNNING, each as an `Active` (its Optuna trial, the `TrialSpec` its actors get, where it is);
+and the one exit of a trial to Optuna (`tell`)."""
 
 from __future__ import annotations
 
@@ -11,29 +12,20 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from orchestrator.actor.worker import TrialSpec
+from orchestrator.boundary import COMPLETE, TrialSpec
 from orchestrator.driver.context import SweepContext
 from orchestrator.driver.decide import Action, Outcome
-from orchestrator.spec.space import suggest_all
-from orchestrator.spec.sweep import SpecError
-from orchestrator.study.studies import (
-    USER_ATTR_ATTEMPT,
-    USER_ATTR_CONFIRMS,
-    USER_ATTR_DIVERGED_STEP,
-    USER_ATTR_REASON,
-    USER_ATTR_RUN,
-    USER_ATTR_SEED,
-    USER_ATTR_SEED_INDEX,
-    trial_seed,
+from orchestrator.errors import SpecError, describe
+from orchestrator.study.samplers import suggest_all
+from orchestrator.study.studies import open_storage, reopen_trial, trial_seed
+from orchestrator.tracking.layout import (
+    ATTEMPT_ATTR,
+    DIVERGED_STEP_ATTR,
+    REASON_ATTR,
+    RUN_ATTR,
+    SEED_ATTR,
+    run_tags,
 )
-from trainers.params import describe
-
-RUN_TAG_ATTRS = (USER_ATTR_CONFIRMS, USER_ATTR_SEED_INDEX)
-
-
-def run_tags(attrs: dict[str, Any]) -> dict[str, str]:
-    """The MLflow tags a trial's user attrs give its run: a confirm trial's source and seed."""
-    return {f"gansweep.{k}": str(attrs[k]) for k in RUN_TAG_ATTRS if k in attrs}
 
 
 @dataclass
@@ -49,13 +41,13 @@ class Active:
 def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
     """The one exit of a trial to Optuna: why it failed, where it diverged, its end state."""
     if outcome.diverged_step is not None:
-        trial.set_user_attr(USER_ATTR_DIVERGED_STEP, outcome.diverged_step)
+        trial.set_user_attr(DIVERGED_STEP_ATTR, outcome.diverged_step)
     if outcome.reason:
-        trial.set_user_attr(USER_ATTR_REASON, outcome.reason)
-    if outcome.state == TrialState.COMPLETE:
+        trial.set_user_attr(REASON_ATTR, outcome.reason)
+    if outcome.state == COMPLETE:
         study.tell(trial, outcome.value)
     else:
-        study.tell(trial, state=outcome.state)
+        study.tell(trial, state=TrialState[outcome.state])
 
 
 class TrialMaker:
@@ -65,15 +57,16 @@ class TrialMaker:
     def __init__(self, ctx: SweepContext):
         self.spec, self.study, self.tracker = ctx.spec, ctx.study, ctx.tracker
         self.checkpoint_root = ctx.settings.checkpoint_root
+        self.storage_url = ctx.settings.storage
 
     def ask(self) -> Active:
         trial = self.study.ask()
         params = self.suggest(trial)
         seed = trial_seed(self.spec.sampler.seed, trial.number)
-        trial.set_user_attr(USER_ATTR_SEED, seed)
+        trial.set_user_attr(SEED_ATTR, seed)
         # made first, then recorded: a driver dying between leaves it findable
         run_id = self.tracker.create_trial_run(trial.number, run_tags(trial.user_attrs))
-        trial.set_user_attr(USER_ATTR_RUN, run_id)
+        trial.set_user_attr(RUN_ATTR, run_id)
         return Active(trial, self.trial_spec(trial.number, params, seed, run_id))
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -100,21 +93,23 @@ class TrialMaker:
     def orphans(self, notice: Callable[[str], None]) -> list[Active]:
         """Trials an earlier driver left RUNNING (it was killed or interrupted): each resumes
         from its checkpoint in its own trial and run."""
+        left = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        storage = open_storage(self.storage_url) if left else None
         found = []
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        for frozen in left:
             attrs = frozen.user_attrs
-            trial = optuna.Trial(self.study, frozen._trial_id)
-            seed = attrs.get(USER_ATTR_SEED, trial_seed(self.spec.sampler.seed, frozen.number))
+            trial = reopen_trial(self.study, storage, frozen.number)
+            seed = attrs.get(SEED_ATTR, trial_seed(self.spec.sampler.seed, frozen.number))
             params = ({**self.spec.fixed, **frozen.params} if frozen.params
                       else self.suggest(trial))  # asked, then its driver died
-            if USER_ATTR_SEED not in attrs:  # the driver died between asking and recording it
-                trial.set_user_attr(USER_ATTR_SEED, seed)
-            run_id = self.tracker.resume_trial_run(frozen.number, attrs.get(USER_ATTR_RUN),
+            if SEED_ATTR not in attrs:  # the driver died between asking and recording it
+                trial.set_user_attr(SEED_ATTR, seed)
+            run_id = self.tracker.resume_trial_run(frozen.number, attrs.get(RUN_ATTR),
                                                    run_tags(attrs))
-            if attrs.get(USER_ATTR_RUN) != run_id:
-                trial.set_user_attr(USER_ATTR_RUN, run_id)
-            attempt = int(attrs.get(USER_ATTR_ATTEMPT, 1)) + 1
-            trial.set_user_attr(USER_ATTR_ATTEMPT, attempt)
+            if attrs.get(RUN_ATTR) != run_id:
+                trial.set_user_attr(RUN_ATTR, run_id)
+            attempt = int(attrs.get(ATTEMPT_ATTR, 1)) + 1
+            trial.set_user_attr(ATTEMPT_ATTR, attempt)
             step = max(frozen.intermediate_values, default=0)
             spec = self.trial_spec(frozen.number, params, seed, run_id, attempt)
             found.append(Active(trial, spec, step=step, waiting_since=time.time()))

@@ -7,9 +7,8 @@ pruner, and each confirm run is a child of the sweep's parent run with `gansweep
 Running it again with a larger K or S adds only the missing (config, seed) pairs.
 
 The table gives, per config, the mean and standard deviation of the final objective over its
-seeds and a pessimistic one-sided 95% Student-t bound: mean - t * std / sqrt(n) for a maximized
-objective (a lower confidence bound), mean + t * std / sqrt(n) for a minimized one. `promote`
-picks the config whose bound is best once a confirmation exists.
+seeds and a pessimistic one-sided 95% bound (orchestrator/study/ranking.py ranks by it; `promote`
+picks the config whose bound is best once a confirmation exists).
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
-import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,47 +27,24 @@ from optuna.trial import FrozenTrial, TrialState
 from orchestrator.errors import SpecError
 from orchestrator.spec.search import PrunerSpec, SamplerSpec
 from orchestrator.spec.sweep import SweepSpec
-from orchestrator.study.studies import USER_ATTR_CONFIRMS as ATTR_OF
-from orchestrator.study.studies import USER_ATTR_RUN
-from orchestrator.study.studies import USER_ATTR_SEED_INDEX as ATTR_SEED_INDEX
+from orchestrator.stores.settings import Settings
+from orchestrator.study.ranking import ConfirmRow, confirm_table, most_trustworthy, top_trials
+from orchestrator.study.record import launch_record
+from orchestrator.study.studies import confirm_name, load_confirm_study, load_study, open_study
+from orchestrator.tracking.layout import (
+    CONFIRM_AT_ATTR,
+    CONFIRM_OF_ATTR,
+    CONFIRM_TABLE_CSV,
+    CONFIRM_TABLE_TXT,
+    CONFIRMS_ATTR,
+    ROLE_TRIAL,
+    SEED_INDEX_ATTR,
+    TAG_CONFIRMED_AT,
+    TAG_CONFIRMED_BOUND,
+    TAG_CONFIRMED_TRIAL,
+)
 
-SUFFIX = "-confirm"
-ROLE = "confirm"
-CONFIRM_ATTR = "gansweep.confirm_of"  # on a confirm study: the sweep it confirms
-AT_ATTR = "gansweep.confirm_at"  # on a confirm study: --at of its last table (promote ranks so)
-CONFIDENCE = 0.95
 SAMPLES_FACTOR = 4  # samples per evaluation (points or images), relative to the sweep's
-
-
-def confirm_name(name: str) -> str:
-    return f"{name}{SUFFIX}"
-
-
-@dataclass(frozen=True)
-class ConfirmRow:
-    """One config of the table: the sweep trial it came from and its S retrainings."""
-
-    trial: int
-    run_id: str | None  # the sweep trial's run: the generator `promote` registers
-    params: dict[str, Any]
-    sweep_value: float
-    values: tuple[float, ...]  # final objective of each completed confirm run
-    failed: int  # confirm runs that failed or were pruned
-    mean: float | None
-    std: float | None
-    bound: float | None  # pessimistic 95% bound; None with fewer than 2 values
-
-
-def top_trials(study: optuna.Study, top: int) -> list[FrozenTrial]:
-    """The `top` best completed trials of a single-objective study, best first."""
-    if len(study.directions) > 1:
-        raise SpecError(f"sweep {study.study_name!r} has {len(study.directions)} objectives: "
-                        f"confirm ranks configs on one objective")
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        raise SpecError(f"sweep {study.study_name!r} has no completed trial to confirm")
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(done, key=lambda t: (-t.value if maximize else t.value, t.number))[:top]
 
 
 def fresh_seed(seed: int) -> int:
@@ -94,89 +68,15 @@ def enqueue_missing(study: optuna.Study, chosen: list[FrozenTrial], seeds: int) 
     not queued (a pair whose trial failed or was pruned is tried again); returns how many
     trials the study then has in all: the confirm's budget."""
     lost = (TrialState.FAIL, TrialState.PRUNED)
-    have = {(t.user_attrs.get(ATTR_OF), t.user_attrs.get(ATTR_SEED_INDEX))
+    have = {(t.user_attrs.get(CONFIRMS_ATTR), t.user_attrs.get(SEED_INDEX_ATTR))
             for t in study.get_trials(deepcopy=False) if t.state not in lost}
     for source in chosen:
         for index in range(seeds):
             if (source.number, index) not in have:
-                study.enqueue_trial(source.params, user_attrs={ATTR_OF: source.number,
-                                                               ATTR_SEED_INDEX: index})
+                study.enqueue_trial(source.params, user_attrs={CONFIRMS_ATTR: source.number,
+                                                               SEED_INDEX_ATTR: index})
                 have.add((source.number, index))
     return len(study.get_trials(deepcopy=False))
-
-
-def bound(values: list[float], maximize: bool) -> tuple[float | None, float | None, float | None]:
-    """(mean, std, pessimistic one-sided bound) of `values`; std and bound need two values."""
-    if not values:
-        return None, None, None
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None, None
-    from scipy.stats import t as student_t
-
-    std = statistics.stdev(values)
-    margin = float(student_t.ppf(CONFIDENCE, len(values) - 1)) * std / math.sqrt(len(values))
-    return mean, std, mean - margin if maximize else mean + margin
-
-
-def run_value(trial: FrozenTrial, at: str, maximize: bool) -> float | None:
-    """A completed confirm run's objective: its final one (`last`), or the best it reported
-    (`best`: what its generator_best scored; optimistic, a max over its evaluations)."""
-    if trial.state != TrialState.COMPLETE or trial.value is None:
-        return None
-    value = trial.value
-    if at == "best" and trial.intermediate_values:
-        pick = max if maximize else min
-        value = pick([value, *trial.intermediate_values.values()])
-    return value if math.isfinite(value) else None
-
-
-def confirm_table(sweep: optuna.Study, confirm: optuna.Study,
-                  at: str = "last") -> list[ConfirmRow]:
-    """One row per confirmed config, best bound first (configs without one last)."""
-    maximize = sweep.direction == optuna.study.StudyDirection.MAXIMIZE
-    by_source: dict[int, list[FrozenTrial]] = {}
-    for t in confirm.get_trials(deepcopy=False):
-        if ATTR_OF in t.user_attrs and t.state != TrialState.WAITING:
-            by_source.setdefault(int(t.user_attrs[ATTR_OF]), []).append(t)
-    sources = {t.number: t for t in sweep.get_trials(deepcopy=False)}
-    rows = []
-    for number, runs in by_source.items():
-        values = [v for t in runs if (v := run_value(t, at, maximize)) is not None]
-        failed = sum(t.state in (TrialState.FAIL, TrialState.PRUNED) for t in runs)
-        source = sources[number]
-        rows.append(ConfirmRow(number, source.user_attrs.get(USER_ATTR_RUN), source.params,
-                               source.value, tuple(values), failed, *bound(values, maximize)))
-
-    def rank(row: ConfirmRow):
-        if row.bound is None:
-            return (1, 0.0, row.trial)
-        return (0, -row.bound if maximize else row.bound, row.trial)
-    return sorted(rows, key=rank)
-
-
-def confirmed_choice(sweep: optuna.Study, confirm: optuna.Study | None,
-                     at: str = "last") -> ConfirmRow | None:
-    """The config with the best bound, when a confirmation has one."""
-    return most_trustworthy(confirm_table(sweep, confirm, at) if confirm is not None else [])
-
-
-def most_trustworthy(rows: list[ConfirmRow]) -> ConfirmRow | None:
-    """The first row of a table (best bound first), when it has a bound."""
-    return rows[0] if rows and rows[0].bound is not None else None
-
-
-def load_confirm_study(name: str, storage) -> optuna.Study | None:
-    """Sweep NAME's confirm study in `storage` (a URL, or an open Optuna storage), or None
-    when it was never confirmed."""
-    from orchestrator.study.studies import open_storage
-
-    if isinstance(storage, str):
-        storage = open_storage(storage)
-    try:
-        return optuna.load_study(study_name=confirm_name(name), storage=storage)
-    except KeyError:
-        return None
 
 
 def table_text(rows: list[ConfirmRow], metric: str, maximize: bool) -> str:
@@ -219,50 +119,48 @@ class ConfirmPlan:
     spec: SweepSpec  # the confirm sweep's (`confirm_spec`), its budget every planned pair
 
 
-def plan_confirm(name: str, top: int, seeds: int, storage: str) -> ConfirmPlan:
-    """Open sweep NAME's confirm study and enqueue the (config, seed) pairs it lacks."""
-    from pathlib import Path
-
-    from orchestrator.study.record import resume_args
-    from orchestrator.study.studies import load_study, open_study
-
+def check_request(top: int, seeds: int) -> None:
     for flag, value, least in (("--top", top, 1), ("--seeds", seeds, 2)):
         if value < least:
             raise SpecError(f"{flag}: must be >= {least}, got {value}"
                             + (" (a spread needs two seeds)" if flag == "--seeds" else ""))
-    found = resume_args(name, storage)
-    sweep = SweepSpec.parse(found.spec, source=Path(found.spec_path or "spec").name,
-                            path=found.spec_path)
+
+
+def plan_confirm(name: str, top: int, seeds: int, storage: str) -> ConfirmPlan:
+    """Open sweep NAME's confirm study in `storage` and enqueue the (config, seed) pairs it
+    lacks."""
+    check_request(top, seeds)
+    sweep = launch_record(name, storage).sweep_spec()
     chosen = top_trials(load_study(name, storage), top)
     existing = load_confirm_study(name, storage)
-    if existing is not None and existing.user_attrs.get(CONFIRM_ATTR) != name:
+    if existing is not None and existing.user_attrs.get(CONFIRM_OF_ATTR) != name:
         raise SpecError(f"sweep {confirm_name(name)!r} in the same storage is not the confirm "
                         f"study of {name!r}: rename one of the two sweeps")
     study = open_study(confirm_spec(sweep, len(chosen) * seeds), storage)
-    study.set_user_attr(CONFIRM_ATTR, name)
+    study.set_user_attr(CONFIRM_OF_ATTR, name)
     return ConfirmPlan(sweep, confirm_spec(sweep, enqueue_missing(study, chosen, seeds)))
 
 
-def report_confirm(name: str, plan: ConfirmPlan, settings, at: str = "last") -> list[ConfirmRow]:
-    """The table, logged to the sweep's parent run (confirm/table.txt and .csv, and the tags
-    gansweep.confirmed_trial / confirmed_bound); returned best bound first."""
-    from orchestrator.study.studies import load_study
+def report_confirm(name: str, plan: ConfirmPlan, settings: Settings,
+                   at: str = "last") -> list[ConfirmRow]:
+    """The table, logged to the sweep's parent run (its table files and the confirmed-trial
+    tags); returned best bound first."""
     from orchestrator.tracking.page import SweepPage
     from orchestrator.tracking.tracker import SweepTracker
 
     sweep = load_study(name, settings.storage)
     confirm = load_study(confirm_name(name), settings.storage)
     rows = confirm_table(sweep, confirm, at)
-    confirm.set_user_attr(AT_ATTR, at)
+    confirm.set_user_attr(CONFIRM_AT_ATTR, at)
     objective = plan.sweep.objective
-    tracker = SweepTracker(settings.tracking_uri, plan.sweep.experiment, name)
+    tracker = SweepTracker(settings.tracking_uri, plan.sweep.experiment, name, ROLE_TRIAL)
     tracker.parent_run_id = tracker.find_sweep_run()
     text = table_text(rows, objective.metric, objective.direction == "maximize")
-    tracker.log_files({"confirm/table.txt": text.encode(), "confirm/table.csv": table_csv(rows)})
+    tracker.log_files({CONFIRM_TABLE_TXT: text.encode(), CONFIRM_TABLE_CSV: table_csv(rows)})
     best = most_trustworthy(rows)
-    SweepPage(tracker, sweep, plan.sweep).update(final=True)  # its description shows the table
+    page = SweepPage(tracker, sweep, plan.sweep, settings.storage)
+    page.update(final=True)  # its description shows the table
     if best is not None:
-        tracker.set_sweep_tags({"gansweep.confirmed_trial": str(best.trial),
-                                "gansweep.confirmed_bound": repr(best.bound),
-                                "gansweep.confirmed_at": at})
+        tracker.set_sweep_tags({TAG_CONFIRMED_TRIAL: str(best.trial),
+                                TAG_CONFIRMED_BOUND: repr(best.bound), TAG_CONFIRMED_AT: at})
     return rows

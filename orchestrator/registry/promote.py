@@ -1,17 +1,17 @@
 """Promoting a sweep's chosen generator to the MLflow Model Registry, with its provenance.
 
-Two questions, kept apart. *Which* trial, and why, is a `Choice` that a rule makes from the study
-(`best_choice`: the best trial, or with `--pick` the Pareto point best on one metric); another
-rule only has to return a `Choice`. *How* it is registered is `promote_choice`: the trial run's
-logged generator (`generator_best`, its best evaluation, or `generator`, its last step) becomes a
-version of the registered model, linked both ways: the version's source `models:/<model_id>`
-(and `model_id`, where the store keeps it), and the logged model's `mlflow.modelVersions` tag,
-which MLflow's UI reads to show the registration (MLflow's server and `register_model` write it,
-`create_model_version` on a local store does not). The version is described and tagged with
-sweep, trial, run, objective, value, storage and rule.
-Alias `champion` points at it; the run is tagged `gansweep.champion=true` and the run that lost
-the alias `false`, and the version records which version it replaced. Promoting again changes
-nothing unless the choice changed. Reading the sweep back is orchestrator/results.py.
+Two questions, kept apart. *Which* trial, and why, is a `Choice` that
+orchestrator/study/ranking.py makes from the study (`champion`: the config `gansweep confirm`
+trusts most, else the best trial, or with `--pick` the Pareto point best on one metric). *How*
+it is registered is `promote_choice`: the trial run's logged generator (`generator_best`, its
+best evaluation, or `generator`, its last step) becomes a version of the registered model,
+linked both ways: the version's source `models:/<model_id>` (and `model_id`, where the store
+keeps it), and the logged model's `mlflow.modelVersions` tag, which MLflow's UI reads to show
+the registration (MLflow's server and `register_model` write it, `create_model_version` on a
+local store does not). The version is described and tagged with sweep, trial, run, objective,
+value, storage and rule. Alias `champion` points at it; the run is tagged
+`gansweep.champion=true` and the run that lost the alias `false`, and the version records which
+version it replaced. Promoting again changes nothing unless the choice changed.
 """
 
 from __future__ import annotations
@@ -26,38 +26,29 @@ from mlflow.exceptions import MlflowException
 
 from orchestrator.errors import SpecError
 from orchestrator.stores.redact import redact_uri
-from orchestrator.study.results import objectives, pick_trial
-from orchestrator.tracking.tracker import (
+from orchestrator.study.ranking import Choice, champion
+from orchestrator.tracking.layout import (
+    ALIAS,
     BEST_MODEL_NAME,
     MODEL_NAME,
+    MODEL_VERSIONS_TAG,
     TAG_BEST_STEP,
     TAG_BEST_VALUE,
+    TAG_CHAMPION,
     TAG_SWEEP,
     TAG_TRIAL,
+    VERSION_DIRECTION,
+    VERSION_GENERATOR,
+    VERSION_OBJECTIVE,
+    VERSION_REPLACED,
+    VERSION_REPLACED_VALUE,
+    VERSION_RULE,
+    VERSION_RUN,
+    VERSION_STORAGE,
+    VERSION_VALUE,
 )
 
-ALIAS = "champion"
 AT = {"best": BEST_MODEL_NAME, "last": MODEL_NAME}  # --at -> the run's logged model
-TAG_CHAMPION = "gansweep.champion"  # on a trial run: "true" while a version of it is champion
-TAG_RUN, TAG_OBJECTIVE = "gansweep.run_id", "gansweep.objective"
-TAG_DIRECTION = "gansweep.direction"
-TAG_VALUE, TAG_RULE, TAG_STORAGE = "gansweep.value", "gansweep.rule", "gansweep.storage"
-TAG_GENERATOR = "gansweep.generator"  # which of the run's logged generators the version is
-TAG_REPLACED, TAG_REPLACED_VALUE = "gansweep.replaced_version", "gansweep.replaced_value"
-MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # mlflow.utils.mlflow_tags.MLFLOW_MODEL_VERSIONS
-
-
-@dataclass(frozen=True)
-class Choice:
-    """Which trial to promote and why: what a promotion rule decides from a study."""
-
-    sweep: str
-    trial: int
-    run_id: str
-    metric: str  # the objective the rule ranked by
-    direction: str  # minimize | maximize
-    value: float  # the trial's value of `metric`
-    rule: str  # for people: "best eval/score (maximize)"
 
 
 @dataclass(frozen=True)
@@ -99,49 +90,14 @@ def check_model_name(model_name: str) -> None:
         raise SpecError(f"--model-name: {why}, got {reprlib.repr(model_name)}")
 
 
-def best_choice(study: optuna.Study, pick: str | None = None) -> Choice:
-    """The best trial; with several objectives, the Pareto point best on `pick`."""
-    found = pick_trial(study, pick)
-    goals = {g["metric"]: g["direction"] for g in objectives(study)}
-    metric = pick or next(iter(goals))
-    rule = f"best {metric} ({goals[metric]})"
-    if pick is not None:
-        rule = f"--pick {pick}: the Pareto point with the {rule}"
-    if not found["run_id"]:
-        raise SpecError(f"trial {found['number']} of {study.study_name!r} has no MLflow run")
-    return Choice(study.study_name, found["number"], found["run_id"], metric, goals[metric],
-                  found["values"][metric], rule)
-
-
-def confirmed(study: optuna.Study) -> Choice | None:
-    """The config with the best bound in the sweep's `gansweep confirm` table, when it has one
-    (the confirm study lives beside the sweep's, in the same storage)."""
-    from orchestrator.registry.confirm import AT_ATTR, confirmed_choice, load_confirm_study
-
-    row, confirm = None, None
-    if len(study.directions) == 1:
-        confirm = load_confirm_study(study.study_name, study._storage)
-    if confirm is not None:  # ranked as its last table was (confirm --at)
-        row = confirmed_choice(study, confirm, confirm.user_attrs.get(AT_ATTR, "last"))
-    if row is None or not row.run_id:
-        return None
-    goal = objectives(study)[0]
-    side = "upper" if goal["direction"] == "minimize" else "lower"
-    best = "lowest" if goal["direction"] == "minimize" else "highest"
-    rule = (f"{best} 95% {side} bound of {goal['metric']} over {len(row.values)} fresh seeds "
-            f"(gansweep confirm: bound {row.bound:.4g}, mean {row.mean:.4g} +- {row.std:.2g}; "
-            f"the sweep's own value {row.sweep_value:.4g})")
-    return Choice(study.study_name, row.trial, row.run_id, goal["metric"], goal["direction"],
-                  row.mean, rule)  # the value: its confirmed mean
-
-
 def promote(study: optuna.Study, tracking_uri: str, model_name: str, pick: str | None = None,
-            at: str = "best", storage: str | None = None) -> Promotion:
-    """Promote the config `gansweep confirm` found most trustworthy, when the sweep was
-    confirmed (and no --pick was given), else the trial `best_choice` makes."""
+            at: str = "best", storage: str | None = None,
+            confirm: optuna.Study | None = None) -> Promotion:
+    """Promote the sweep's champion (orchestrator/study/ranking.py): the config its confirm
+    study (`gansweep confirm`'s, when it ran) found most trustworthy, unless --pick was given,
+    else its best trial. `storage`, the study's, is written into the version's description."""
     check_model_name(model_name)
-    choice = (None if pick else confirmed(study)) or best_choice(study, pick)
-    return promote_choice(choice, tracking_uri, model_name, at, storage)
+    return promote_choice(champion(study, confirm, pick), tracking_uri, model_name, at, storage)
 
 
 def promote_choice(choice: Choice, tracking_uri: str, model_name: str, at: str = "best",
@@ -240,19 +196,20 @@ def _describe(client: MlflowClient, model_name: str, version: str, facts: _Facts
               replaced: Replaced | None) -> None:
     """The version's description and tags: what was promoted, from where, and why."""
     choice, run_tags = facts.choice, client.get_run(facts.choice.run_id).data.tags
-    tags = {TAG_SWEEP: choice.sweep, TAG_TRIAL: str(choice.trial), TAG_RUN: choice.run_id,
-            TAG_OBJECTIVE: choice.metric, TAG_DIRECTION: choice.direction,
-            TAG_VALUE: repr(choice.value), TAG_RULE: choice.rule,
-            TAG_GENERATOR: facts.logged.name}
+    tags = {TAG_SWEEP: choice.sweep, TAG_TRIAL: str(choice.trial), VERSION_RUN: choice.run_id,
+            VERSION_OBJECTIVE: choice.metric, VERSION_DIRECTION: choice.direction,
+            VERSION_VALUE: repr(choice.value), VERSION_RULE: choice.rule,
+            VERSION_GENERATOR: facts.logged.name}
     if facts.storage:
-        tags[TAG_STORAGE] = redact_uri(facts.storage)
+        tags[VERSION_STORAGE] = redact_uri(facts.storage)
     lines = [f"Sweep {choice.sweep}, trial {choice.trial} (run {choice.run_id}): "
              f"{choice.metric} = {choice.value:.6g} ({choice.direction}).",
              f"Chosen by: {choice.rule}.", f"Generator: {_generator_words(facts, run_tags)}."]
     if facts.storage:
         lines.append(f"Optuna storage: {redact_uri(facts.storage)}.")
     if replaced is not None:
-        tags.update({TAG_REPLACED: replaced.version, TAG_REPLACED_VALUE: replaced.value or ""})
+        tags.update({VERSION_REPLACED: replaced.version,
+                     VERSION_REPLACED_VALUE: replaced.value or ""})
         lines.append(f"Replaced version {replaced.version} as {ALIAS} (trial {replaced.trial}, "
                      f"{choice.metric} = {replaced.value or 'not recorded'}).")
     for key, value in tags.items():
@@ -274,7 +231,7 @@ def _generator_words(facts: _Facts, run_tags: dict[str, str]) -> str:
 
 def _replaced(client: MlflowClient, model_name: str, version: str) -> Replaced:
     found = client.get_model_version(model_name, version)
-    return Replaced(version, found.run_id, found.tags.get(TAG_TRIAL), found.tags.get(TAG_VALUE))
+    return Replaced(version, found.run_id, found.tags.get(TAG_TRIAL), found.tags.get(VERSION_VALUE))
 
 
 def _mark_champion(client: MlflowClient, run_id: str, replaced: Replaced | None) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from orchestrator.errors import SpecError
 from orchestrator.stores.redact import mask_secrets, redact_uri
 from orchestrator.stores.uris import file_problem, sqlite_file
+from orchestrator.tracking.layout import SAMPLE_MODEL_URI, SAMPLE_SEED, SAMPLE_SHAPE
 
 FORMATS = {".png": "a picture", ".npy": "the raw samples", ".parquet": "the raw samples"}
 CHUNK = 4096  # samples per forward pass: a large -n does not need memory for all activations
@@ -52,7 +53,7 @@ def check_request(n: int, output: str, seed: int) -> Path:
 
 def check_store(tracking_uri: str) -> None:
     """Refuse a tracking store that is not there, rather than let MLflow make an empty one."""
-    from orchestrator.stores.uris import check_tracking_uri
+    from orchestrator.stores.checks import check_tracking_uri
 
     file = sqlite_file(tracking_uri)
     if file is not None and not file.expanduser().exists():
@@ -166,9 +167,9 @@ def _write_parquet(samples: np.ndarray, path: Path, meta: dict) -> None:
         size = int(np.prod(samples.shape[1:]))
         table = pa.table({"sample": pa.FixedSizeListArray.from_arrays(flat, size)})
     shape = json.dumps(list(samples.shape[1:]))
-    table = table.replace_schema_metadata({"gansweep.sample_shape": shape,
-                                           "gansweep.model_uri": redact_uri(meta["model_uri"]),
-                                           "gansweep.seed": str(meta["seed"])})
+    table = table.replace_schema_metadata({SAMPLE_SHAPE: shape,
+                                           SAMPLE_MODEL_URI: redact_uri(meta["model_uri"]),
+                                           SAMPLE_SEED: str(meta["seed"])})
     pq.write_table(table, path)
 
 

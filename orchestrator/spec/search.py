@@ -1,10 +1,10 @@
 """How a sweep searches: objectives, sampler, pruner, enqueued starting points, time budget.
 
 Parsed from the spec here into plain frozen dataclasses (errors are `FieldError`s naming the
-field), without importing Optuna: orchestrator/samplers.py turns them into Optuna objects on the
-driver. Validation builds the real Optuna pruner once (the one place parsing imports Optuna, and
-only when the spec names a pruner), so an option Optuna would refuse is refused at spec load, not
-in the middle of a sweep.
+field), without importing Optuna: orchestrator/study/samplers.py turns them into Optuna objects
+on the driver. A named pruner's options are checked by building it (orchestrator/spec/pruners.py,
+the one place parsing imports Optuna), so an option Optuna would refuse is refused at spec load,
+not in the middle of a sweep.
 """
 
 from __future__ import annotations
@@ -108,7 +108,9 @@ def parse_sampler(raw: dict, space: tuple[Param, ...], n_objectives: int) -> Sam
     return SamplerSpec(name, seed)
 
 
-def parse_pruner(raw: Any, steps: int, n_objectives: int) -> PrunerSpec:
+def parse_pruner(raw: Any, n_objectives: int) -> PrunerSpec:
+    """`pruner:` as a name or {name, metric, options...}; orchestrator/spec/pruners.py checks the
+    options by building the pruner."""
     if raw is None:
         return PrunerSpec()
     if isinstance(raw, str):
@@ -135,16 +137,7 @@ def parse_pruner(raw: Any, steps: int, n_objectives: int) -> PrunerSpec:
     if name != "none" and n_objectives > 1:
         raise FieldError("pruner", "pruning needs a single objective: Optuna's pruners are "
                                    "single-objective (use pruner: none)")
-    spec = PrunerSpec(name, options, metric)
-    if name == "none":  # nothing for Optuna to refuse: parsing stays free of it
-        return spec
-    from orchestrator.study.samplers import build_pruner  # Optuna: only for a pruner to check
-
-    try:
-        build_pruner(spec, steps)
-    except (TypeError, ValueError) as exc:
-        raise FieldError(f"pruner.{name}", str(exc).splitlines()[0]) from None
-    return spec
+    return PrunerSpec(name, options, metric)
 
 
 def parse_enqueue(raw: Any, space: tuple[Param, ...]) -> tuple[dict[str, Any], ...]:

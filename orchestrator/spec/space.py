@@ -1,4 +1,5 @@
-"""Search-space parameters: parsed from the spec, turned into Optuna suggestions on the driver.
+"""Search-space parameters, parsed from the spec (orchestrator/study/samplers.py turns them
+into Optuna suggestions on the driver).
 
 A parameter is float, int or categorical; float/int may be log-scaled or stepped; any parameter
 may carry `when: {other: value}` so that it exists only when `other` took that value (e.g. a
@@ -13,7 +14,7 @@ import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import FieldError  # importable from here too
+from orchestrator.errors import FieldError
 
 KINDS = ("float", "int", "categorical")
 PARAM_FIELDS = {"type", "low", "high", "log", "step", "choices", "when"}
@@ -34,24 +35,6 @@ class Param:
     def active(self, chosen: dict[str, Any]) -> bool:
         """True when every `when` condition holds for the values chosen so far."""
         return all(name in chosen and chosen[name] == value for name, value in self.when.items())
-
-    def suggest(self, trial) -> Any:
-        """Ask an Optuna trial for this parameter (driver only)."""
-        if self.kind == "float":
-            return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
-        if self.kind == "int":
-            return trial.suggest_int(self.name, self.low, self.high, log=self.log,
-                                     step=self.step or 1)
-        return trial.suggest_categorical(self.name, list(self.choices))
-
-
-def suggest_all(params: tuple[Param, ...], trial) -> dict[str, Any]:
-    """Suggest every active parameter in spec order; conditions refer to earlier params."""
-    chosen: dict[str, Any] = {}
-    for param in params:
-        if param.active(chosen):
-            chosen[param.name] = param.suggest(trial)
-    return chosen
 
 
 def parse_space(raw: Any) -> tuple[Param, ...]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.errors import FieldError, SpecError  # SpecError: importable from here too
+from orchestrator.errors import FieldError, SpecError
 from orchestrator.spec.search import (
     Objective,
     PrunerSpec,
@@ -37,13 +37,6 @@ TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectiv
               "space")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: no trailing newline
 MAX_NAME = 100  # a checkpoint folder and MLflow names are built from it
-
-
-def refuse_empty(flag: str, value: str | None, what: str, var: str) -> None:
-    """An empty store flag is an unset shell variable (`--storage "$GANSWEEP_STORAGE"` where
-    nothing set it): refused, never read as "the local default"."""
-    if value is not None and not value.strip():
-        raise SpecError(f"{flag}: empty (an unset shell variable?): give {what}, or set {var}")
 
 
 @dataclass(frozen=True)
@@ -204,7 +197,7 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
         objectives=objectives,
         budget=budget,
         sampler=parse_sampler(_section(raw, "sampler"), space, len(objectives)),
-        pruner=parse_pruner(raw.get("pruner"), budget.steps, len(objectives)),
+        pruner=_pruner(raw.get("pruner"), budget.steps, len(objectives)),
         resources=_resources(_section(raw, "resources")),
         fixed=dict(fixed),
         space=space,
@@ -215,6 +208,15 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
         trainer_target=trainer_target,
         dataset_target=dataset_target,
     )
+
+
+def _pruner(raw: Any, steps: int, n_objectives: int) -> PrunerSpec:
+    spec = parse_pruner(raw, n_objectives)
+    if spec.name != "none":
+        from orchestrator.spec.pruners import check_pruner  # Optuna: only for a pruner to check
+
+        check_pruner(spec, steps)
+    return spec
 
 
 def plugin_folders(folders: list[Path]) -> None:

@@ -1,20 +1,56 @@
-"""Where the stores are: the tracking URI resolved, the local file a store names (a sqlite URL's
-database), and whether they can be used, found before anything is created and without importing
-MLflow (a launch starts Ray once these checks pass, and imports MLflow while Ray starts)."""
+"""Where the stores are: the study storage and the tracking URI resolved from flags, environment
+and the embedded defaults, local paths made absolute, the local file a store names, and its
+scheme. Pure string and path work: no store is opened or created here."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from orchestrator.stores.redact import redact_uri
+from orchestrator.errors import SpecError
 
 SQLITE = "sqlite:///"
+DEFAULT_STORAGE = "sqlite:///optuna.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-# MLflow's own tracking stores (mlflow.tracking._tracking_service.utils); a scheme not here is
-# looked up in MLflow's registry, which plug-ins add to
-MLFLOW_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https",
-                            "databricks", "databricks-uc", "uc"})
+
+
+def refuse_empty(flag: str, value: str | None, what: str, var: str) -> None:
+    """An empty store flag is an unset shell variable (`--storage "$GANSWEEP_STORAGE"` where
+    nothing set it): refused, never read as "the local default"."""
+    if value is not None and not value.strip():
+        raise SpecError(f"{flag}: empty (an unset shell variable?): give {what}, or set {var}")
+
+
+def resolve_storage(flag: str | None = None) -> str:
+    """--storage, else GANSWEEP_STORAGE, else the local sqlite file. An empty flag is refused:
+    falling back to a file on this machine would put the sweep where nobody looks."""
+    refuse_empty("--storage", flag, "the study storage", "GANSWEEP_STORAGE")
+    return flag or os.environ.get("GANSWEEP_STORAGE") or DEFAULT_STORAGE
+
+
+def resolve_tracking_uri(flag: str | None = None) -> str:
+    refuse_empty("--tracking-uri", flag, "the MLflow tracking URI", "MLFLOW_TRACKING_URI")
+    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def absolute_storage(storage: str) -> str:
+    """A study storage with its file made absolute: `resume` and Ray Jobs run elsewhere."""
+    if is_journal(storage):
+        return str(Path(storage).expanduser().resolve())
+    return absolute_sqlite(storage)
+
+
+def absolute_sqlite(uri: str) -> str:
+    """A relative sqlite URL made absolute; any other URI (a tracking URI may be a bare word such
+    as `databricks`) is left as it is."""
+    if uri.startswith(SQLITE) and not uri.startswith(SQLITE + "/") and ":memory:" not in uri:
+        return SQLITE + str(Path(uri[len(SQLITE):]).resolve())
+    return uri
+
+
+def is_journal(storage: str) -> bool:
+    """A storage with no URL scheme is a path to an Optuna journal file."""
+    return "://" not in storage
 
 
 def sqlite_file(uri: str) -> Path | None:
@@ -22,6 +58,11 @@ def sqlite_file(uri: str) -> Path | None:
     if uri.startswith(SQLITE) and ":memory:" not in uri:
         return Path(uri[len(SQLITE):])
     return None
+
+
+def local_file(storage: str) -> Path | None:
+    """The file a sqlite URL or a journal names; None for a database server."""
+    return Path(storage) if is_journal(storage) else sqlite_file(storage)
 
 
 def file_problem(file: Path) -> str | None:
@@ -40,61 +81,12 @@ def uri_scheme(uri: str) -> str:
     return uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else "file"
 
 
-def resolve_tracking_uri(flag: str | None = None) -> str:
-    from orchestrator.spec.sweep import refuse_empty
-
-    refuse_empty("--tracking-uri", flag, "the MLflow tracking URI", "MLFLOW_TRACKING_URI")
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
 def store_client_modules(uri: str) -> list[str]:
     """MLflow's client code for the tracking store at `uri` (SQLAlchemy and alembic for a
-    database), which an actor imports before its first trial."""
+    database), which an actor's logging thread imports first."""
     scheme = uri_scheme(uri)
     if scheme in ("sqlite", "postgresql", "mysql", "mssql"):
         return ["mlflow.store.tracking.sqlalchemy_store"]
     if scheme in ("http", "https"):
         return ["mlflow.store.tracking.rest_store"]
     return ["mlflow"]
-
-
-def check_tracking_uri(uri: str) -> str | None:
-    """Why MLflow cannot use `uri`, found without creating anything (None when it can): an
-    unknown scheme, a sqlite file whose folder cannot take it, or a server that does not answer.
-    """
-    scheme = uri_scheme(uri)
-    if scheme not in MLFLOW_SCHEMES:
-        try:
-            from mlflow.tracking._tracking_service.utils import _tracking_store_registry as stores
-
-            known = sorted(s for s in stores._registry if s)
-            stores.get_store_builder(uri)
-        except ImportError:  # MLflow moved its registry: MLflow itself says so later
-            known = []
-        except Exception:
-            return (f"{redact_uri(uri)}: MLflow has no tracking store for {scheme!r} "
-                    f"(it takes {', '.join(known)}; e.g. http://HOST:5000 or "
-                    f"sqlite:///mlflow.db)")
-    file = sqlite_file(uri)
-    problem = file_problem(file) if file is not None else None
-    return f"{redact_uri(uri)}: {problem}" if problem else check_server(uri)
-
-
-def check_server(uri: str, timeout_s: float = 5.0) -> str | None:
-    """For an HTTP tracking URI, why the server cannot be used (None when it answers).
-
-    MLflow's own client retries for minutes before giving up; this asks `/health` once.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return None
-    import requests
-
-    try:
-        reply = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
-    except requests.RequestException as exc:
-        return (f"cannot reach the MLflow tracking server at {redact_uri(uri)} "
-                f"({type(exc).__name__})")
-    if reply.status_code != 200:
-        return (f"the MLflow tracking server at {redact_uri(uri)} answered /health with "
-                f"{reply.status_code}")
-    return None

@@ -1,21 +1,22 @@
-"""The launch record: what `gansweep resume NAME` needs, kept on the study as a plain dict
-(`LAUNCH_ATTR`) and read back as a typed `LaunchRecord`, whichever version wrote it."""
+"""The launch record: what `gansweep resume NAME` (and `confirm`) need, kept on the study as a
+plain dict (`LAUNCH_ATTR`) and read back as a typed `LaunchRecord`, whichever version wrote it;
+the sweep's spec and `Settings` are rebuilt from it in one place (`LaunchRecord.sweep_spec`,
+`LaunchRecord.settings`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from orchestrator.spec.sweep import SpecError, SweepSpec
+from orchestrator.errors import SpecError
+from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import MASK, redact_uri
+from orchestrator.stores.settings import Settings, check_job_store, check_job_stores
+from orchestrator.stores.uris import absolute_storage, resolve_storage
 from orchestrator.study.studies import load_study
-
-if TYPE_CHECKING:
-    from orchestrator.driver.launch import Settings
-
-LAUNCH_ATTR = "gansweep.launch"  # on the study: what `gansweep resume NAME` needs
+from orchestrator.tracking.layout import LAUNCH_ATTR
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,25 @@ class LaunchRecord:
                    feature_extractor=settings.feature_extractor,
                    feature_extractor_sha256=digest(extractor))
 
+    def sweep_spec(self, trials: int | None = None) -> SweepSpec:
+        """The spec the sweep was last launched with; `trials`: --trials, else the record's."""
+        spec = SweepSpec.parse(self.spec, source=Path(self.spec_path or "spec").name,
+                               path=self.spec_path)
+        return spec.with_trials(self.trials if trials is None else trials)
+
+    def settings(self, storage: str | None, tracking_uri: str | None = None,
+                 address: str | None = None, checkpoint_root: str | None = None,
+                 feature_extractor: str | None = None) -> Settings:
+        """The stores the sweep was launched with, each overridden by its flag (None: not
+        given). A tracking URI recorded with its secret masked comes from the environment
+        (`recorded_store`); a moved feature extractor must be given (`stored_extractor`)."""
+        tracking_uri = recorded_store(tracking_uri, self.tracking_uri, "--tracking-uri",
+                                      "MLFLOW_TRACKING_URI")
+        check_job_stores(storage, tracking_uri)
+        return Settings.resolve(storage, tracking_uri, address,
+                                checkpoint_root or self.checkpoint_root,
+                                feature_extractor=stored_extractor(self, feature_extractor))
+
     def to_dict(self) -> dict:
         found = asdict(self)
         del found["extractor_recorded"]  # told by the keys' presence, as older versions wrote
@@ -59,8 +79,12 @@ class LaunchRecord:
                       "extractor_recorded": "feature_extractor_sha256" in found})
 
 
-def resume_args(name: str, storage: str) -> LaunchRecord:
-    """What the sweep NAME in `storage` was last launched with (its spec text and stores)."""
+def launch_record(name: str, storage: str | None) -> LaunchRecord:
+    """What the sweep NAME was last launched with (its spec text and stores), read from the
+    study storage `storage` (the --storage flag, else GANSWEEP_STORAGE, else the local file;
+    a sweep's driver running as a Ray Job must be given it)."""
+    check_job_store("--storage", storage)
+    storage = absolute_storage(resolve_storage(storage))
     study = load_study(name, storage)
     found = study.user_attrs.get(LAUNCH_ATTR)
     if not found:
@@ -93,8 +117,6 @@ def recorded_store(flag: str | None, recorded: str, option: str, var: str) -> st
 
 
 def digest(extractor: bytes | None) -> str | None:
-    import hashlib
-
     return hashlib.sha256(extractor).hexdigest() if extractor is not None else None
 
 

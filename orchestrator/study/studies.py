@@ -1,12 +1,12 @@
-"""The Optuna study of a sweep: storage, sampler, per-trial seeds, budget accounting.
+"""The Optuna study of a sweep: its storage opened, the study created or continued, per-trial
+seeds, budget accounting.
 
-Only the driver imports this. The study name is the sweep name, so launching the same spec
-again continues the study instead of failing.
+The study name is the sweep name, so launching the same spec again continues the study instead
+of failing. The read-only commands load it with Optuna alone (no Ray, MLflow or torch).
 """
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from pathlib import Path
@@ -15,55 +15,12 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from orchestrator.errors import SpecError
-from orchestrator.spec.sweep import SweepSpec, refuse_empty
+from orchestrator.errors import SpecError, describe
+from orchestrator.spec.pruners import build_pruner
+from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import mask_secrets, redact_uri
-from orchestrator.stores.uris import file_problem, sqlite_file
-from orchestrator.study.samplers import build_pruner, build_sampler
-
-DEFAULT_STORAGE = "sqlite:///optuna.db"
-USER_ATTR_RUN = "mlflow_run_id"
-# a `gansweep confirm` trial's: the sweep trial it retrains, and which of its fresh seeds; also
-# tags (gansweep.<attr>) on its MLflow run
-USER_ATTR_CONFIRMS, USER_ATTR_SEED_INDEX = "confirms_trial", "seed_index"
-USER_ATTR_SEED = "seed"
-USER_ATTR_REASON = "fail_reason"
-USER_ATTR_ATTEMPT = "attempt"  # 1 for the first run of a trial; each resume adds one
-USER_ATTR_DIVERGED_STEP = "diverged_step"
-
-
-def resolve_storage(flag: str | None = None) -> str:
-    """--storage, else GANSWEEP_STORAGE, else the local sqlite file. An empty flag is refused:
-    it is an unset shell variable (`--storage "$GANSWEEP_STORAGE"` where nothing set it), and
-    falling back to a file on this machine would put the sweep where nobody looks."""
-    refuse_empty("--storage", flag, "the study storage", "GANSWEEP_STORAGE")
-    return flag or os.environ.get("GANSWEEP_STORAGE") or DEFAULT_STORAGE
-
-
-def absolute_storage(storage: str) -> str:
-    """A study storage with its file made absolute: `resume` and Ray Jobs run elsewhere."""
-    if is_journal(storage):
-        return str(Path(storage).expanduser().resolve())
-    return absolute_sqlite(storage)
-
-
-def absolute_sqlite(uri: str) -> str:
-    """A relative sqlite URL made absolute; any other URI (a tracking URI may be a bare word such
-    as `databricks`) is left as it is."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri
-
-
-def is_journal(storage: str) -> bool:
-    """A storage with no URL scheme is a path to an Optuna journal file."""
-    return "://" not in storage
-
-
-def local_file(storage: str) -> Path | None:
-    """The file a sqlite URL or a journal names; None for a database server."""
-    return Path(storage) if is_journal(storage) else sqlite_file(storage)
+from orchestrator.stores.uris import is_journal, local_file
+from orchestrator.study.samplers import build_sampler
 
 
 def open_storage(storage: str) -> optuna.storages.BaseStorage:
@@ -110,7 +67,7 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
             pruner=build_pruner(spec.pruner, spec.budget.steps))
     except Exception as exc:  # bad URL, missing driver, unreachable database
         raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{mask_secrets(_first_line(exc), storage)}") from None
+                        f"{mask_secrets(describe(exc), storage)}") from None
     found = [d.name.lower() for d in study.directions]
     if found != directions:
         raise SpecError(f"{Path(spec.path).name or spec.name}: objectives: study {spec.name!r} "
@@ -122,27 +79,6 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
     for params in spec.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     return study
-
-
-def check_storage(storage: str) -> None:
-    """Refuse a storage that cannot work, creating nothing: a sqlite file's or journal's folder
-    must take it, a database server must answer (the study and its tables come later, once
-    every other check has passed)."""
-    file = local_file(storage)
-    if file is not None:
-        problem = file_problem(file)
-        if problem:
-            raise SpecError(f"--storage: cannot use {redact_uri(storage)}: {problem}")
-        return
-    import sqlalchemy as sa
-
-    try:
-        engine = sa.create_engine(storage, poolclass=sa.pool.NullPool)
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # bad URL, missing driver, unreachable database, refused login
-        raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{mask_secrets(_first_line(exc), storage)}") from None
 
 
 def metric_names(study: optuna.Study) -> list[str]:
@@ -161,12 +97,24 @@ def load_study(name: str, storage: str) -> optuna.Study:
         raise SpecError(f"no sweep named {name!r} in {redact_uri(storage)}") from None
     except Exception as exc:
         raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{mask_secrets(_first_line(exc), storage)}") from None
+                        f"{mask_secrets(describe(exc), storage)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+def confirm_name(name: str) -> str:
+    """The study `gansweep confirm NAME` runs its retrainings in, beside the sweep's."""
+    return f"{name}-confirm"
+
+
+def load_confirm_study(name: str,
+                       storage: str | optuna.storages.BaseStorage) -> optuna.Study | None:
+    """Sweep NAME's confirm study in `storage` (a URL, or a storage opened from one), or None
+    when it was never confirmed."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=confirm_name(name), storage=storage)
+    except KeyError:
+        return None
 
 
 def trial_seed(sweep_seed: int, number: int) -> int:
@@ -182,3 +130,12 @@ def trials_used(study: optuna.Study) -> int:
 def orphaned_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials left RUNNING by a driver that is gone."""
     return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
+def reopen_trial(study: optuna.Study, storage: optuna.storages.BaseStorage,
+                 number: int) -> optuna.Trial:
+    """Trial `number` of `study`, left RUNNING by an earlier driver, as a `Trial` this driver
+    can report, prune and tell. `storage`: the study's storage, opened from its URL; the trial's
+    id is looked up through the storage's public API by study name and trial number."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return optuna.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))

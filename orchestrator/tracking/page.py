@@ -15,7 +15,6 @@ never a failed sweep.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 import threading
@@ -28,17 +27,26 @@ from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import mask_secrets
-from orchestrator.study.studies import USER_ATTR_RUN
+from orchestrator.study.ranking import ConfirmRow, Ranked, confirm_table, ranked
+from orchestrator.study.studies import load_confirm_study, open_storage
 from orchestrator.tracking.figures import contact_sheet, figures_html
-from orchestrator.tracking.tracker import TAG_BEST_RUN, SweepTracker, trial_run_name
+from orchestrator.tracking.layout import (
+    CONFIRM_AT_ATTR,
+    FIGURES,
+    SAMPLES_PNG,
+    SHEET,
+    TAG_BEST_RUN,
+    TAG_BUDGET_TRIALS,
+    TRIALS_CSV,
+    trial_run_name,
+)
+from orchestrator.tracking.tracker import SweepTracker
 
 log = logging.getLogger(__name__)
 PAGE_EVERY_S = 30.0  # the page's cost (k downloads, a few MB up) at most this often
 JOIN_S = 60.0  # the end of a sweep waits this long for an update in progress
 TOP_K = 8
 MAX_NOTE = 7900  # MLflow cuts a tag value at 8000 characters
-SAMPLES = "samples.png"  # each trial run's latest samples, written by its actor at every eval
-SHEET, FIGURES, TRIALS_CSV = "contact_sheet.png", "optuna/figures.html", "optuna/trials.csv"
 # MLflow draws a progress bar for every download: k of them per update, under the sweep's display
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -61,43 +69,20 @@ def sweep_params(spec: SweepSpec) -> dict[str, str]:
 
 def sweep_tags(spec: SweepSpec) -> dict[str, str]:
     """What may change from one launch to the next, as tags (a tag can be rewritten)."""
-    return {"gansweep.budget.trials": str(spec.budget.trials)}
+    return {TAG_BUDGET_TRIALS: str(spec.budget.trials)}
 
 
-# -- ranking ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Ranked:
-    """A trial on the page: its (first) objective value, or a running trial's latest report."""
-
-    trial: FrozenTrial
-    value: float
-    step: int | None = None  # the step of a running trial's value; None once complete
-
-    @property
-    def run_id(self) -> str | None:
-        return self.trial.user_attrs.get(USER_ATTR_RUN)
-
-
+# -- ranking (orchestrator/study/ranking.py) ----------------------------------------------------
 def top_trials(trials: list[FrozenTrial], spec: SweepSpec, k: int = TOP_K) -> list[Ranked]:
     """The k best complete or running trials by the (first) objective; a running trial counts
     by its latest reported value when reports are of the objective."""
     reports_objective = not spec.multi and spec.pruner.metric in (None, spec.objective.metric)
-    found = []
-    for t in trials:
-        if t.state == TrialState.COMPLETE and t.values:
-            found.append(Ranked(t, t.values[0]))
-        elif t.state == TrialState.RUNNING and reports_objective and t.intermediate_values:
-            step = max(t.intermediate_values)
-            found.append(Ranked(t, t.intermediate_values[step], step))
-    sign = -1.0 if spec.objective.direction == "maximize" else 1.0
-    found = [r for r in found if math.isfinite(r.value)]
-    return sorted(found, key=lambda r: (sign * r.value, r.trial.number))[:k]
+    return ranked(trials, spec.objective.direction == "maximize", reports_objective)[:k]
 
 
 def best_complete(trials: list[FrozenTrial], spec: SweepSpec) -> Ranked | None:
     """The best complete trial of a single-objective sweep (several objectives have none)."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    top = [] if spec.multi else top_trials(done, spec, 1)
+    top = [] if spec.multi else ranked(trials, spec.objective.direction == "maximize")
     return top[0] if top else None
 
 
@@ -114,7 +99,7 @@ class Page:
     has_sheet: bool
     has_figures: bool
     final: bool = False
-    confirmed: tuple = ()  # `gansweep confirm`'s table (orchestrator.registry.confirm.ConfirmRow)
+    confirmed: tuple[ConfirmRow, ...] = ()  # `gansweep confirm`'s table
     confirmed_at: str = "last"
 
     def run_link(self, run_id: str, artifact: str = "") -> str:
@@ -223,10 +208,10 @@ def _cell(text: str) -> str:
 
 
 # -- the writer ---------------------------------------------------------------------------------
-def open_page(tracker: SweepTracker, study: optuna.Study, spec: SweepSpec,
+def open_page(tracker: SweepTracker, study: optuna.Study, spec: SweepSpec, storage: str,
               every_s: float = PAGE_EVERY_S) -> SweepPage:
-    """The parent run's params and tags written, its page kept current from now on (the
-    scheduler's progress asks for updates through `tracker.on_progress`)."""
+    """The parent run's params and tags written, its page kept current from now on: the
+    scheduler's progress asks for updates through `SweepPage.request`."""
     try:
         changed = tracker.log_sweep_params(sweep_params(spec), sweep_tags(spec))
         if changed:
@@ -236,18 +221,19 @@ def open_page(tracker: SweepTracker, study: optuna.Study, spec: SweepSpec,
     except Exception as exc:  # a page must never fail the sweep
         log.warning("sweep page: params not written: %s: %s", type(exc).__name__,
                     mask_secrets(str(exc), tracker.uri))
-    page = SweepPage(tracker, study, spec, every_s)
-    tracker.on_progress = page.request
-    return page.start()
+    return SweepPage(tracker, study, spec, storage, every_s).start()
 
 
 class SweepPage:
     """Keeps the parent run's page current from a thread of its own (see the module's doc)."""
 
     def __init__(self, tracker: SweepTracker, study: optuna.Study, spec: SweepSpec,
-                 every_s: float = PAGE_EVERY_S):
-        self.owner, self.tracker = tracker, tracker.fork()  # its own client: not the loop's
+                 storage: str, every_s: float = PAGE_EVERY_S):
+        """`storage`: the study's URL: the page reads the sweep's confirm study from there."""
+        self.tracker = tracker.fork()  # its own client: not the loop's
         self.study, self.spec, self.every_s = study, spec, every_s
+        self.storage_url = storage
+        self._storage: optuna.storages.BaseStorage | None = None  # opened on the page's thread
         self.updated_at = 0.0
         self.seen: tuple | None = None  # what the last update showed, to skip an unchanged one
         self.drawn: tuple | None = None  # the finished trials the figures were drawn from
@@ -260,13 +246,13 @@ class SweepPage:
 
     def request(self) -> None:
         """Something changed (the scheduler's progress): update soon, at most every every_s."""
-        self._wake.set()
+        if not self._stop.is_set():
+            self._wake.set()
 
     def close(self, final: bool = True) -> None:
         """Stop the thread; with `final`, write the page once more, whatever changed. Without
         it (the sweep is stopping on an error or a signal) an update in progress is not waited
-        for long: the thread is a daemon."""
-        self.owner.on_progress = lambda: None
+        for long: the thread is a daemon. Requests after it are ignored."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -325,14 +311,14 @@ class SweepPage:
     def _confirmed(self) -> tuple[tuple, str]:
         """The sweep's confirm table, when `gansweep confirm` ran on it (its study is beside
         the sweep's)."""
-        from orchestrator.registry.confirm import AT_ATTR, confirm_table, load_confirm_study
-
         if self.spec.multi:
             return (), "last"
-        confirm = load_confirm_study(self.spec.name, self.study._storage)
+        if self._storage is None:
+            self._storage = open_storage(self.storage_url)
+        confirm = load_confirm_study(self.spec.name, self._storage)
         if confirm is None:
             return (), "last"
-        at = confirm.user_attrs.get(AT_ATTR, "last")
+        at = confirm.user_attrs.get(CONFIRM_AT_ATTR, "last")
         return tuple(confirm_table(self.study, confirm, at)), at
 
     def _figures(self, trials: list[FrozenTrial], final: bool) -> dict[str, bytes]:
@@ -354,7 +340,7 @@ class SweepPage:
                 if not r.run_id:
                     continue
                 try:
-                    path = self.tracker.client.download_artifacts(r.run_id, SAMPLES, tmp)
+                    path = self.tracker.client.download_artifacts(r.run_id, SAMPLES_PNG, tmp)
                 except Exception:  # no samples yet (before its first eval)
                     continue
                 step = f" (step {r.step})" if r.step is not None else ""

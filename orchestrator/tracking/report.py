@@ -4,7 +4,8 @@ Every plot is best-effort: one that Optuna cannot draw (too few trials, nothing 
 matplotlib error) is skipped with a warning, so the report never fails a sweep. A multi-objective
 study gets one history and one importance plot per objective (`optuna/history-<i>.png`,
 `optuna/importances-<i>.png`, i indexing `objective_names`) and, for 2 or 3 objectives, a Pareto
-front instead of the intermediate values. `optuna/trials.csv` is always there.
+front instead of the intermediate values. `optuna/trials.csv` is always there. The names are
+orchestrator/tracking/layout.py's.
 """
 
 from __future__ import annotations
@@ -24,9 +25,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from optuna.visualization import matplotlib as oplt
 
-from orchestrator.study.studies import USER_ATTR_REASON, USER_ATTR_RUN, USER_ATTR_SEED
+from orchestrator.tracking.layout import (
+    HISTORY_PNG,
+    IMPORTANCES_PNG,
+    INTERMEDIATE_PNG,
+    PARETO_PNG,
+    REASON_ATTR,
+    RUN_ATTR,
+    SEED_ATTR,
+    TRIALS_CSV,
+    per_objective,
+)
 
-USER_ATTRS = (USER_ATTR_RUN, USER_ATTR_SEED, USER_ATTR_REASON)
+USER_ATTRS = (RUN_ATTR, SEED_ATTR, REASON_ATTR)
 log = logging.getLogger(__name__)
 
 
@@ -35,21 +46,21 @@ def sweep_artifacts(study: optuna.Study, objective_names: list[str]) -> dict[str
     plots: dict[str, Callable[[], object]] = {}
     if len(study.directions) == 1:
         name = objective_names[0]
-        plots["optuna/history.png"] = lambda: oplt.plot_optimization_history(
+        plots[HISTORY_PNG] = lambda: oplt.plot_optimization_history(
             study, target_name=name)
         if _importance_possible(study):
-            plots["optuna/importances.png"] = lambda: oplt.plot_param_importances(
+            plots[IMPORTANCES_PNG] = lambda: oplt.plot_param_importances(
                 study, target_name=name)
         if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-            plots["optuna/intermediate_values.png"] = lambda: oplt.plot_intermediate_values(study)
+            plots[INTERMEDIATE_PNG] = lambda: oplt.plot_intermediate_values(study)
     else:
         for i, name in enumerate(objective_names):
             plots.update(_objective_plots(study, i, name))
         if len(objective_names) in (2, 3):
-            plots["optuna/pareto_front.png"] = lambda: oplt.plot_pareto_front(
+            plots[PARETO_PNG] = lambda: oplt.plot_pareto_front(
                 study, target_names=objective_names)
     files = {path: png for path, plot in plots.items() if (png := _render(path, plot))}
-    files["optuna/trials.csv"] = trials_csv(study, objective_names)
+    files[TRIALS_CSV] = trials_csv(study, objective_names)
     return files
 
 
@@ -79,10 +90,10 @@ def _objective_plots(study: optuna.Study, i: int, name: str) -> dict[str, Callab
         return sign * t.values[i]
 
     plots: dict[str, Callable[[], object]] = {
-        f"optuna/history-{i}.png": lambda: oplt.plot_optimization_history(
+        per_objective(HISTORY_PNG, i): lambda: oplt.plot_optimization_history(
             study, target=target, target_name=name)}
     if _importance_possible(study):
-        plots[f"optuna/importances-{i}.png"] = lambda: oplt.plot_param_importances(
+        plots[per_objective(IMPORTANCES_PNG, i)] = lambda: oplt.plot_param_importances(
             study, target=low_is_good, target_name=name)
     return plots
 

@@ -35,10 +35,18 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from orchestrator.errors import SpecError
 from orchestrator.stores.redact import mask_secrets, redact_uri
+from orchestrator.stores.uris import DEFAULT_TRACKING_URI
+from orchestrator.tracking.layout import (
+    LAUNCH_ATTR,
+    ROLE_TRIAL,
+    TAG_ROLE,
+    TAG_SWEEP,
+    VIEW_TAG,
+    view_key,
+)
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5000
 TRAINING_VIEW = {"workflowType": "machine_learning"}
-VIEW_TAG = "mlflow.sharedViewState."
 START_TIMEOUT_S, STOP_GRACE_S = 120.0, 10.0
 
 
@@ -82,7 +90,7 @@ def column(kind: str, name: str) -> str:
 
 def sweep_filter(sweep: str) -> str:
     """The trial runs of a sweep, in MLflow's search syntax (sweep names are [A-Za-z0-9_.-])."""
-    return f"tags.`gansweep.sweep` = '{sweep}' AND tags.`gansweep.role` = 'trial'"
+    return f"tags.`{TAG_SWEEP}` = '{sweep}' AND tags.`{TAG_ROLE}` = '{ROLE_TRIAL}'"
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ class SweepView:
 
     @property
     def key(self) -> str:
-        return f"gansweep-{self.sweep}"
+        return view_key(self.sweep)
 
     def facets(self) -> dict[str, str]:
         """Filter and order as URL params (no columns: the fallback when no view is saved)."""
@@ -133,7 +141,6 @@ def sweep_experiment(study) -> str:
     """The sweep's MLflow experiment: its spec's `experiment`, from the spec text the launch
     record keeps, else the sweep's name (the spec's default)."""
     from orchestrator.spec.sweep import load_yaml
-    from orchestrator.study.record import LAUNCH_ATTR
 
     text = (study.user_attrs.get(LAUNCH_ATTR) or {}).get("spec")
     try:
@@ -169,8 +176,6 @@ def sweep_link(study, uri: str, base: str) -> str:
 
 def recorded_tracking_uri(study) -> str | None:
     """The tracking URI the sweep was launched with, as its launch record keeps it (masked)."""
-    from orchestrator.study.record import LAUNCH_ATTR
-
     return (study.user_attrs.get(LAUNCH_ATTR) or {}).get("tracking_uri")
 
 
@@ -178,7 +183,7 @@ def runs_base(study) -> tuple[str, str]:
     """Where a sweep's runs open, and a note on it: its tracking server, else `gansweep ui`'s
     default address (a local store has no server until `gansweep ui` starts one)."""
     uri = (recorded_tracking_uri(study) or os.environ.get("MLFLOW_TRACKING_URI")
-           or "sqlite:///mlflow.db")
+           or DEFAULT_TRACKING_URI)
     if uri.startswith(("http://", "https://")):
         return server_base(uri), ""
     return (address(DEFAULT_HOST, DEFAULT_PORT),

@@ -166,7 +166,7 @@ def test_the_rayjob_entrypoint_reaches_the_driver_whole_and_the_driver_finds_its
     from click.testing import CliRunner
 
     from orchestrator.cli import main
-    from orchestrator.driver.launch import JOB_ENV_VAR
+    from orchestrator.stores.settings import JOB_ENV_VAR
 
     argv = _submitter_argv(_load("kuberay-rayjob.yaml")["spec"]["entrypoint"], tmp_path)
     assert argv == ["-m", "orchestrator.cli", "launch", "search_spaces/ring8.yaml",

@@ -1,0 +1,26 @@
+"""The `gansweep` process's exit: the interpreter's exit steps without its teardown (the private
+functions it calls: tests/orchestrator/test_private_apis.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.orchestrator.test_import_graph import ROOT
+
+
+def test_the_command_exits_after_its_threads_and_atexit_handlers_with_its_code():
+    code = ("import atexit, sys, threading, time\n"
+            "from orchestrator.cli import app\n"
+            "def later():\n"
+            "    time.sleep(0.3); print('thread done', flush=True)\n"
+            "threading.Thread(target=later).start()\n"
+            "atexit.register(lambda: print('atexit ran', flush=True))\n"
+            "sys.argv = ['gansweep', '--version']\n"
+            "app.run()\n"
+            "print('never here')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert lines[-2:] == ["thread done", "atexit ran"] and "never here" not in lines

@@ -1,0 +1,170 @@
+"""Bad input, as data: each case is a spec (or file bytes) `gansweep launch` must refuse in one
+line naming the field, with exit code 2 and nothing created. A new input bug gets a row."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+from tests.conftest import SYNTHETIC
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(  # 9**9 x's when expanded
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+PLANTED = "PLANTED-pw-7f3a"  # a password no message may show
+
+
+def _swap(old: str, new: str) -> bytes:
+    assert old in SYNTHETIC, old
+    return SYNTHETIC.replace(old, new).encode()
+
+
+CASES = [  # (id, spec bytes, what the one line must start with after "gansweep: error: ")
+    ("latin-1 bytes", _swap("name: synth", "name: synth # caf\xe9").decode().encode("latin-1"),
+     "{path}: not UTF-8 text"),
+    ("binary", b"\x00\xff\xfe garbage", "{path}: not UTF-8 text"),
+    ("alias bomb in name", LAUGHS.encode() + b"name: *i\n", "spec.yaml: yaml: line 1: anchors"),
+    ("alias in experiment", _swap("name: synth", "name: &n synth\nexperiment: *n"),
+     "spec.yaml: yaml: line 1: anchors and aliases"),
+    ("duplicate key", _swap("name: synth", "name: synth\nname: other"),
+     "spec.yaml: name: line 2: the key appears twice"),
+    ("name with trailing newline", _swap("name: synth", 'name: "synth\\n"'),
+     "spec.yaml: name: use letters"),
+    ("500-char name", _swap("name: synth", "name: " + "n" * 500),
+     "spec.yaml: name: at most 100 characters, got 500"),
+    ("experiment not a string", _swap("name: synth", "name: synth\nexperiment: [1, 2]"),
+     "spec.yaml: experiment: must be a non-empty string"),
+    ("inf gpus", _swap("cpus_per_trial: 1", "cpus_per_trial: 1, gpus_per_trial: .inf"),
+     "spec.yaml: resources.gpus_per_trial: must be a finite number"),
+    ("nan cpus", _swap("cpus_per_trial: 1", "cpus_per_trial: .nan"),
+     "spec.yaml: resources.cpus_per_trial: must be a finite number"),
+    ("inf range end", _swap("high: 2.0}\n  y", "high: .inf}\n  y"),
+     "spec.yaml: space.x.high: must be a finite number"),
+    ("nan choice", _swap("  y: {type: float, low: -2.0, high: 2.0}",
+                         "  y: {type: categorical, choices: [1.0, .nan]}"),
+     "spec.yaml: space.y.choices: numbers must be finite"),
+    ("1 and 1.0", _swap("  y: {type: float, low: -2.0, high: 2.0}",
+                        "  y: {type: categorical, choices: [1, 1.0]}"),
+     "spec.yaml: space.y.choices: must not repeat a value: 1.0 twice"),
+    ("seed above 2**32-1", _swap("seed: 0", "seed: 4294967296"),
+     "spec.yaml: sampler.seed: must be an integer in [0, 2**32 - 1]"),
+    ("budget.time 0s", _swap("log_every: 1}", "log_every: 1, time: 0s}"),
+     "spec.yaml: budget.time: must be longer than 0"),
+    ("budget.time inf", _swap("log_every: 1}", "log_every: 1, time: .inf}"),
+     "spec.yaml: budget.time: must be a duration"),
+    ("negative seed", _swap("seed: 0", "seed: -1"),
+     "spec.yaml: sampler.seed: must be an integer in [0, 2**32 - 1]"),
+    ("range the sampler overflows", _swap("low: -2.0, high: 2.0}\n  y",
+                                          "low: -1.0e308, high: 1.0e308}\n  y"),
+     "spec.yaml: space.x.high: high - low overflows a float"),
+    ("int beyond 2**53", _swap("  y: {type: float, low: -2.0, high: 2.0}",
+                               "  y: {type: int, low: 0, high: 1.0e30}"),
+     "spec.yaml: space.y.high: must be within +-2**53"),
+    ("credential in storage.checkpoints",
+     _swap("name: synth", f"name: synth\nstorage: {{checkpoints: 's3://b/c?secret_key={PLANTED}'}}"),
+     "spec.yaml: storage.checkpoints: s3://b/c?secret_key=***: holds a credential"),
+]
+
+
+@pytest.mark.parametrize("spec, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_bad_spec_is_one_line_exit_2_and_nothing_is_created(tmp_path, monkeypatch, spec,
+                                                              expected):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(spec)
+    result = CliRunner().invoke(main, ["launch", str(path)])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("gansweep: error: " + expected.format(path=path)), lines[0]
+    assert len(lines[0]) < 400 and PLANTED not in result.output  # never in full, never a secret
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # no db, no checkpoints
+
+
+@pytest.fixture(scope="module")
+def not_ray():
+    """HOST:PORT of a TCP service that is not a Ray head: it answers any bytes with HTML."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        def serve():
+            with contextlib.suppress(OSError):
+                while True:
+                    conn, _ = server.accept()
+                    with conn:
+                        conn.recv(1024)
+                        conn.sendall(b"<!DOCTYPE html>")
+        threading.Thread(target=serve, daemon=True).start()
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+
+
+FLAG_CASES = [  # (id, flags after `launch spec.yaml`, the start of the one line)
+    ("unknown tracking scheme", ["--tracking-uri", "foo://bar"],
+     "--tracking-uri: foo://bar: MLflow has no tracking store for 'foo'"),
+    ("tracking file in a missing folder", ["--tracking-uri", "sqlite:////nonexistent/m.db"],
+     "--tracking-uri: sqlite:////nonexistent/m.db: /nonexistent is not a folder"),
+    ("tracking server down, password in URI",
+     ["--tracking-uri", f"http://u:{PLANTED}@127.0.0.1:1"],
+     "--tracking-uri: cannot reach the MLflow tracking server at http://u:***@127.0.0.1:1"),
+    ("storage file in a missing folder", ["--storage", "sqlite:////nonexistent/o.db"],
+     "--storage: cannot use sqlite:////nonexistent/o.db: /nonexistent is not a folder"),
+    ("journal that is a folder", ["--storage", "{tmp}"], "--storage: cannot use {tmp}: {tmp} "
+                                                         "is a folder"),
+    ("storage server down, password in URI",
+     ["--storage", f"postgresql://u:{PLANTED}@127.0.0.1:1/optuna"],
+     "--storage: cannot open postgresql://u:***@127.0.0.1:1/optuna: OperationalError"),
+    ("nothing listens at --address", ["--address", "127.0.0.1:1"],
+     "--address: cannot connect to Ray at 127.0.0.1:1: Connection refused"),
+    ("--address is not a Ray head", ["--address", "{not_ray}"],
+     "--address: {not_ray} answers, but not as a Ray head"),
+    ("--address without a port", ["--address", "headnode"],
+     "--address: 'headnode': expected HOST:PORT"),
+    ("unknown --enqueue-from run", ["--enqueue-from", "0123456789abcdef"],
+     "--enqueue-from: no MLflow run '0123456789abcdef' in sqlite:///"),
+    ("credential in --checkpoint-root",
+     ["--checkpoint-root", f"s3://b/c?endpoint_override=h:9000&secret_key={PLANTED}"],
+     "--checkpoint-root: s3://b/c?endpoint_override=h%3A9000&secret_key=***: holds a "
+     "credential"),
+    ("password in --checkpoint-root", ["--checkpoint-root", f"s3://key:{PLANTED}@b/c"],
+     "--checkpoint-root: s3://key:***@b/c: holds a credential"),
+]
+
+
+@pytest.mark.parametrize("flags, expected", [c[1:] for c in FLAG_CASES],
+                         ids=[c[0] for c in FLAG_CASES])
+def test_a_bad_flag_is_one_line_exit_2_and_nothing_is_created(tmp_path, monkeypatch, not_ray,
+                                                              flags, expected):
+    """Each store and address is checked before anything is created: no optuna.db, no
+    mlflow.db, no checkpoints, no study or experiment; `ray.init` never waits minutes."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(SYNTHETIC)
+    fill = {"tmp": str(tmp_path), "not_ray": not_ray}
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["launch", "spec.yaml"] + [f.format(**fill) for f in flags])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output[-2000:]
+    assert lines[0].startswith("gansweep: error: " + expected.format(**fill)), lines[0]
+    assert PLANTED not in result.output
+    assert time.monotonic() - started < 60  # `ray.init` alone retried for over ten minutes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+def test_resume_with_trials_0_is_refused_not_ignored(ray_local, settings, write_spec):
+    from orchestrator.driver.launch import launch
+    from orchestrator.spec.sweep import SweepSpec
+
+    spec = SweepSpec.load(write_spec(SYNTHETIC.replace("trials: 4", "trials: 1")))
+    assert launch(spec, settings, notice=lambda m: None).done == 1
+    result = CliRunner().invoke(main, ["resume", "synth", "--trials", "0", "--storage",
+                                       settings.storage])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "gansweep: error: --trials: must be >= 1, got 0"
+
+
+
+

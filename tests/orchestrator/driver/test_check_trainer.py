@@ -1,0 +1,48 @@
+"""`gansweep check-trainer` on the example plug-in (examples/custom_trainer, copied into a
+project folder of its own), on broken plug-ins, and on the built-in DCGAN: one PASS / FAIL line
+per check of the trainer contract."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+
+
+# -- check-trainer -------------------------------------------------------------------------------
+def test_the_example_plugin_passes_check_trainer(project):
+    result = CliRunner().invoke(main, ["check-trainer", "my_gan.cgan:ConditionalGAN",
+                                       "--dataset", "my_gan.data:load_digits", "-p", "width=32"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert [line.split()[:2] for line in lines[1:-1]] == [
+        ["PASS", name] for name in ("contract", "config", "data", "build", "train", "evaluate",
+                                    "checkpoint", "resume", "generator")]
+    # the free metrics of image data: FD in the classifier's features, class coverage and KL
+    evaluate = next(line for line in lines if line.split()[1] == "evaluate")
+    assert all(m in evaluate for m in ("eval/fd", "eval/class_coverage", "eval/class_kl"))
+    assert lines[-1] == "9 passed, 0 failed"
+
+
+@pytest.mark.parametrize("broken, check, reason", [
+    ("ForgetsItsRNG", "resume", "the chunk after a state_dict round trip differs: "),
+    ("NaNLoss", "train", "train/g_loss is nan"),
+    ("ForgetsTheClassCoordinate", "generator",
+     "generator(torch.randn(16, z_dim=32)) raised RuntimeError"),
+    ("TextMetric", "evaluate", "eval/quality is a str, not a float"),
+])
+def test_a_broken_plugin_fails_check_trainer_on_the_right_line(project, broken, check, reason):
+    result = CliRunner().invoke(main, ["check-trainer", f"broken_gans:{broken}",
+                                       "--dataset", "my_gan.data:load_digits", "-p", "width=32"])
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("FAIL")]
+    assert failed and failed[0].split()[1] == check, result.output
+    assert reason in failed[0]
+
+
+def test_check_trainer_passes_the_built_in_dcgan_on_digits():
+    result = CliRunner().invoke(main, ["check-trainer", "dcgan", "--dataset", "digits",
+                                       "-p", "base_width=8", "-p", "z_dim=8"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "9 passed, 0 failed"
