@@ -58,7 +58,8 @@ class RunLogger:
         self._exporter: Any = None  # the export helper actor, once made (False: none here)
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the metrics not yet written
+        self._client_lock = threading.Lock()
         self._unwritten: dict[int, tuple[str, list[MetricRow]]] = {}  # batch id -> (run, rows)
         self._failed: set[int] = set()  # unwritten batches not queued any more
         self._metric_error: Exception | None = None
@@ -69,13 +70,15 @@ class RunLogger:
     @property
     def client(self):
         """An MlflowClient, made (and MLflow imported) at first use, on the thread that first
-        writes: not with the actor, whose first chunk trains meanwhile."""
-        with self._lock:
-            if self._client is None:
-                from mlflow import MlflowClient
+        writes: not with the actor, whose first chunk trains meanwhile. Under a lock of its own:
+        the training thread's `unwritten()` never waits on the import."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    from mlflow import MlflowClient
 
-                self._client = MlflowClient(self.uri)
-            return self._client
+                    self._client = MlflowClient(self.uri)
+        return self._client
 
     @client.setter
     def client(self, client) -> None:  # tests: one whose writes fail for a while

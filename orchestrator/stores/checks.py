@@ -74,6 +74,12 @@ def check_storage(storage: str) -> None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # bad URL, missing driver, unreachable database, refused login
-        raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{mask_secrets(describe(exc), storage)}") from None
+        raise cannot_open(storage, exc) from None
+
+
+def cannot_open(storage: str, exc: BaseException) -> SpecError:
+    """The one line for a study storage that would not open: the library's first line, no
+    secret in either."""
+    return SpecError(f"--storage: cannot open {redact_uri(storage)}: "
+                     f"{mask_secrets(describe(exc), storage)}")
 

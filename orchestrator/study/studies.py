@@ -15,10 +15,11 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from orchestrator.errors import SpecError, describe
+from orchestrator.errors import SpecError
 from orchestrator.spec.pruners import build_pruner
 from orchestrator.spec.sweep import SweepSpec
-from orchestrator.stores.redact import mask_secrets, redact_uri
+from orchestrator.stores.checks import cannot_open
+from orchestrator.stores.redact import redact_uri
 from orchestrator.stores.uris import is_journal, local_file
 from orchestrator.study.samplers import build_sampler
 
@@ -66,8 +67,7 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
             sampler=build_sampler(spec.sampler, spec.space, startup_trials(spec.budget.trials)),
             pruner=build_pruner(spec.pruner, spec.budget.steps))
     except Exception as exc:  # bad URL, missing driver, unreachable database
-        raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{mask_secrets(describe(exc), storage)}") from None
+        raise cannot_open(storage, exc) from None
     found = [d.name.lower() for d in study.directions]
     if found != directions:
         raise SpecError(f"{Path(spec.path).name or spec.name}: objectives: study {spec.name!r} "
@@ -96,8 +96,7 @@ def load_study(name: str, storage: str) -> optuna.Study:
     except KeyError:
         raise SpecError(f"no sweep named {name!r} in {redact_uri(storage)}") from None
     except Exception as exc:
-        raise SpecError(f"--storage: cannot open {redact_uri(storage)}: "
-                        f"{mask_secrets(describe(exc), storage)}") from None
+        raise cannot_open(storage, exc) from None
 
 
 def confirm_name(name: str) -> str:

@@ -128,7 +128,7 @@ def test_confirm_retrains_the_top_configs_as_child_runs_and_its_table_matches_th
 
 SLOW = SYNTHETIC.replace("budget: {trials: 4, steps: 4, eval_every: 2, log_every: 1}",
                          "budget: {trials: 2, steps: 30, eval_every: 10, log_every: 2}"
-                         ).replace("resources:", "fixed: {sleep_s: 0.05}\nresources:")
+                         ).replace("resources:", "fixed: {sleep_s: 0.15}\nresources:")
 
 
 @pytest.mark.cluster  # an actor killed mid-confirm (~35 s): make test-cluster
