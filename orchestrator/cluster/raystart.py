@@ -5,9 +5,9 @@ A local `ray.init` takes seconds, and each actor as long again to import torch; 
 and the study take seconds too. `RayStart` overlaps them: on its thread it runs `init_ray`,
 plans the pool from the cluster (`plan_pool`) and creates the actors, whose `ready()` imports
 what a first chunk needs (ACTOR_PRELOAD, orchestrator/boundary.py; a Ray started here has its
-workers import that and MLflow's store client as it starts them: `local_preload`); the
-scheduler adopts the `ActorPool`. At the end, `end_soon` lets that thread shut a Ray this
-process started down while the driver writes the sweep's report.
+workers import it as it starts them); the scheduler adopts the `ActorPool`. MLflow is imported
+by each actor's logging thread while its first chunk trains. At the end, `end_soon` lets that
+thread shut a Ray this process started down while the driver writes the sweep's report.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.boundary import ACTOR_PRELOAD
 from orchestrator.errors import SpecError, describe
 from orchestrator.stores.redact import redact_uri
-from orchestrator.stores.uris import store_client_modules, uri_scheme
+from orchestrator.stores.uris import uri_scheme
 
 if TYPE_CHECKING:
     from orchestrator.cluster.pool import ActorPool
@@ -63,13 +63,6 @@ def check_address(address: str | None, timeout_s: float = 10.0) -> None:
     if len(reply) < 9 or reply[3] != 4:
         raise SpecError(f"--address: {address} answers, but not as a Ray head: give the head's "
                         f"GCS port (6379 by default; 8265 is its dashboard, for `submit`)")
-
-
-def local_preload(tracking_uri: str) -> list[str]:
-    """What the workers of a Ray started here import as Ray starts them, before any actor is
-    made: what an actor needs (ACTOR_PRELOAD), and MLflow's client for the store, which an
-    actor's logging thread imports otherwise."""
-    return [*ACTOR_PRELOAD, *store_client_modules(tracking_uri)]
 
 
 def init_ray(address: str | None, preload: list[str] | None = None) -> bool:
@@ -205,7 +198,7 @@ class RayStart:
 
         try:
             if local:
-                self.started = init_ray(settings.address, local_preload(settings.tracking_uri))
+                self.started = init_ray(settings.address, list(ACTOR_PRELOAD))
             size, options = plan_pool(spec, settings, self._notices.append)
             self._pool = ActorPool(size, options, ray.put(payload), settings.tracking_uri)
         except BaseException as exc:  # raised on the driver's thread by `pool()`

@@ -80,13 +80,3 @@ def uri_scheme(uri: str) -> str:
     with no scheme is a `file` store."""
     return uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else "file"
 
-
-def store_client_modules(uri: str) -> list[str]:
-    """MLflow's client code for the tracking store at `uri` (SQLAlchemy and alembic for a
-    database), which an actor's logging thread imports first."""
-    scheme = uri_scheme(uri)
-    if scheme in ("sqlite", "postgresql", "mysql", "mssql"):
-        return ["mlflow.store.tracking.sqlalchemy_store"]
-    if scheme in ("http", "https"):
-        return ["mlflow.store.tracking.rest_store"]
-    return ["mlflow"]

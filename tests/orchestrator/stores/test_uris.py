@@ -15,7 +15,6 @@ from orchestrator.stores.uris import (
     local_file,
     resolve_storage,
     resolve_tracking_uri,
-    store_client_modules,
     uri_scheme,
 )
 
@@ -54,8 +53,6 @@ def test_a_file_a_store_cannot_make_is_found_without_making_it(tmp_path):
     assert not (tmp_path / "new.db").exists()
 
 
-def test_a_scheme_is_named_without_its_driver_and_picks_mlflows_client():
+def test_a_scheme_is_named_without_its_driver():
     assert uri_scheme("postgresql+psycopg2://u@h/db") == "postgresql"
     assert uri_scheme("/a/path") == "file" and uri_scheme("sqlite:///x.db") == "sqlite"
-    assert store_client_modules("sqlite:///x.db") == ["mlflow.store.tracking.sqlalchemy_store"]
-    assert store_client_modules("https://h") == ["mlflow.store.tracking.rest_store"]
