@@ -2,8 +2,9 @@
 nothing.
 
 A `FieldError` names a dotted field of a spec (`space.lr_g.low: must be > 0 with log: true`);
-spec.py turns it into a `SpecError` by prefixing the file name. A `SpecError` is any bad spec or
-flag: the CLI prints it as one line on stderr and exits 2, never with a traceback.
+orchestrator/spec/sweep.py turns it into a `SpecError` by prefixing the file name. A `SpecError`
+is any bad spec or flag: the CLI prints it as one line on stderr and exits 2, never with a
+traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ class SpecError(ValueError):
 
 
 class FieldError(ValueError):
-    """A spec problem at a dotted field path; spec.py prefixes the file name."""
+    """A spec problem at a dotted field path; the spec's loader prefixes the file name."""
 
     def __init__(self, path: str, message: str):
         super().__init__(f"{path}: {message}")

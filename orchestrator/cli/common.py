@@ -1,6 +1,6 @@
 """What every `gansweep` command shares: one-line errors, the store options, strict JSON, and
-reading a sweep's study. Commands live in orchestrator/cli.py and orchestrator/cli_*.py; each
-imports what it needs when it runs, so `--help` stays fast."""
+reading a sweep's study. Commands live in the modules beside this one, one per command group;
+each imports what it needs when it runs, so `--help` stays fast."""
 
 from __future__ import annotations
 

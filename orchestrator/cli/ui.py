@@ -1,5 +1,6 @@
 """`gansweep ui`: the MLflow UI on the sweeps' tracking store. Parsing and printing only; the
-server and the links are orchestrator/ui.py, the mending of a moved store orchestrator/relocate.py.
+server and the links are orchestrator/tracking/ui.py, the mending of a moved store
+orchestrator/stores/relocate.py.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_require_gpu_refuses_a_cluster_without_gpus(ray_local, tmp_path, write_s
         "gansweep: error: --require-gpu: the Ray cluster has no GPU (resources: 2 CPUs); start "
         "GPU workers, or drop --require-gpu to train on CPU"]
     # refused before the study or any run is made (the MLflow store is created meanwhile,
-    # while Ray starts: orchestrator/raystart.py)
+    # while Ray starts: orchestrator/cluster/raystart.py)
     assert not (tmp_path / "optuna.db").exists()
     client = MlflowClient("sqlite:///mlflow.db")
     assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
