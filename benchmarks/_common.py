@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from orchestrator.driver.launch import launch
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.settings import Settings
-from orchestrator.tracking.layout import RUN_ATTR
+from orchestrator.layout import RUN_ATTR
 
 METRICS = ("score", "modes", "high_quality", "reverse_kl")
 

@@ -1,18 +1,20 @@
 """gansweep's orchestration: everything between a sweep spec and a promoted generator (the GANs
-themselves are trainers/, pure PyTorch). One package per concept; dependencies point down this
-list, never up (tests/orchestrator/test_import_graph.py):
+themselves are trainers/, pure PyTorch). One package per concept, each importing only what
+stands above it in this list (tests/orchestrator/test_import_graph.py):
 
   errors.py    SpecError / FieldError: bad input, one line naming file and field (imports nothing)
   boundary.py  what crosses to a trial actor: TrialSpec, ChunkResult, run states, ActorLost,
                what an actor preloads (the standard library only)
+  layout.py    what gansweep writes where, every name once: MLflow tags, metrics, artifacts and
+               models, Optuna study and trial attributes (imports nothing)
   stores/      where things live: URIs, Settings, checks before anything is made, redaction,
                checkpoint roots, a moved MLflow store's relocation
   spec/        the YAML spec as frozen dataclasses (space, search, budget); Optuna only to check
                a named pruner's options
   study/       everything Optuna: the study, sampler and params, the launch record, results, the
                ranking ("which trial is best", "which config to trust")
-  tracking/    everything MLflow on the driver: the layout (every name, layout.py), the tracker,
-               the sweep's page and report, the UI
+  tracking/    everything MLflow on the driver: the tracker, a run's entities, the sweep's page
+               and report, the UI
   actor/       inside a trial actor: the worker, its run logger and model exporter, checkpoints
   cluster/     Ray: starting or joining it, the actor pool, plug-ins shipped, tokens, Ray Jobs
   driver/      one sweep's driver: launch, the scheduler's loop, decide (pure), trials, lease, data

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from orchestrator.tracking.layout import MODEL_NAME
+from orchestrator.layout import MODEL_NAME
 
 EXAMPLE_SEED = 0
 EXAMPLE_BATCH = 16  # > 1, so the exported batch dimension stays dynamic

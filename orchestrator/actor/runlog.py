@@ -1,6 +1,6 @@
 """The trial's MLflow writer inside its actor: every write on one background thread.
 
-The layout it writes (run names, tags, statuses, params) is orchestrator/tracking/layout.py's;
+The layout it writes (run names, tags, statuses, params) is orchestrator/layout.py's;
 this module only decides *when* and *how* writes happen: queued, retried with backoff, metrics
 never dropped. It imports no MLflow itself: the logging thread does, with its first write (a
 trial's params, queued as the trial starts), so an actor is ready, and its first chunk trains,
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from orchestrator.actor.retry import RETRIES, with_retries
-from orchestrator.tracking.layout import MAX_BATCH, RUN_STATUS, TAG_FINISH_ERROR
+from orchestrator.layout import MAX_BATCH, RUN_STATUS, TAG_FINISH_ERROR
 
 
 class MetricRow(NamedTuple):

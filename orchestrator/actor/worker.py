@@ -27,7 +27,7 @@ from orchestrator.boundary import (
     ChunkResult,
     TrialSpec,
 )
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     BEST_MODEL_NAME,
     FINAL_CHECKPOINT,
     FINAL_SAMPLES,

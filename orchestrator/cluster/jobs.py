@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import SpecError
+from orchestrator.layout import TAG_SWEEP
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import ROOT_SECRET, redact_uri, storage_flag
 from orchestrator.stores.uris import refuse_empty
-from orchestrator.tracking.layout import TAG_SWEEP
 
 # Never uploaded with the job (Ray also skips what .gitignore lists).
 EXCLUDES = [".venv", ".git", "mlartifacts", "checkpoints", "*.db", "__pycache__", "*.egg-info"]

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError
+from orchestrator.layout import TAG_DATA_HASH, TAG_FEATURE_NET, floor_metric
 from orchestrator.spec.sweep import SweepSpec
-from orchestrator.tracking.layout import TAG_DATA_HASH, TAG_FEATURE_NET, floor_metric
 
 
 @dataclass

@@ -17,6 +17,13 @@ from orchestrator.driver.context import SweepContext
 from orchestrator.driver.data import prepare_data, read_extractor
 from orchestrator.driver.signals import Interrupted, StopOnSignal
 from orchestrator.errors import SpecError, describe
+from orchestrator.layout import (
+    CONFIRM_OF_ATTR,
+    LAUNCH_ATTR,
+    ROLE_CONFIRM,
+    ROLE_TRIAL,
+    TAG_BEST_TRIAL,
+)
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.checks import check_storage, check_tracking_uri
 from orchestrator.stores.redact import mask_secrets, redact_uri
@@ -25,13 +32,6 @@ from orchestrator.stores.uris import local_file
 from orchestrator.study.record import LaunchRecord, check_same_extractor
 from orchestrator.study.samplers import fit_search
 from orchestrator.study.studies import open_storage, open_study, orphaned_trials, trials_used
-from orchestrator.tracking.layout import (
-    CONFIRM_OF_ATTR,
-    LAUNCH_ATTR,
-    ROLE_CONFIRM,
-    ROLE_TRIAL,
-    TAG_BEST_TRIAL,
-)
 
 LEASE_LOST = "another driver took the sweep over"
 

@@ -30,9 +30,9 @@ from contextlib import AbstractContextManager
 import sqlalchemy as sa
 
 from orchestrator.errors import SpecError
+from orchestrator.layout import LEASE_ATTR
 from orchestrator.stores.uris import is_journal
 from orchestrator.study.studies import open_storage
-from orchestrator.tracking.layout import LEASE_ATTR
 
 log = logging.getLogger(__name__)
 

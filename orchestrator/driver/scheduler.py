@@ -34,9 +34,9 @@ from orchestrator.driver.context import Actors, SweepContext
 from orchestrator.driver.decide import TIMEOUT, Action, Outcome, Standing, decide, out_of_time
 from orchestrator.driver.stats import SweepStats
 from orchestrator.driver.trials import Active, TrialMaker, tell
+from orchestrator.layout import ATTEMPT_ATTR, SWEEP_BEST_VALUE, SWEEP_COMPLETED
 from orchestrator.study.ranking import better
 from orchestrator.study.studies import trials_used
-from orchestrator.tracking.layout import ATTEMPT_ATTR, SWEEP_BEST_VALUE, SWEEP_COMPLETED
 
 WAIT_S = 0.5  # the loop wakes at least this often, to notice Ctrl-C
 START_TIMEOUT_S = 300.0  # a trial waiting to resume gives up when no actor starts for this long

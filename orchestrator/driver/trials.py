@@ -16,9 +16,7 @@ from orchestrator.boundary import COMPLETE, TrialSpec
 from orchestrator.driver.context import SweepContext
 from orchestrator.driver.decide import Action, Outcome
 from orchestrator.errors import SpecError, describe
-from orchestrator.study.samplers import suggest_all
-from orchestrator.study.studies import open_storage, reopen_trial, trial_seed
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     ATTEMPT_ATTR,
     DIVERGED_STEP_ATTR,
     REASON_ATTR,
@@ -26,6 +24,8 @@ from orchestrator.tracking.layout import (
     SEED_ATTR,
     run_tags,
 )
+from orchestrator.study.samplers import suggest_all
+from orchestrator.study.studies import open_storage, reopen_trial, trial_seed
 
 
 @dataclass

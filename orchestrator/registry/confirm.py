@@ -25,13 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.errors import SpecError
-from orchestrator.spec.search import PrunerSpec, SamplerSpec
-from orchestrator.spec.sweep import SweepSpec
-from orchestrator.stores.settings import Settings
-from orchestrator.study.ranking import ConfirmRow, confirm_table, most_trustworthy, top_trials
-from orchestrator.study.record import launch_record
-from orchestrator.study.studies import confirm_name, load_confirm_study, load_study, open_study
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     CONFIRM_AT_ATTR,
     CONFIRM_OF_ATTR,
     CONFIRM_TABLE_CSV,
@@ -43,6 +37,12 @@ from orchestrator.tracking.layout import (
     TAG_CONFIRMED_BOUND,
     TAG_CONFIRMED_TRIAL,
 )
+from orchestrator.spec.search import PrunerSpec, SamplerSpec
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.stores.settings import Settings
+from orchestrator.study.ranking import ConfirmRow, confirm_table, most_trustworthy, top_trials
+from orchestrator.study.record import launch_record
+from orchestrator.study.studies import confirm_name, load_confirm_study, load_study, open_study
 
 SAMPLES_FACTOR = 4  # samples per evaluation (points or images), relative to the sweep's
 

@@ -25,9 +25,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from orchestrator.errors import SpecError
-from orchestrator.stores.redact import redact_uri
-from orchestrator.study.ranking import Choice, champion
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     ALIAS,
     BEST_MODEL_NAME,
     MODEL_NAME,
@@ -47,6 +45,8 @@ from orchestrator.tracking.layout import (
     VERSION_STORAGE,
     VERSION_VALUE,
 )
+from orchestrator.stores.redact import redact_uri
+from orchestrator.study.ranking import Choice, champion
 
 AT = {"best": BEST_MODEL_NAME, "last": MODEL_NAME}  # --at -> the run's logged model
 

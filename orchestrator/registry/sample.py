@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from orchestrator.errors import SpecError
+from orchestrator.layout import SAMPLE_MODEL_URI, SAMPLE_SEED, SAMPLE_SHAPE
 from orchestrator.stores.redact import mask_secrets, redact_uri
 from orchestrator.stores.uris import file_problem, sqlite_file
-from orchestrator.tracking.layout import SAMPLE_MODEL_URI, SAMPLE_SEED, SAMPLE_SHAPE
 
 FORMATS = {".png": "a picture", ".npy": "the raw samples", ".parquet": "the raw samples"}
 CHUNK = 4096  # samples per forward pass: a large -n does not need memory for all activations

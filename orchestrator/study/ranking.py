@@ -25,8 +25,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.errors import SpecError
+from orchestrator.layout import CONFIRM_AT_ATTR, CONFIRMS_ATTR, RUN_ATTR
 from orchestrator.study.studies import metric_names
-from orchestrator.tracking.layout import CONFIRM_AT_ATTR, CONFIRMS_ATTR, RUN_ATTR
 
 CONFIDENCE = 0.95
 

@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from orchestrator.errors import SpecError
+from orchestrator.layout import LAUNCH_ATTR
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import MASK, redact_uri
 from orchestrator.stores.settings import Settings, check_job_store, check_job_stores
 from orchestrator.stores.uris import absolute_storage, resolve_storage
 from orchestrator.study.studies import load_study
-from orchestrator.tracking.layout import LAUNCH_ATTR
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from typing import Any
 
 import optuna
 
+from orchestrator.layout import ATTEMPT_ATTR, REASON_ATTR, RUN_ATTR, SEED_ATTR
 from orchestrator.study.ranking import best_trials as ranked_best
 from orchestrator.study.studies import metric_names
-from orchestrator.tracking.layout import ATTEMPT_ATTR, REASON_ATTR, RUN_ATTR, SEED_ATTR
 
 
 def _values(t: optuna.trial.FrozenTrial, names: list[str]) -> dict[str, float] | None:

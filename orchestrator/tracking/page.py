@@ -25,12 +25,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.spec.sweep import SweepSpec
-from orchestrator.stores.redact import mask_secrets
-from orchestrator.study.ranking import ConfirmRow, Ranked, confirm_table, ranked
-from orchestrator.study.studies import load_confirm_study, open_storage
-from orchestrator.tracking.figures import contact_sheet, figures_html
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     CONFIRM_AT_ATTR,
     FIGURES,
     SAMPLES_PNG,
@@ -40,6 +35,11 @@ from orchestrator.tracking.layout import (
     TRIALS_CSV,
     trial_run_name,
 )
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.stores.redact import mask_secrets
+from orchestrator.study.ranking import ConfirmRow, Ranked, confirm_table, ranked
+from orchestrator.study.studies import load_confirm_study, open_storage
+from orchestrator.tracking.figures import contact_sheet, figures_html
 from orchestrator.tracking.tracker import SweepTracker
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ matplotlib error) is skipped with a warning, so the report never fails a sweep. 
 study gets one history and one importance plot per objective (`optuna/history-<i>.png`,
 `optuna/importances-<i>.png`, i indexing `objective_names`) and, for 2 or 3 objectives, a Pareto
 front instead of the intermediate values. `optuna/trials.csv` is always there. The names are
-orchestrator/tracking/layout.py's.
+orchestrator/layout.py's.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from optuna.visualization import matplotlib as oplt
 
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     HISTORY_PNG,
     IMPORTANCES_PNG,
     INTERMEDIATE_PNG,

@@ -13,10 +13,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from orchestrator.errors import SpecError
+from orchestrator.layout import TAG_REASON, TAG_STATE
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import redact_uri
 from orchestrator.stores.uris import sqlite_file
-from orchestrator.tracking.layout import TAG_REASON, TAG_STATE
 
 # MLflow prints "View run ... at: URI" for each run it ends on a server, userinfo and all, once
 # per trial from every actor: a credential on the screen, and noise under the progress display.

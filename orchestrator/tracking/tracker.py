@@ -1,6 +1,6 @@
 """The driver's MLflow writes: the sweep's experiment and parent run, and every trial's run.
 
-The layout (names, tags, roles) is orchestrator/tracking/layout.py's. Everything goes through
+The layout (names, tags, roles) is orchestrator/layout.py's. Everything goes through
 `MlflowClient` with explicit run ids. The driver holds a `SweepTracker` and makes every trial's
 run; an actor writes into it through orchestrator/actor/runlog.py.
 """
@@ -16,8 +16,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
-from orchestrator.stores.uris import sqlite_file
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     ROLE_SWEEP,
     ROLE_TRIAL,
     RUN_STATUS,
@@ -31,6 +30,7 @@ from orchestrator.tracking.layout import (
     role_metric,
     trial_run_name,
 )
+from orchestrator.stores.uris import sqlite_file
 from orchestrator.tracking.runs import end_tags, params_of
 
 

@@ -34,9 +34,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from orchestrator.errors import SpecError
-from orchestrator.stores.redact import mask_secrets, redact_uri
-from orchestrator.stores.uris import DEFAULT_TRACKING_URI
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     LAUNCH_ATTR,
     ROLE_TRIAL,
     TAG_ROLE,
@@ -44,6 +42,8 @@ from orchestrator.tracking.layout import (
     VIEW_TAG,
     view_key,
 )
+from orchestrator.stores.redact import mask_secrets, redact_uri
+from orchestrator.stores.uris import DEFAULT_TRACKING_URI
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5000
 TRAINING_VIEW = {"workflowType": "machine_learning"}

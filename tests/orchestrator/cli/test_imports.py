@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
+from orchestrator.layout import RUN_ATTR, SEED_ATTR
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.study.studies import open_study
-from orchestrator.tracking.layout import RUN_ATTR, SEED_ATTR
 from tests.conftest import SYNTHETIC
 
 HEAVY = ("torch", "ray", "optuna", "mlflow")

@@ -12,7 +12,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
 from orchestrator.cli import main
-from orchestrator.tracking.layout import LAUNCH_ATTR, RUN_ATTR
+from orchestrator.layout import LAUNCH_ATTR, RUN_ATTR
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

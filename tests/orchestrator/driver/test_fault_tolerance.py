@@ -257,7 +257,7 @@ def test_an_unreachable_tracking_server_is_refused_before_any_study_exists(tmp_p
 
 def test_one_driver_per_sweep_a_dead_or_silent_drivers_lease_is_taken_over(tmp_path):
     from orchestrator.driver.lease import DriverLease
-    from orchestrator.tracking.layout import LEASE_ATTR
+    from orchestrator.layout import LEASE_ATTR
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
     study = optuna.create_study(study_name="ft", storage=storage)

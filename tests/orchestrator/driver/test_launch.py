@@ -224,7 +224,7 @@ def test_the_command_starts_its_own_ray_exports_every_generator_and_leaves_no_ra
     import time
     from pathlib import Path
 
-    from orchestrator.tracking.layout import BEST_MODEL_NAME, MODEL_NAME
+    from orchestrator.layout import BEST_MODEL_NAME, MODEL_NAME
 
     spec = tmp_path / "ring8.yaml"
     spec.write_text(RING8_TINY.replace("trials: 4", "trials: 2").replace(

@@ -14,9 +14,9 @@ import optuna
 import pytest
 
 from orchestrator.driver.lease import DriverLease
+from orchestrator.layout import LEASE_ATTR
 from orchestrator.spec.sweep import SpecError
 from orchestrator.study.studies import open_storage
-from orchestrator.tracking.layout import LEASE_ATTR
 
 ROUNDS = 20
 

@@ -12,10 +12,10 @@ from orchestrator.driver import scheduler as scheduler_module
 from orchestrator.driver.context import SweepContext
 from orchestrator.driver.launch import launch
 from orchestrator.driver.scheduler import Scheduler
+from orchestrator.layout import ATTEMPT_ATTR, REASON_ATTR, RUN_ATTR
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.settings import Settings
 from orchestrator.study.studies import open_study
-from orchestrator.tracking.layout import ATTEMPT_ATTR, REASON_ATTR, RUN_ATTR
 from tests.conftest import SYNTHETIC
 from tests.orchestrator.driver.fake_pool import FakePool, FakeTracker, Script
 

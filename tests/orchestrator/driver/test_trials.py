@@ -10,10 +10,10 @@ from orchestrator.driver.context import SweepContext
 from orchestrator.driver.decide import Action, Outcome
 from orchestrator.driver.trials import TrialMaker, tell
 from orchestrator.errors import SpecError
+from orchestrator.layout import DIVERGED_STEP_ATTR, REASON_ATTR, RUN_ATTR, SEED_ATTR
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.settings import Settings
 from orchestrator.study.studies import open_study
-from orchestrator.tracking.layout import DIVERGED_STEP_ATTR, REASON_ATTR, RUN_ATTR, SEED_ATTR
 from tests.conftest import SYNTHETIC
 from tests.orchestrator.driver.fake_pool import FakeTracker
 

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from orchestrator.actor.models import input_example
 from orchestrator.cli import main
+from orchestrator.layout import BEST_MODEL_NAME, MODEL_NAME, TAG_CHAMPION
 from orchestrator.registry.promote import promote, version_model_id
 from orchestrator.study.ranking import champion
-from orchestrator.tracking.layout import BEST_MODEL_NAME, MODEL_NAME, TAG_CHAMPION
 from tests.orchestrator.registry.toy_registry import METRIC, Z_DIM, points_generator, toy_sweep
 
 

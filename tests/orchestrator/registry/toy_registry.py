@@ -13,7 +13,7 @@ import torch
 from mlflow import MlflowClient
 
 from orchestrator.actor.models import log_model
-from orchestrator.tracking.layout import (
+from orchestrator.layout import (
     BEST_MODEL_NAME,
     RUN_ATTR,
     TAG_BEST_STEP,

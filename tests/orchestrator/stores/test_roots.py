@@ -22,8 +22,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from orchestrator.actor.checkpoints import TrialCheckpoints
+from orchestrator.layout import LAUNCH_ATTR
 from orchestrator.stores.roots import ENDPOINT_VARS, pinned_root, resolve_root
-from orchestrator.tracking.layout import LAUNCH_ATTR
 from tests.orchestrator.driver.test_fault_tolerance import (
     ROOT,
     _assert_every_step_once,

@@ -18,10 +18,10 @@ from orchestrator.actor.checkpoints import TrialCheckpoints
 from orchestrator.actor.worker import _rows
 from orchestrator.cli import main
 from orchestrator.driver.data import prepare_data
+from orchestrator.layout import ATTEMPT_ATTR, RUN_ATTR
 from orchestrator.stores.relocate import relocate
 from orchestrator.study.record import launch_record
 from orchestrator.study.studies import load_study
-from orchestrator.tracking.layout import ATTEMPT_ATTR, RUN_ATTR
 from trainers import build_trainer
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "old_stores" / "stores-401cdd3.tar.gz"

@@ -14,6 +14,7 @@ from optuna.trial import TrialState, create_trial
 from scipy.stats import t as student_t
 
 from orchestrator.errors import SpecError
+from orchestrator.layout import CONFIRM_AT_ATTR
 from orchestrator.study.ranking import best_trials as best
 from orchestrator.study.ranking import (
     better,
@@ -23,7 +24,6 @@ from orchestrator.study.ranking import (
     ranked,
     top_trials,
 )
-from orchestrator.tracking.layout import CONFIRM_AT_ATTR
 
 X = {"x": FloatDistribution(-2.0, 2.0)}
 

@@ -7,8 +7,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from orchestrator.layout import ATTEMPT_ATTR, REASON_ATTR, RUN_ATTR, SEED_ATTR
 from orchestrator.study.results import best_trials, objectives, trial_rows
-from orchestrator.tracking.layout import ATTEMPT_ATTR, REASON_ATTR, RUN_ATTR, SEED_ATTR
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 X = {"x": FloatDistribution(-2.0, 2.0)}

@@ -20,11 +20,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from PIL import Image
 
+from orchestrator.layout import TAG_BEST_RUN, TAG_NOTE
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.study.ranking import Ranked
 from orchestrator.study.studies import open_storage, reopen_trial
 from orchestrator.tracking.figures import GAP, LABEL_HEIGHT, TILE_HEIGHT, importance_warning
-from orchestrator.tracking.layout import TAG_BEST_RUN, TAG_NOTE
 from orchestrator.tracking.page import MAX_NOTE, Page, SweepPage, note, open_page, top_trials
 from orchestrator.tracking.tracker import SweepTracker
 from tests.conftest import SYNTHETIC, wait_for

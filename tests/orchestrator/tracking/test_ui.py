@@ -25,8 +25,8 @@ from optuna.trial import create_trial
 from orchestrator.actor.runlog import metric_rows
 from orchestrator.cli.ui import ui as ui_command
 from orchestrator.errors import SpecError
+from orchestrator.layout import LAUNCH_ATTR, RUN_ATTR
 from orchestrator.tracking import ui
-from orchestrator.tracking.layout import LAUNCH_ATTR, RUN_ATTR
 from orchestrator.tracking.runs import metrics, params_of
 from orchestrator.tracking.tracker import SweepTracker
 from tests.conftest import SYNTHETIC, free_port, wait_for

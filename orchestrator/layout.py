@@ -1,8 +1,9 @@
 """What gansweep writes where, each name defined once: the MLflow layout (runs, tags, metrics,
 artifacts, models, registered versions) and the keys it keeps on Optuna studies and trials.
 
-Imports nothing, so that the driver, the actors, the read-only commands and the UI all take
-their names from here without MLflow or Optuna. The layout (DESIGN.md, rule 7): experiment =
+Imports nothing, so that every package (the study's, the driver's, the actors', the read-only
+commands and the UI) takes its names from here without MLflow or Optuna, and none has to import
+another's for them. The layout (DESIGN.md, rule 7): experiment =
 the spec's `experiment`; one parent run per sweep (role `sweep`), one child run per trial (role
 `trial`, run name `trial-0007`, nested through `mlflow.parentRunId`), `gansweep confirm`'s
 retrainings as children too (role `confirm`).
