@@ -149,6 +149,7 @@ def test_cli_status_and_best_read_the_sweep(ring8_sweep):
     assert table.exit_code == 0 and "COMPLETE" in table.stdout
 
 
+@pytest.mark.cluster  # two launches of a sweep (~15 s): make test-cluster
 def test_launching_again_continues_the_same_study_and_parent_run(ray_local, settings,
                                                                  write_spec):
     spec = SweepSpec.load(write_spec(SYNTHETIC))
@@ -168,6 +169,7 @@ def test_launching_again_continues_the_same_study_and_parent_run(ray_local, sett
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
 
 
+@pytest.mark.cluster  # two launches on a journal study (~13 s): make test-cluster
 def test_a_journal_file_holds_the_study_across_launches_and_for_status(ray_local, tmp_path,
                                                                        write_spec, monkeypatch):
     from orchestrator.stores.settings import Settings
