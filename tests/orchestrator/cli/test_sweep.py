@@ -154,12 +154,15 @@ def test_a_bad_flag_is_one_line_exit_2_and_nothing_is_created(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
 
 
-def test_resume_with_trials_0_is_refused_not_ignored(ray_local, settings, write_spec):
-    from orchestrator.driver.launch import launch
+def test_resume_with_trials_0_is_refused_not_ignored(settings, write_spec):
+    from orchestrator.layout import LAUNCH_ATTR
     from orchestrator.spec.sweep import SweepSpec
+    from orchestrator.study.record import LaunchRecord
+    from orchestrator.study.studies import open_study
 
     spec = SweepSpec.load(write_spec(SYNTHETIC.replace("trials: 4", "trials: 1")))
-    assert launch(spec, settings, notice=lambda m: None).done == 1
+    study = open_study(spec, settings.storage)  # the sweep's study, as its launch leaves it
+    study.set_user_attr(LAUNCH_ATTR, LaunchRecord.of(spec, settings, None).to_dict())
     result = CliRunner().invoke(main, ["resume", "synth", "--trials", "0", "--storage",
                                        settings.storage])
     assert result.exit_code == 2

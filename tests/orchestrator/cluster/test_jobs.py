@@ -132,6 +132,7 @@ def test_a_job_driver_without_shared_stores_is_refused(monkeypatch, tmp_path):
     assert shown.exit_code == 2 and "no sweep named 'nope'" in shown.stderr
 
 
+@pytest.mark.cluster  # a whole sweep, then its refused re-run (~13 s): make test-cluster
 def test_a_rerun_against_an_empty_study_storage_is_refused_and_loses_nothing(
         ray_local, settings, write_spec, tmp_path):
     """The sweep's runs exist in MLflow but the study storage given is new (a RayJob re-run

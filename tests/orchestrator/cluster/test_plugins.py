@@ -183,6 +183,7 @@ def test_a_plugin_dataset_that_fails_is_refused_before_anything_exists(project, 
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
 
 
+@pytest.mark.cluster  # a whole sweep of a shipped plug-in (~16 s): make test-cluster
 def test_a_plugin_that_stops_training_fails_its_trial_with_the_reason(ray_local, project,
                                                                       tmp_path):
     spec = SweepSpec.parse(spec_text(name="stalls", trainer="broken_gans:Stalls")

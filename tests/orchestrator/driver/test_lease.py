@@ -113,13 +113,11 @@ def test_a_dead_drivers_lease_is_taken_at_once(storage, study):
 
 
 def test_an_expired_lease_is_taken_and_its_driver_does_not_take_it_back(storage, study, caplog):
-    # its beats come too late
-    first = DriverLease(storage, study.study_name, ttl_s=0.3, every_s=1.5)
+    first = DriverLease(storage, study.study_name, every_s=1.5)
     first.acquire()
-    second = DriverLease(storage, study.study_name, ttl_s=0.3)
     with pytest.raises(SpecError, match=f"driven by pid {os.getpid()} on "):
-        second.acquire()
-    time.sleep(0.4)
+        DriverLease(storage, study.study_name, ttl_s=60).acquire()
+    second = DriverLease(storage, study.study_name, ttl_s=0.0)  # first's beats come too late
     with caplog.at_level(logging.WARNING, logger="orchestrator.driver.lease"):
         second.acquire()  # expired
         assert first.lost.wait(timeout=30)  # its next beat finds the lease taken...
@@ -171,6 +169,7 @@ def test_a_driver_whose_lease_was_taken_over_stops_and_leaves_its_trials_resumab
         "log_every: 1}", "log_every: 1}\nfixed: {sleep_s: 0.05}")))
 
     done: list[str] = []  # how far the other driver got: said if the launch does not stop
+    other: list[DriverLease] = []
 
     def take_over():  # what a second driver does once the first one's lease has expired
         storage = open_storage(settings.storage)
@@ -179,8 +178,8 @@ def test_a_driver_whose_lease_was_taken_over_stops_and_leaves_its_trials_resumab
         wait_for("a running trial", lambda: storage.get_all_trials(
             study_id, states=(TrialState.RUNNING,)), 240)
         done.append(f"saw a running trial at {time.monotonic() - t0:.1f} s")
-        storage.set_study_user_attr(study_id, LEASE_ATTR, {
-            "id": "the-other-driver", "host": "elsewhere", "pid": 1, "renewed": time.time()})
+        other.append(DriverLease(settings.storage, "synth", ttl_s=0.0))  # sees it expired
+        other[0].acquire()  # under the storage's lock, as a real second driver takes it
         done.append(f"took the lease at {time.monotonic() - t0:.1f} s")
 
     t0 = time.monotonic()
@@ -194,4 +193,5 @@ def test_a_driver_whose_lease_was_taken_over_stops_and_leaves_its_trials_resumab
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
     assert len(trials) < 4 and TrialState.RUNNING in {t.state for t in trials}  # no new ones
     lease = optuna.load_study(study_name="synth", storage=settings.storage).user_attrs[LEASE_ATTR]
-    assert lease["id"] == "the-other-driver"  # not taken back, not cleared
+    assert lease["id"] == other[0].id  # not taken back, not cleared
+    other[0].release()

@@ -47,6 +47,7 @@ def test_median_pruner_prunes_bad_trials_at_their_first_eval(ray_local, settings
             max(t.intermediate_values))
 
 
+@pytest.mark.cluster  # a whole sweep of four trials, one at a time (~20 s): make test-cluster
 def test_a_pruner_with_its_own_metric_prunes_on_it_while_optuna_keeps_the_objective(
         ray_local, settings, write_spec):
     # eval/x_loss is eval/loss without its y term. Y_BAD (x right, y wrong) has the worst loss
