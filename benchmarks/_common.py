@@ -19,9 +19,9 @@ import yaml
 from optuna.trial import TrialState
 
 from orchestrator.driver.launch import launch
+from orchestrator.layout import RUN_ATTR
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.settings import Settings
-from orchestrator.layout import RUN_ATTR
 
 METRICS = ("score", "modes", "high_quality", "reverse_kl")
 

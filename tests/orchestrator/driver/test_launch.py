@@ -214,7 +214,7 @@ def _ray_processes_of(driver_pid: int) -> list[str]:
     return found
 
 
-@pytest.mark.cluster  # the CLI's whole sweep in a subprocess with its own Ray (~36 s): make test-cluster
+@pytest.mark.cluster  # the CLI's whole sweep with its own Ray (~36 s): make test-cluster
 def test_the_command_starts_its_own_ray_exports_every_generator_and_leaves_no_ray_behind(
         tmp_path):
     """`gansweep launch` as a user runs it, no Ray up: it starts a local Ray on a thread of its

@@ -42,7 +42,7 @@ def _files_holding(folder: Path, secret: str) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
-@pytest.mark.cluster  # whole sweeps by CLI against postgres and an MLflow server (~28 s): make test-cluster
+@pytest.mark.cluster  # CLI sweeps on postgres and an MLflow server (~28 s): make test-cluster
 def test_a_planted_password_is_stored_and_shown_nowhere(tmp_path, ray_local, postgres_url,
                                                         mlflow_server, monkeypatch):
     monkeypatch.chdir(tmp_path)
