@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from trainers.adversarial import AdversarialTrainer, check_core_config
+from trainers.augment import AUGMENTS, augment
 from trainers.conv import D_NORMS, G_NORMS, IMAGE_SIZES, ConvDiscriminator, ConvGenerator
 from trainers.conv import max_blocks as conv_max_blocks
 from trainers.losses import Means
@@ -76,6 +77,10 @@ class DCGANConfig:
     ema_decay: float = 0.999
     """Decay of the EMA per G step, warmed up as min(ema_decay, (1 + t) / (10 + t)) at step t so
     that short runs do not average in the random initialisation."""
+    augment: str = "none"
+    """DiffAugment policy for every image D sees, real and fake, in both steps
+    (trainers/augment.py): none, translation, translation_cutout or color_translation_cutout.
+    R1 is taken on the augmented real images D scores."""
 
     def __post_init__(self) -> None:
         check_core_config(self, NAME)
@@ -89,7 +94,7 @@ class DCGANConfig:
             self.n_blocks,
         )
         for field, choices in (("g_norm", G_NORMS), ("d_norm", D_NORMS),
-                               ("activation", ACTIVATIONS)):
+                               ("activation", ACTIVATIONS), ("augment", AUGMENTS)):
             value = getattr(self, field)
             check(value in choices, NAME, field, f"must be one of {sorted(choices)}", value)
 
@@ -135,11 +140,12 @@ class DCGANTrainer(AdversarialTrainer):
             z = self._batch_z()  # (B, z_dim)
             with torch.no_grad(), self._autocast():
                 fake = self.g(z).float()  # (B, C, H, W), no gradient into G
+            seen = self._augment(torch.cat([real, fake]))  # (2B, C, H, W): D sees these
             with self._autocast():
-                scores = self.d(torch.cat([real, fake]))  # (2B, C, H, W) -> (2B, 1)
+                scores = self.d(seen)  # (2B, C, H, W) -> (2B, 1)
             d_real, d_fake = scores.float().chunk(2)  # (B, 1) each
             loss = self._loss.d(d_real, d_fake)
-            loss, penalties = self._penalized(loss, self.d, real, fake,
+            loss, penalties = self._penalized(loss, self.d, *seen.chunk(2),
                                               self.step * cfg.d_steps + i)
             self._update(self.opt_d, loss)
             # losses stay on the device: train_for reads them once per chunk
@@ -148,12 +154,17 @@ class DCGANTrainer(AdversarialTrainer):
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
         with self._autocast():
             fake = self.g(self._batch_z())  # (B, z_dim) -> (B, C, H, W)
-            d_fake = self.d(fake)  # (B, 1)
+            d_fake = self.d(self._augment(fake))  # (B, 1): G's gradient flows through T
         g_loss = self._loss.g(d_fake.float())
         self._update(self.opt_g, g_loss)
         self.d.requires_grad_(True)
         self._g_stepped()
         means.add({"g_loss": g_loss.detach()})
+
+    def _augment(self, images: Tensor) -> Tensor:
+        """The batch D is shown: the config's DiffAugment policy, drawn from the private RNG."""
+        out = augment(images, self.config.augment, self._rng)
+        return out if out is images else out.contiguous(memory_format=self._memory_format)
 
     def _batch_real(self) -> Tensor:
         """A batch of training images, sampled with replacement, converted on the device."""

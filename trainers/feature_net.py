@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from trainers.frechet import class_coverage, class_kl, frechet_distance, gaussian_stats
 from trainers.image_data import to_float
+from trainers.image_metrics import SAMPLE_METRICS, sample_metrics
 
 CLASSIFIER_DIM = 64
 AUTOENCODER_DIM = 32
@@ -148,12 +149,14 @@ def net_id(state: dict) -> str:
 
 
 class ImageEvaluator:
-    """FD-cls (and FID when an extractor is given) of generated images against held-out real ones.
+    """FD-cls (and FID when an extractor is given) of generated images against held-out real ones,
+    and the sample-based metrics in the same feature space (trainers/image_metrics.py).
 
     Reference statistics are computed once, from all of `held_out`. `evaluate_images` returns
-    eval/fd, plus eval/class_coverage and eval/class_kl for a classifier net, plus eval/fid when
-    `extractor` (TorchScript bytes: (N, C, H, W) in [-1, 1] -> (N, D)) is given. All metrics are
-    NaN when the fakes hold non-finite pixels (a diverged G).
+    eval/fd, eval/kid (and eval/kid_std), eval/precision, eval/recall, eval/density and
+    eval/coverage, plus eval/class_coverage and eval/class_kl for a classifier net, plus eval/fid
+    when `extractor` (TorchScript bytes: (N, C, H, W) in [-1, 1] -> (N, D)) is given. All metrics
+    are NaN when the fakes hold non-finite pixels (a diverged G).
     """
 
     def __init__(self, state: dict, held_out: np.ndarray, held_out_labels: np.ndarray | None,
@@ -170,13 +173,14 @@ class ImageEvaluator:
         real = to_float(held_out)  # (M, C, H, W), moved to device batch by batch
         features, _, extracted = self._embed(real)
         self.ref_stats = gaussian_stats(features)
+        self.ref_features = torch.from_numpy(features).to(self.device)  # (M, D) float64
         self.ref_extracted = gaussian_stats(extracted) if extracted is not None else None
         self.real_hist = (np.bincount(np.asarray(held_out_labels), minlength=n_classes)
                           if self.labeled else None)
 
     def evaluate_images(self, fake: Tensor) -> dict[str, float]:
         """Metrics of `fake` (N, C, H, W) float in [-1, 1] (any device), N >= 2."""
-        keys = ["eval/fd"]
+        keys = ["eval/fd", *SAMPLE_METRICS]
         if self.labeled:
             keys += ["eval/class_coverage", "eval/class_kl"]
         if self.extractor is not None:
@@ -185,6 +189,8 @@ class ImageEvaluator:
             return dict.fromkeys(keys, math.nan)
         features, pred, extracted = self._embed(fake)
         metrics = {"eval/fd": frechet_distance(*gaussian_stats(features), *self.ref_stats)}
+        metrics.update(sample_metrics(self.ref_features,
+                                      torch.from_numpy(features).to(self.device)))
         if self.labeled:
             metrics["eval/class_coverage"] = class_coverage(pred, self.n_classes)
             metrics["eval/class_kl"] = class_kl(pred, self.real_hist)

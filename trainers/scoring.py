@@ -3,9 +3,11 @@
 Any trainer, built-in or a user's, gets these without writing them:
 - 2D points on a `Mixture`: the PacGAN metrics (eval/modes, eval/high_quality, eval/reverse_kl,
   eval/score, eval/coverage) and a scatter plot of real (grey) and generated (red) points;
-- images on an `ImageTask`: eval/fd in the dataset's classifier features (its floor is on the
-  sweep's parent run), eval/class_coverage and eval/class_kl with labels, eval/fid with a user
-  feature extractor, and an 8x8 grid of the first 64 images.
+- images on an `ImageTask`: eval/fd in the dataset's classifier features, and in the same space
+  eval/kid (and eval/kid_std), eval/precision, eval/recall, eval/density and eval/coverage
+  (trainers/image_metrics.py; each one's floor is on the sweep's parent run), eval/class_coverage
+  and eval/class_kl with labels, eval/fid with a user feature extractor, and an 8x8 grid of the
+  first 64 images.
 Metrics the trainer returns itself are kept as they are and win over a scored one of the same name.
 """
 
@@ -28,6 +30,7 @@ GRID_N = 64  # images in the sample grid, 8 per row
 N_REAL_PLOT = 2_500  # real points drawn under the generated ones
 REAL_PLOT_SEED = 0  # the same real points in every plot of every trial
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RANGE_SLACK = 1e-3  # images past [-1, 1] by more than this are in another range ([0, 1], [0, 255])
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,11 @@ def _score_images(images: torch.Tensor, task: ImageTask,
         raise ValueError(f"evaluate(): samples on this dataset must be images (n >= 2, "
                          f"{', '.join(map(str, expected))}) in [-1, 1], got "
                          f"{tuple(images.shape)}")
+    low, high = float(images.min()), float(images.max())  # NaN (a diverged G) passes: scored NaN
+    if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise ValueError(f"evaluate(): samples on this dataset must be images in [-1, 1], as "
+                         f"the data is given to the trainer, got values in "
+                         f"[{low:.3g}, {high:.3g}]")
     return task.evaluate_images(images, device), image_grid_png(images[:GRID_N], nrow=8)
 
 

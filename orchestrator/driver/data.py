@@ -54,7 +54,8 @@ def prepare_data(spec: SweepSpec, cache_dir: str, extractor: bytes | None = None
     where = f"{Path(spec.path).name or spec.name}: dataset"
     scale = spec.budget.eval_scale
     prepared = prepare_dataset(spec.dataset_target, spec.trainer_target, cache_dir,
-                               spec.budget.eval_samples * scale, extractor, notice, where)
+                               spec.budget.eval_samples * scale, extractor, notice, where,
+                               f"{Path(spec.path).name or spec.name}: budget.eval_samples")
     if scale > 1 and isinstance(prepared.payload, Mixture):
         mixture = prepared.payload
         return dataclasses.replace(prepared, payload=dataclasses.replace(
@@ -64,12 +65,14 @@ def prepare_data(spec: SweepSpec, cache_dir: str, extractor: bytes | None = None
 
 def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: int = 1000,
                     extractor: bytes | None = None, notice=print,
-                    where: str = "--dataset") -> PreparedData:
+                    where: str = "--dataset",
+                    eval_where: str = "budget.eval_samples") -> PreparedData:
     """Load dataset target `dataset` for trainer target `trainer`: a plug-in's data is checked
     against the trainer's DATA_KIND; image data gets its feature network and FD floor."""
     from orchestrator.errors import describe
     from trainers.base import accepts
     from trainers.image_data import DatasetError
+    from trainers.image_metrics import DC_K, KID_SUBSET, MIN_SAMPLES
     from trainers.image_task import ImageTask
     from trainers.registry import PluginError, load_dataset, trainer_class
     from trainers.scoring import data_kind
@@ -89,10 +92,13 @@ def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: in
                         f"trainer {trainer} trains on {trainer_cls.DATA_KIND} data")
     if kind != "image":
         return PreparedData(raw)
-    if min(len(raw.train), len(raw.test)) < 2:  # before a feature network is trained and cached
+    if min(len(raw.train), len(raw.test)) < MIN_SAMPLES:  # before a feature net is trained
         raise SpecError(f"{where}: {dataset}: {len(raw.train)} training and {len(raw.test)} "
-                        f"held-out images: an image sweep needs 2 of each (its FD floor "
-                        f"compares them)")
+                        f"held-out images: an image sweep needs {MIN_SAMPLES} of each (its "
+                        f"floors compare them; density and coverage take {DC_K} neighbours)")
+    if eval_samples < KID_SUBSET:
+        raise SpecError(f"{eval_where}: must be >= {KID_SUBSET} on image data (KID averages "
+                        f"over subsets of {KID_SUBSET} generated images), got {eval_samples}")
     state, net_id, trained = cached_feature_net(
         raw.train, raw.train_labels, raw.n_classes, raw.content_hash,
         Path(cache_dir) / "feature_nets")

@@ -122,7 +122,8 @@ def test_evaluate_returns_n_eval_images_and_keeps_train_mode():
 
 @pytest.mark.parametrize("params", [
     {}, {"loss": "wgan_gp", "r1_weight": 0.5, "d_steps": 2},
-    {"r1_weight": 0.5, "r1_every": 3, "d_steps": 2}])
+    {"r1_weight": 0.5, "r1_every": 3, "d_steps": 2},
+    {"augment": "color_translation_cutout", "loss": "hinge", "r1_weight": 0.5}])
 def test_state_dict_round_trip_resumes_bitwise(params):
     original = make(seed=1, **params)
     original.train_for(2)

@@ -165,13 +165,20 @@ def test_evaluator_scores_real_images_near_zero_and_constant_images_far(data, tr
     itself = evaluator.evaluate_images(to_float(held))
     floor = evaluator.floor(train)
     assert floor == evaluator.floor(train)  # a fixed subset of n_eval images
-    assert set(itself) == {"eval/fd", "eval/class_coverage", "eval/class_kl"}
+    assert set(itself) == {"eval/fd", "eval/class_coverage", "eval/class_kl", "eval/kid",
+                           "eval/kid_std", "eval/precision", "eval/recall", "eval/density",
+                           "eval/coverage"} == set(floor)
     assert itself["eval/fd"] < 1e-3 * floor["eval/fd"] and itself["eval/class_coverage"] == 1.0
     assert itself["eval/class_kl"] < 0.01
+    assert itself["eval/precision"] == itself["eval/recall"] == itself["eval/coverage"] == 1.0
+    assert floor["eval/precision"] > 0.8 and floor["eval/recall"] > 0.8  # fresh draws, same data
+    assert floor["eval/coverage"] > 0.8 and 0.7 < floor["eval/density"] < 1.3
     constant = evaluator.evaluate_images(torch.zeros(300, 1, 8, 8))
     assert constant["eval/fd"] > 20 * max(floor["eval/fd"], 1e-3)
     assert constant["eval/class_coverage"] <= 0.25
     assert constant["eval/class_kl"] > 1.0
+    assert constant["eval/kid"] > 20 * abs(floor["eval/kid"]) + 10 * floor["eval/kid_std"]
+    assert constant["eval/recall"] <= 0.05 and constant["eval/coverage"] <= 0.25  # collapsed
 
 
 def test_evaluator_returns_nan_for_non_finite_fakes(data, trained):
@@ -202,7 +209,7 @@ def test_evaluator_adds_fid_when_given_a_torchscript_extractor(data, trained, tm
     assert itself["eval/fid"] < 1e-9 < constant["eval/fid"]
 
 
-def test_unlabeled_data_gets_an_autoencoder_and_only_eval_fd(data):
+def test_unlabeled_data_gets_an_autoencoder_and_the_metrics_without_classes(data):
     train, _, held, _ = data
     state = feature_net_state(fit_feature_net(train, None, 0))
     assert net_id(state).startswith("ae32-") and state["kind"] == "autoencoder"
@@ -212,8 +219,10 @@ def test_unlabeled_data_gets_an_autoencoder_and_only_eval_fd(data):
     itself = evaluator.evaluate_images(to_float(held))
     floor = evaluator.floor(train)
     constant = evaluator.evaluate_images(torch.zeros(200, 1, 8, 8))
-    assert set(itself) == set(floor) == {"eval/fd"}
+    assert set(itself) == set(floor) == {"eval/fd", "eval/kid", "eval/kid_std", "eval/precision",
+                                         "eval/recall", "eval/density", "eval/coverage"}
     assert itself["eval/fd"] < 1e-3 * floor["eval/fd"]
+    assert constant["eval/recall"] <= 0.05
     assert constant["eval/fd"] > 100 * floor["eval/fd"]
 
 
@@ -240,3 +249,24 @@ def test_scoring_runs_the_feature_net_and_the_users_extractor_on_the_trials_devi
     assert on.device == torch.device("cpu", 0)
     assert task.evaluator("cpu:0") is on  # built once per process and device
     assert task.evaluator("cpu").device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("samples, message", [
+    (torch.full((20, 1, 8, 8), 255.0), r"must be images in \[-1, 1\], as the data is given to the "
+                                       r"trainer, got values in \[255, 255\]"),
+    (torch.zeros(20, 3, 8, 8), r"must be images \(n >= 2, 1, 8, 8\) in \[-1, 1\], got \(20, 3, 8"),
+])
+def test_images_the_metrics_cannot_read_are_refused_naming_why(data, trained, samples, message):
+    """A plug-in's evaluate() returning [0, 255] pixels or the wrong shape: one line, as
+    `gansweep check-trainer` and a trial's fail reason show it."""
+    from trainers.base import Evaluation
+    from trainers.image_data import ImageDataset
+    from trainers.image_task import ImageTask
+    from trainers.scoring import score
+
+    train, labels, held, held_labels = data
+    task = ImageTask(ImageDataset("patterns", train, labels, held, held_labels, 4), trained,
+                     n_eval=100)
+    with pytest.raises(ValueError, match=message):
+        score(Evaluation(samples=samples), task)
+    assert score(Evaluation(samples=to_float(held[:100])), task).metrics["eval/recall"] > 0.5

@@ -200,7 +200,7 @@ CASES = [
         write(IMAGES, idx())(folder))[1],
           "{tmp}/train-labels-idx1-ubyte: not an IDX file: its header ends after 4 of 8 bytes"),
     Case("launch idx: 3 images, none held out to score against", write(IMAGES, idx()),
-         "launch idx", IMG + ": 3 training and 0 held-out images: an image sweep needs 2 of "
+         "launch idx", IMG + ": 3 training and 0 held-out images: an image sweep needs 6 of "
          "each"),
     *both("folder: GIF, BMP and a pixel bomb named .png", "folder", not_png_or_jpeg,
           "{tmp}/pets: none of 3 images could be read as PNG or JPEG"),
