@@ -20,6 +20,10 @@ log2(size) - 2, so the smallest map is 4x4 as in DCGAN.
   without MPS: the GPU time-slices between their CUDA contexts), each the stock trainer with its
   own seed; after warming up they start together at a barrier. Total images/s = all images / (last
   end - first start); speedup = total / the 1-process total.
+- Augmentation: the stock trainer's images/s with each DiffAugment policy (none, translation +
+  cutout, colour + translation + cutout), timed as the matrix is.
+- Metrics: seconds for FD and for the sample metrics (KID, precision/recall, density/coverage,
+  trainers/image_metrics.py) of 10,000 fake against 10,000 real 64-d features on the device.
 - Checks, per size, last (on CUDA in a spawned process with CUBLAS_WORKSPACE_CONFIG=:4096:8,
   which deterministic cuBLAS needs): losses finite; state_dict() -> torch.save / torch.load
   (weights_only) -> a fresh trainer's load_state_dict() gives back the same tensors bitwise, and
@@ -58,7 +62,9 @@ import torch  # noqa: E402
 
 from trainers.dcgan import DCGANTrainer  # noqa: E402
 from trainers.feature_net import feature_net_state, fit_feature_net  # noqa: E402
+from trainers.frechet import frechet_distance, gaussian_stats  # noqa: E402
 from trainers.image_data import ImageDataset  # noqa: E402
+from trainers.image_metrics import sample_metrics  # noqa: E402
 from trainers.image_task import ImageTask  # noqa: E402
 from trainers.params import describe  # noqa: E402
 from trainers.scoring import score  # noqa: E402
@@ -67,9 +73,12 @@ CHANNELS = 3
 N_TRAIN, N_TEST = 1024, 256
 SEED = 0
 FULL = {"sizes": "32,64", "procs": "1,2,4", "steps": 200, "warmup": 20, "batch_size": 64,
-        "base_width": 64, "check_steps": 5, "n_eval": 256, "threads": None}
+        "base_width": 64, "check_steps": 5, "n_eval": 256, "threads": None,
+        "metric_samples": 10_000}
 QUICK = {"sizes": "32", "procs": "1,2", "steps": 3, "warmup": 1, "batch_size": 16,
-         "base_width": 8, "check_steps": 2, "n_eval": 32, "threads": 1}
+         "base_width": 8, "check_steps": 2, "n_eval": 32, "threads": 1, "metric_samples": 500}
+AUGMENT_POLICIES = ("none", "translation_cutout", "color_translation_cutout")
+FEATURE_DIM = 64  # the digits classifier's feature size
 BARRIER_S = 600  # how long a sharing worker waits for the others to be ready
 WORKER_S = 1800  # how long the parent waits for a spawned process's result
 
@@ -153,6 +162,42 @@ def matrix_row(size: int, bf16: bool, channels_last: bool, opts: dict) -> dict:
            "peak_mib": peak_mib(device), "losses": losses(metrics), "finite": finite(metrics)}
     del trainer
     return row
+
+
+# -- augmentation and metrics ----------------------------------------------------------------------
+def augment_row(size: int, policy: str, opts: dict) -> dict:
+    """images/s of the stock trainer on `device` with a DiffAugment policy."""
+    device = opts["device"]
+    task = synthetic_task(size, opts["n_eval"])
+    trainer = DCGANTrainer({**dcgan_config(size, opts), "augment": policy}, task, SEED, device)
+    trainer.train_for(opts["warmup"])
+    sync(device)
+    start = time.perf_counter()
+    metrics = trainer.train_for(opts["steps"])
+    sync(device)
+    seconds = time.perf_counter() - start
+    return {"size": size, "augment": policy, "steps": opts["steps"],
+            "images_per_s": round(opts["batch_size"] * opts["steps"] / seconds, 1),
+            "finite": finite(metrics)}
+
+
+def metric_row(opts: dict) -> dict:
+    """Seconds for FD and for the sample metrics (KID, precision/recall, density/coverage) of
+    `metric_samples` fake against as many real features (64-d, as the digits classifier's)."""
+    device, n = opts["device"], opts["metric_samples"]
+    generator = torch.Generator().manual_seed(SEED)
+    real = torch.randn(n, FEATURE_DIM, generator=generator, dtype=torch.float64).to(device)
+    fake = (torch.randn(n, FEATURE_DIM, generator=generator, dtype=torch.float64) * 1.1).to(device)
+    start = time.perf_counter()
+    fd = frechet_distance(*gaussian_stats(real.cpu().numpy()), *gaussian_stats(fake.cpu().numpy()))
+    fd_s = time.perf_counter() - start
+    sync(device)
+    start = time.perf_counter()
+    values = sample_metrics(real, fake)
+    sync(device)
+    return {"samples": n, "feature_dim": FEATURE_DIM, "fd_s": round(fd_s, 4),
+            "sample_metrics_s": round(time.perf_counter() - start, 4), "fd": round(fd, 4),
+            **{k.removeprefix("eval/"): round(v, 4) for k, v in values.items()}}
 
 
 # -- sharing ---------------------------------------------------------------------------------------
@@ -386,6 +431,15 @@ def print_tables(result: dict) -> None:
         speedup = "-" if r["speedup_vs_1"] is None else f"{r['speedup_vs_1']:.2f}"
         print(f"{r['size']:>4} {r['procs']:>5} {r['total_images_per_s']:>14.1f} {per:>20} "
               f"{speedup:>7}", file=err)
+    print(f"{'size':>4} {'augment':>24} {'images/s':>10} {'vs none':>7}", file=err)
+    for r in result["augment"]:
+        none = next(a["images_per_s"] for a in result["augment"]
+                    if a["size"] == r["size"] and a["augment"] == "none")
+        print(f"{r['size']:>4} {r['augment']:>24} {r['images_per_s']:>10.1f} "
+              f"{r['images_per_s'] / none:>7.2f}", file=err)
+    m = result["metrics"]
+    print(f"metrics of {m['samples']} x {m['feature_dim']}-d features: FD {m['fd_s']:.3f} s, "
+          f"KID + precision/recall + density/coverage {m['sample_metrics_s']:.3f} s", file=err)
     print(f"{'size':>4} {'resume bitwise (default/determ.)':>33} {'eval finite':>11} "
           f"{'scored':>7} {'passed':>6}", file=err)
     for c in result["checks"]:
@@ -410,6 +464,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per process (default: torch's own in this "
                              "process, CPUs / processes when sharing)")
+    parser.add_argument("--metric-samples", dest="metric_samples", type=int, default=None,
+                        help="fake and real features the metrics are timed on (10000)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny: 3 steps, 32 px, 1 and 2 processes, base width 8, batch 16, "
                              "1 thread")
@@ -433,12 +489,16 @@ def main() -> None:
         one = next((s for s in sharing if s["size"] == r["size"] and s["procs"] == 1), None)
         r["speedup_vs_1"] = (round(r["total_images_per_s"] / one["total_images_per_s"], 3)
                              if one else None)
+    augments = [augment_row(size, policy, opts) for size in opts["sizes"]
+                for policy in AUGMENT_POLICIES]
+    metrics = metric_row(opts)
     checks = run_checks(opts["sizes"], opts)
     result = {"environment": environment(args.device),
               "config": {**{k: v for k, v in opts.items() if k != "device"},
                          "channels": CHANNELS, "n_train": N_TRAIN,
                          "n_blocks": {s: int(math.log2(s)) - 2 for s in opts["sizes"]}},
-              "matrix": matrix, "sharing": sharing, "checks": checks}
+              "matrix": matrix, "sharing": sharing, "augment": augments, "metrics": metrics,
+              "checks": checks}
     text = json.dumps(result, indent=2)
     print(text)
     if args.json_path:

@@ -20,6 +20,12 @@ def test_gpu_benchmark_quick_on_cpu_reports_matrix_sharing_and_checks():
     assert [r["procs"] for r in result["sharing"]] == [1, 2]
     assert all(r["total_images_per_s"] > 0 and r["finite"] for r in result["sharing"])
     assert all(len(r["per_proc_images_per_s"]) == r["procs"] for r in result["sharing"])
+    assert [r["augment"] for r in result["augment"]] == [
+        "none", "translation_cutout", "color_translation_cutout"]
+    assert all(r["images_per_s"] > 0 and r["finite"] for r in result["augment"])
+    metrics = result["metrics"]
+    assert metrics["samples"] == 500 and metrics["sample_metrics_s"] > 0
+    assert 0 < metrics["recall"] <= 1 and metrics["kid"] > 0  # the fakes are spread wider
     [check] = result["checks"]
     assert check["passed"] and check["bitwise_default"] and check["bitwise_deterministic"]
     assert check["round_trip_default"]["finite"]
