@@ -12,9 +12,6 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from orchestrator.cli import main
-from orchestrator.driver.launch import launch
-from orchestrator.spec.sweep import SweepSpec
-from orchestrator.stores.settings import Settings
 
 DIGITS = """\
 name: digits-tiny
@@ -24,10 +21,13 @@ objective: {metric: eval/fd, direction: minimize}
 budget: {trials: 2, steps: 20, eval_every: 10, log_every: 10, eval_samples: 200}
 sampler: {name: random, seed: 0}
 resources: {cpus_per_trial: 1}
-fixed: {base_width: 16, batch_size: 32, z_dim: 16, n_blocks: 2}
+fixed: {base_width: 16, batch_size: 32, z_dim: 16, n_blocks: 2, loss: hinge, r1_weight: 0.1}
 space:
   lr_g: {type: float, low: 1.0e-4, high: 1.0e-3, log: true}
+  augment: {type: categorical, choices: [translation_cutout, color_translation_cutout]}
 """
+SAMPLE_METRICS = ("eval/kid", "eval/kid_std", "eval/precision", "eval/recall", "eval/density",
+                  "eval/coverage")
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +38,29 @@ def digits_sweep(ray_local, tmp_path_factory):
     extractor = root / "extractor.pt"  # stands in for a user's own Inception export
     torch.jit.save(torch.jit.script(torch.nn.Sequential(
         torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.Tanh())), str(extractor))
-    settings = Settings.resolve(f"sqlite:///{root}/optuna.db", f"sqlite:///{root}/mlflow.db",
-                                checkpoint_root=str(root / "checkpoints"),
-                                cache_dir=str(root / "cache"), feature_extractor=str(extractor))
-    stats = launch(SweepSpec.load(spec_path), settings, notice=lambda m: None)
-    client = MlflowClient(settings.tracking_uri)
+    tracking = f"sqlite:///{root}/mlflow.db"
+    result = CliRunner(env={"GANSWEEP_CACHE": str(root / "cache")}).invoke(main, [
+        "launch", str(spec_path), "--storage", f"sqlite:///{root}/optuna.db", "--tracking-uri",
+        tracking, "--checkpoint-root", str(root / "checkpoints"), "--feature-extractor",
+        str(extractor)])  # as a user runs it, augmented
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking)
     exp = client.get_experiment_by_name("digits-tiny")
     runs = client.search_runs([exp.experiment_id])
-    return stats, client, root, runs
+    return result, client, root, runs
 
 
-def test_every_trial_completes_with_fd_at_every_eval(digits_sweep):
-    stats, client, _, runs = digits_sweep
-    assert stats.done == 2
+def test_every_trial_completes_with_every_image_metric_at_every_eval(digits_sweep):
+    result, client, _, runs = digits_sweep
+    assert "done 2  running 0  pruned 0  failed 0" in result.output
     trials = [r for r in runs if r.data.tags["gansweep.role"] == "trial"]
     assert len(trials) == 2
+    assert {r.data.params["augment"] for r in trials} <= {"translation_cutout",
+                                                          "color_translation_cutout"}
     for run in trials:
         fd = client.get_metric_history(run.info.run_id, "eval/fd")
         assert sorted(m.step for m in fd) == [10, 20] and all(m.value > 0 for m in fd)
-        for key in ("eval/class_coverage", "eval/class_kl", "eval/fid"):
+        for key in ("eval/class_coverage", "eval/class_kl", "eval/fid", *SAMPLE_METRICS):
             history = client.get_metric_history(run.info.run_id, key)
             assert sorted(m.step for m in history) == [10, 20], key
 
@@ -80,6 +84,10 @@ def test_parent_run_records_the_floor_and_every_run_names_the_feature_net(digits
     assert parent.data.metrics["floor/fd"] > 0
     assert parent.data.metrics["floor/class_coverage"] == 1.0
     assert parent.data.metrics["floor/fid"] >= 0  # the same floor in the user's feature space
+    floors = {key: parent.data.metrics[key.replace("eval/", "floor/")] for key in SAMPLE_METRICS}
+    assert 0.5 < floors["eval/precision"] <= 1 and 0.5 < floors["eval/recall"] <= 1
+    assert 0.5 < floors["eval/coverage"] <= 1 and floors["eval/density"] > 0.5
+    assert abs(floors["eval/kid"]) < 3 * floors["eval/kid_std"]  # the data against itself: ~0
     net = parent.data.tags["gansweep.feature_net"]
     assert net and all(r.data.tags["gansweep.feature_net"] == net for r in runs)
     assert list((root / "cache" / "feature_nets").iterdir())  # trained once, cached on disk
