@@ -355,3 +355,24 @@ def test_a_folder_mode_0500_is_refused_for_a_user_and_written_by_root(tmp_path):
         assert result.stderr.strip() == (f"gansweep: error: {locked}/out.parquet: cannot write "
                                          f"in {locked} (Permission denied)")
         assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda text: text, "spec.yaml: budget.eval_samples: must be >= 100 on image data (KID "
+                        "averages over subsets of 100 generated images), got 10"),
+    (lambda text: text.replace("eval_samples: 10", "eval_samples: 100") + (
+        "  augment: {type: categorical, choices: [none, flip]}\n"),
+     "spec.yaml: space.augment.choices: invalid value for dcgan parameter 'augment': must be "
+     "one of ['color_translation_cutout', 'none', 'translation', 'translation_cutout'], got "
+     "'flip'"),
+], ids=["eval_samples too few for KID", "unknown augment policy"])
+def test_image_metrics_and_augmentation_settings_are_checked_before_anything_is_made(
+        edit, says, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("orchestrator.cluster.raystart.init_ray", _no_ray)
+    monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "spec.yaml").write_text(edit(IMAGE_SPEC.format(dataset="digits16")))
+    result = CliRunner().invoke(main, ["launch", "spec.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"gansweep: error: {says}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # no store, no cache
