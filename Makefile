@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # A real small sweep on the embedded defaults (local Ray, sqlite MLflow + ./mlartifacts,
-# sqlite Optuna), then promote the best generator to the Model Registry.
+# sqlite Optuna), its top configs confirmed on fresh seeds (ring8.yaml's budget.confirm), then
+# promote the most trustworthy generator to the Model Registry.
 demo: $(STAMP)
 	$(BIN)/gansweep launch search_spaces/ring8.yaml
 	$(BIN)/gansweep best ring8
@@ -27,7 +28,6 @@ demo: $(STAMP)
 	@echo
 	@echo
 	@echo "Open the MLflow UI on this sweep:  $(BIN)/gansweep ui ring8   (Ctrl-C stops it)"
-	@echo "Is the winner a lucky seed?        $(BIN)/gansweep confirm ring8 --top 3 --seeds 3"
 
 # Everything but the slow tests (under 10 minutes on 2 cores, the install included).
 test: $(STAMP)
@@ -43,4 +43,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check orchestrator trainers tests benchmarks
 
 clean:
-	rm -rf mlflow.db optuna.db mlartifacts checkpoints
+	rm -rf mlflow.db optuna.db optuna.db.lease.lock mlartifacts checkpoints gansweep.toml

@@ -10,8 +10,10 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import optuna
@@ -53,14 +55,26 @@ def hyperband(min_resource: int | None = None, reduction_factor: int | None = No
             f"n_startup_trials: {n_startup_trials}{on}}}")
 
 
+DIGITS = GRID25.parent / "digits-dcgan.yaml"
+
+
 def grid25_spec(name: str, trials: int, steps: int, eval_every: int, sampler: str = "tpe",
-                seed: int = 0, pruner: str = "none") -> SweepSpec:
-    raw = yaml.safe_load(GRID25.read_text())
+                seed: int = 0, pruner: str = "none", health: bool | dict = False,
+                confirm: dict | None = None, source: Path = GRID25) -> SweepSpec:
+    """The space of `source` (grid25.yaml by default) with this budget, sampler and pruner;
+    GAN-health pruning off unless `health` (True: the defaults) and no confirm phase unless
+    `confirm` ({top, seeds})."""
+    raw = yaml.safe_load(source.read_text())
+    budget = {"trials": trials, "steps": steps, "eval_every": eval_every,
+              "log_every": eval_every}  # one train row per chunk: its means
+    if "eval_samples" in raw["budget"]:
+        budget["eval_samples"] = raw["budget"]["eval_samples"]
+    if confirm:
+        budget["confirm"] = confirm
     raw.update(name=name, sampler={"name": sampler, "seed": seed}, pruner=yaml.safe_load(pruner),
-               budget={"trials": trials, "steps": steps, "eval_every": eval_every,
-                       "log_every": eval_every},
+               budget=budget, health=health,
                resources={"gpus_per_trial": 0, "cpus_per_trial": 1})
-    return SweepSpec.parse(yaml.safe_dump(raw, sort_keys=False), str(GRID25))
+    return SweepSpec.parse(yaml.safe_dump(raw, sort_keys=False), str(source))
 
 
 @dataclass
@@ -81,6 +95,7 @@ class SweepResult:
     failed: int
     steps_trained: int
     trials: list[TrialResult]
+    extra: Any = None  # what run_sweep's `analyse` returned, read before the stores went away
 
     def complete(self) -> list[TrialResult]:
         return [t for t in self.trials if t.state == "COMPLETE" and t.metrics]
@@ -112,8 +127,10 @@ class SweepResult:
                                "curve": t.curve} for t in self.trials]}
 
 
-def run_sweep(spec: SweepSpec) -> SweepResult:
-    """One sweep in throwaway sqlite stores (Ray must already be up: launch() reuses it)."""
+def run_sweep(spec: SweepSpec,
+              analyse: Callable[[optuna.Study, Settings], Any] | None = None) -> SweepResult:
+    """One sweep in throwaway sqlite stores (Ray must already be up: launch() reuses it);
+    `analyse(study, settings)` reads them before they are deleted."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no table-creation chatter
     with tempfile.TemporaryDirectory(prefix="gansweep-bench-") as tmp:
         settings = Settings.resolve(f"sqlite:///{tmp}/optuna.db", f"sqlite:///{tmp}/mlflow.db",
@@ -125,8 +142,9 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.load_study(study_name=spec.name, storage=settings.storage)
         trials = _trial_results(study, settings.tracking_uri, spec.fixed)
+        extra = analyse(study, settings) if analyse else None
     return SweepResult(spec, wall, stats.done, stats.pruned, stats.failed, stats.steps_trained,
-                       trials)
+                       trials, extra)
 
 
 def _trial_results(study: optuna.Study, tracking_uri: str, fixed: dict) -> list[TrialResult]:

@@ -17,8 +17,10 @@ stands above it in this list (tests/orchestrator/test_import_graph.py):
                and report, the UI
   actor/       inside a trial actor: the worker, its run logger and model exporter, checkpoints
   cluster/     Ray: starting or joining it, the actor pool, plug-ins shipped, tokens, Ray Jobs
-  driver/      one sweep's driver: launch, the scheduler's loop, decide (pure), trials, lease, data
-  registry/    after a sweep: confirm on fresh seeds, promote to the Model Registry, sample
+  driver/      one sweep's driver: launch, the scheduler's loop, decide (pure), trials, lease,
+               data, the confirm phase (the top configs on fresh seeds, when the search ends)
+  registry/    after a sweep: `gansweep confirm` (more configs or seeds), promote to the Model
+               Registry, sample
   cli/         the `gansweep` commands: flags in, lines out, exit codes
 
 One trial's path: cli/sweep.py `launch` -> driver/launch.py (stores/checks, cluster/raystart

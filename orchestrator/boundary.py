@@ -10,7 +10,7 @@ read and test without Ray, MLflow, torch or Optuna (tests/orchestrator/test_boun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # How a trial's run ends, as the driver tells its actor (`finish(state)`); each of the first three
@@ -59,6 +59,7 @@ class ChunkResult:
     step: int
     metrics: dict[str, float]
     error: str | None = None
+    train: dict[str, float] = field(default_factory=dict)  # the chunk's train/ means (health)
 
 
 class ActorLost(Exception):  # noqa: N818 - a happening, as Ray's own ActorDiedError

@@ -28,3 +28,36 @@ def describe(exc: BaseException) -> str:
     has the same for its own messages; importing it here would import torch with it.)"""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0] if lines else type(exc).__name__}"
+
+
+NO_SPACE_SIGNS = ("no space left on device", "errno 28", "database or disk is full",
+                  "disk quota exceeded", "errno 122")
+"""How a write that failed for space reads, whatever wrapped it: OSError's ENOSPC and EDQUOT,
+SQLite's SQLITE_FULL, pyarrow's and Ray's copies of them (an actor's exception reaches the
+driver as text)."""
+
+
+def out_of_space(error: BaseException | str | None) -> bool:
+    """Whether `error` (an exception, with its causes, or an error's text) is a disk that is
+    full."""
+    seen: set[int] = set()
+    while isinstance(error, BaseException) and id(error) not in seen:
+        seen.add(id(error))
+        if _no_space_text(str(error)) or getattr(error, "errno", None) in (28, 122):
+            return True
+        error = error.__cause__ or error.__context__
+    return isinstance(error, str) and _no_space_text(error)
+
+
+def _no_space_text(text: str) -> bool:
+    low = text.lower()
+    return any(sign in low for sign in NO_SPACE_SIGNS)
+
+
+class OutOfSpace(Exception):  # noqa: N818 - what happened to the sweep, as KeyboardInterrupt
+    """The sweep stopped because a disk it writes to is full; its trials in flight were left at
+    their last complete checkpoint, to be resumed once there is space."""
+
+    def __init__(self, sweep: str, what: str, suspended: list[int]):
+        super().__init__(f"{sweep}: {what}")
+        self.sweep, self.what, self.suspended = sweep, what, suspended

@@ -26,6 +26,10 @@ def trial_run_name(number: int, role: str = ROLE_TRIAL) -> str:
 
 # a saved view of the runs table, as the UI's "Save view" writes it: an experiment tag
 VIEW_TAG = "mlflow.sharedViewState."  # + its key
+# the experiment's kind, as MLflow's UI writes it (its ExperimentKindUtils): MLflow versions that
+# follow it open the experiment as "Machine learning", on its runs, not on the GenAI overview
+# (3.17 does not: its mode is the link's `workflowType`, else the browser's last choice)
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def view_key(sweep: str) -> str:
@@ -36,6 +40,7 @@ def view_key(sweep: str) -> str:
 # -- tags of every run of a sweep -----------------------------------------------------------------
 TAG_SWEEP, TAG_ROLE, TAG_TRIAL, TAG_STATE = (
     "gansweep.sweep", "gansweep.role", "gansweep.trial", "gansweep.state")
+PROJECT_FILE = "gansweep.toml"  # a project's root, and where its stores are (stores/project.py)
 TAG_REASON = "gansweep.reason"  # why a trial failed or stopped
 # where a trial runs, set by its actor
 TAG_NODE, TAG_GPUS = "gansweep.node", "gansweep.gpu_ids"
@@ -99,8 +104,18 @@ def per_objective(png: str, i: int) -> str:
 
 
 # -- models and the registry ----------------------------------------------------------------------
-MODEL_NAME = "generator"  # the trial's last generator, as a logged model
-BEST_MODEL_NAME = "generator_best"  # the generator of the trial's best evaluation
+AT_BEST, AT_LAST = "best", "last"  # a run's two generators: its best evaluation's, its last
+TAG_MODEL_AT = "gansweep.at"  # on a logged model: which of its run's generators it is
+# the names runs logged their generators under before they were named after their trial
+MODEL_NAME, BEST_MODEL_NAME = "generator", "generator_best"
+
+
+def model_name(run_name: str, at: str) -> str:
+    """A logged generator's name, after its run, so that MLflow's Models tab tells trials
+    apart: trial-0007-best, trial-0007-last (MLflow refuses `.`, `/`, `:` in the name)."""
+    return f"{run_name}-{at}"
+
+
 ALIAS = "champion"  # the registered version `promote` chose
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # mlflow.utils.mlflow_tags.MLFLOW_MODEL_VERSIONS
 # on a registered version: what was promoted, from where, and why
@@ -124,6 +139,8 @@ CONFIRM_AT_ATTR = "gansweep.confirm_at"  # on a confirm study: --at of its last 
 RUN_ATTR = "mlflow_run_id"
 SEED_ATTR = "seed"
 REASON_ATTR = "fail_reason"
+PRUNED_REASON_ATTR = "gansweep.pruned_reason"  # why it was pruned: a health rule or the pruner
+PRUNER = "pruner"  # a pruned reason's first word when an Optuna pruner stopped the trial
 ATTEMPT_ATTR = "attempt"  # 1 for the first run of a trial; each resume adds one
 DIVERGED_STEP_ATTR = "diverged_step"
 # a confirm trial's: the sweep trial it retrains, and which of its fresh seeds
@@ -134,3 +151,9 @@ RUN_TAG_OF_ATTR = {CONFIRMS_ATTR: TAG_CONFIRMS, SEED_INDEX_ATTR: TAG_SEED_INDEX}
 def run_tags(attrs: dict) -> dict[str, str]:
     """The MLflow tags a trial's attributes give its run: a confirm trial's source and seed."""
     return {tag: str(attrs[attr]) for attr, tag in RUN_TAG_OF_ATTR.items() if attr in attrs}
+
+
+def reason_kind(reason: str | None) -> str:
+    """A pruned trial's rule, the first word of its reason ("collapse: ...", "pruner: ..."),
+    for counting; a trial pruned with no reason recorded was stopped by the pruner."""
+    return (reason or PRUNER).split(":", 1)[0]

@@ -16,10 +16,32 @@ import socket
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@pytest.fixture(autouse=True)
+def _sigterm_ends_the_session():
+    """SIGTERM (a CI timeout, `timeout make test`) ends the session as Ctrl-C does, fixtures torn
+    down: PostgreSQL and Ray stopped. Set before every test: `ray.init` and an in-process
+    launch put in handlers that only fail the test at hand, and the session went on."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+@pytest.fixture(autouse=True)
+def _no_store_variables(monkeypatch):
+    """Each test starts without the store variables: `mlflow.set_tracking_uri` in one test sets
+    MLFLOW_TRACKING_URI for every later one in the process, which a default store would read."""
+    for var in ("MLFLOW_TRACKING_URI", "GANSWEEP_STORAGE"):
+        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,7 @@ class AdversarialTrainer:
     NAME: ClassVar[str]
     Config: ClassVar[type]
     EVAL_BATCH: ClassVar[int] = 500  # samples generated per forward pass in evaluate()
+    METRICS: ClassVar[tuple[str, ...]] = ()  # eval/ metrics: only those scored from samples
 
     def __init__(self, config: Any, seed: int, device: str, amp: bool = False):
         if not isinstance(config, self.Config):

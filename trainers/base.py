@@ -31,6 +31,7 @@ import dataclasses
 import inspect
 import math
 import numbers
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -82,6 +83,12 @@ class GANTrainer(Protocol):
     DATA_KIND: ClassVar[str]
     """One of DATA_KINDS: the data it trains on; a spec pairing it with other data is refused."""
 
+    METRICS: ClassVar[tuple[str, ...]]
+    """Optional: the eval/ metrics `evaluate` returns itself (not those gansweep scores from its
+    samples, `trainers.scoring.scored_metrics`). Declared, a spec whose objective is neither is
+    refused before a sweep starts, and check-trainer checks that `evaluate` returns each; left
+    out, the objective is only found missing once the first trial evaluates."""
+
     step: int
     """Generator steps trained so far: 0 when built, advanced by `train_for`, restored by
     `load_state_dict`. gansweep stops the trial when it reaches the trial's `budget.steps`."""
@@ -100,7 +107,9 @@ class GANTrainer(Protocol):
         """Train n more generator steps (fewer only if training must stop, e.g. it diverged) and
         return their metrics, names under train/ (perf/ for speed), e.g. the mean
         train/d_loss and train/g_loss over the n steps. A NaN or inf train/ metric ends the
-        trial as diverged."""
+        trial as diverged. Optional, read by gansweep's GAN-health rules: train/d_real_acc and
+        train/d_fake_acc, the share of real (fake) samples D scores as real (fake); both near 1
+        for several evaluations while train/g_loss climbs prunes the trial (D wins)."""
 
     def evaluate(self) -> Evaluation:
         """Evaluate the current generator (its EMA, if it keeps one): an `Evaluation` (a plain
@@ -146,6 +155,13 @@ def as_evaluation(result: Any) -> Evaluation:
                     f"{type(result).__name__}")
 
 
+def declared_metrics(trainer_cls: type) -> tuple[str, ...] | None:
+    """The eval/ metrics a trainer class says `evaluate` returns itself; None when it does not
+    say (a plug-in without METRICS)."""
+    declared = getattr(trainer_cls, "METRICS", None)
+    return None if declared is None else tuple(declared)
+
+
 def contract_problems(obj: Any) -> list[str]:
     """Why `obj` is not a trainer class under this contract (empty when it is)."""
     if not inspect.isclass(obj):
@@ -157,6 +173,11 @@ def contract_problems(obj: Any) -> list[str]:
     if getattr(obj, "DATA_KIND", None) not in DATA_KINDS:
         problems.append(f"DATA_KIND must be one of {', '.join(DATA_KINDS)}, got "
                         f"{getattr(obj, 'DATA_KIND', None)!r}")
+    declared = getattr(obj, "METRICS", None)
+    if declared is not None and not (isinstance(declared, (tuple, list)) and all(
+            isinstance(m, str) and m.startswith("eval/") for m in declared)):
+        problems.append(f"METRICS must be a tuple of eval/ metric names, got "
+                        f"{reprlib.repr(declared)}")
     missing = [m for m in ("train_for", "evaluate", "generator", "state_dict", "load_state_dict")
                if not callable(getattr(obj, m, None))]
     if missing:

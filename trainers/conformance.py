@@ -20,7 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainers.base import accepts, as_evaluation, bad_metrics, build_config, contract_problems
+from trainers.base import (
+    accepts,
+    as_evaluation,
+    bad_metrics,
+    build_config,
+    contract_problems,
+    declared_metrics,
+)
 from trainers.params import describe, first_line
 from trainers.rng import process_rng_state, seed_everything, set_process_rng_state
 from trainers.scoring import data_kind, sample_shape, score
@@ -131,6 +138,10 @@ class _Run:
             raise Failed("; ".join(problems))
         if not any(key.startswith("eval/") for key in scored.metrics):
             raise Failed("no eval/ metric: a sweep would have no objective to read")
+        missing = [m for m in declared_metrics(self.cls) or () if m not in evaluation.metrics]
+        if missing:
+            raise Failed(f"{', '.join(missing)} declared in METRICS but not returned by "
+                         f"evaluate()")
         picture = "" if scored.image is None else ", and an image"
         return f"{', '.join(sorted(scored.metrics))}{picture}"
 

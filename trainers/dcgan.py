@@ -18,7 +18,7 @@ from trainers.adversarial import AdversarialTrainer, check_core_config
 from trainers.augment import AUGMENTS, augment
 from trainers.conv import D_NORMS, G_NORMS, IMAGE_SIZES, ConvDiscriminator, ConvGenerator
 from trainers.conv import max_blocks as conv_max_blocks
-from trainers.losses import Means
+from trainers.losses import Means, d_accuracy
 from trainers.models import ACTIVATIONS
 from trainers.params import check
 
@@ -107,6 +107,7 @@ class DCGANTrainer(AdversarialTrainer):
     NAME = NAME
     Config = DCGANConfig
     DATA_KIND = "image"
+    IMAGE_SIZES = IMAGE_SIZES  # the square sides it trains on, checked with the spec
 
     def __init__(self, config: dict | DCGANConfig, data, seed: int, device: str = "cpu"):
         _check_data(data)
@@ -149,7 +150,10 @@ class DCGANTrainer(AdversarialTrainer):
                                               self.step * cfg.d_steps + i)
             self._update(self.opt_d, loss)
             # losses stay on the device: train_for reads them once per chunk
-            means.add({key: value.detach() for key, value in {"d_loss": loss, **penalties}.items()})
+            real_acc, fake_acc = d_accuracy(d_real, d_fake)  # scored before this update
+            means.add({key: value.detach() for key, value in {
+                "d_loss": loss, **penalties, "d_real_acc": real_acc,
+                "d_fake_acc": fake_acc}.items()})
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
         with self._autocast():

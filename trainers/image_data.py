@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from trainers.data_limits import DatasetError, allocate, first_line
+from trainers.data_limits import MAX_SIDE, DatasetError, allocate, first_line
 from trainers.image_sources import Source, decode, digits_source, path_source
 from trainers.parquet_images import (
     claim_output,
@@ -91,6 +91,22 @@ def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     if x.dtype != torch.uint8:
         raise TypeError(f"to_float expects uint8 images, got {x.dtype}")
     return x.to(torch.float32).div_(127.5).sub_(1.0)
+
+
+def stored_size(name: str) -> int | None:
+    """The side of the images dataset `name` holds, when known without reading them: a digits
+    name's, or a Parquet file's `size` metadata (as `gansweep data import` writes it)."""
+    if name in DIGITS_SIZES:
+        return DIGITS_SIZES[name]
+    kind, _, path = name.partition(":")
+    if kind != "parquet" or not path:
+        return None
+    try:
+        meta = pq.read_schema(os.path.expanduser(path)).metadata or {}
+    except Exception:  # unreadable here: the loader says why, in one line, when it reads it
+        return None
+    size = meta.get(b"size", b"")  # a size past the loader's limits: the loader says so
+    return int(size) if size.isdigit() and 1 <= int(size) <= MAX_SIDE else None
 
 
 def load_image_dataset(name: str) -> ImageDataset:

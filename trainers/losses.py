@@ -53,6 +53,15 @@ def lsgan_g(d_fake: Tensor) -> Tensor:
     return 0.5 * ((d_fake - 1.0) ** 2).mean()
 
 
+def d_accuracy(d_real: Tensor, d_fake: Tensor) -> tuple[Tensor, Tensor]:
+    """How well D tells one batch's real (B, 1) from its fake (B, 1) scores: the share of real
+    scored above, and of fake below, the midpoint of the two means (any loss: a Wasserstein
+    critic has no 0.5 line). Both near 1 for long: D wins, and G's gradients carry little."""
+    with torch.no_grad():
+        mid = 0.5 * (d_real.mean() + d_fake.mean())
+        return (d_real > mid).float().mean(), (d_fake < mid).float().mean()
+
+
 def gradient_penalty(
     d: Critic, real: Tensor, fake: Tensor, generator: torch.Generator
 ) -> Tensor:

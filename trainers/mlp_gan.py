@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from trainers.adversarial import AdversarialTrainer, check_core_config
 from trainers.clustering import kmeans, nearest
-from trainers.losses import Means
+from trainers.losses import Means, d_accuracy
 from trainers.mixtures import Mixture
 from trainers.models import ACTIVATIONS, ClusterGenerator, Discriminator, Generator
 from trainers.params import check
@@ -142,11 +142,15 @@ class MLPGANTrainer(AdversarialTrainer):
                     cluster = nearest(real, self.centroids)  # (B,)
                     fake = self.g.decode(self._batch_z()[:, :-1], cluster)  # (B, 2)
                     critic = partial(self.d, cluster=cluster)
-            loss = self._loss.d(critic(real), critic(fake))  # D: (B, 2) -> (B, 1); loss scalar
+            d_real, d_fake = critic(real), critic(fake)  # D: (B, 2) -> (B, 1)
+            loss = self._loss.d(d_real, d_fake)  # scalar
             loss, penalties = self._penalized(loss, critic, real, fake,
                                               self.step * cfg.d_steps + i)
             self._update(self.opt_d, loss)
-            means.add({key: value.item() for key, value in {"d_loss": loss, **penalties}.items()})
+            real_acc, fake_acc = d_accuracy(d_real, d_fake)  # scored before this update
+            means.add({key: value.item() for key, value in {
+                "d_loss": loss, **penalties, "d_real_acc": real_acc,
+                "d_fake_acc": fake_acc}.items()})
         # G step: minimise loss.g(D(G(z))), moving samples to where D scores them as real.
         self.d.requires_grad_(False)  # D is a fixed critic here: skip its weight gradients
         z = self._batch_z()  # (B, z_dim)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import re
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +30,8 @@ from trainers.mixtures import grid25, ring8
 from trainers.mlp_gan import MLPGANTrainer
 from trainers.params import describe
 from trainers.synthetic import SyntheticTrainer
+
+IMPORT_TIMEOUT_S = 120.0  # a plug-in module's import, on the driver and in each actor
 
 TRAINER_GROUP, DATASET_GROUP = "gansweep.trainers", "gansweep.datasets"
 IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -142,11 +146,7 @@ def build_trainer(target: str, params: dict, data: Any, seed: int, device: str =
 def import_target(target: str) -> Any:
     """The object at import path `module:attr`; one-line PluginError naming the path otherwise."""
     module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or whatever the module raised while importing
-        raise PluginError(f"cannot import {module_name} (for {target}): "
-                          f"{describe(exc)}") from None
+    module = sys.modules.get(module_name) or _import(module_name, target)
     found: Any = module
     for part in attr.split("."):
         try:
@@ -154,6 +154,30 @@ def import_target(target: str) -> Any:
         except AttributeError:
             raise PluginError(f"{module_name} has no attribute {attr!r} (for {target})") from None
     return found
+
+
+def _import(module_name: str, target: str) -> Any:
+    """Import a plug-in's module on a thread of its own: whatever it raises, SystemExit and
+    KeyboardInterrupt included, and an import that does not finish within IMPORT_TIMEOUT_S (a
+    module waiting on a network share or a lock), is a one-line PluginError naming it."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["module"] = importlib.import_module(module_name)
+        except BaseException as exc:  # noqa: BLE001 - a plug-in may raise anything at import
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"import {module_name}", daemon=True)
+    thread.start()
+    thread.join(IMPORT_TIMEOUT_S)
+    if thread.is_alive():
+        raise PluginError(f"cannot import {module_name} (for {target}): it did not finish within "
+                          f"{IMPORT_TIMEOUT_S:.0f} s")
+    if "error" in box:
+        raise PluginError(f"cannot import {module_name} (for {target}): "
+                          f"{describe(box['error'])}")
+    return box["module"]
 
 
 def _registered(group: str, name: str, unknown: str) -> str:

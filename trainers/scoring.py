@@ -22,6 +22,7 @@ import torch
 from trainers.base import Evaluation
 from trainers.grids import image_grid_png
 from trainers.image_data import ImageDataset
+from trainers.image_metrics import SAMPLE_METRICS
 from trainers.image_task import ImageTask
 from trainers.mixtures import Mixture, mixture_metrics
 from trainers.plots import scatter_png
@@ -31,6 +32,18 @@ N_REAL_PLOT = 2_500  # real points drawn under the generated ones
 REAL_PLOT_SEED = 0  # the same real points in every plot of every trial
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RANGE_SLACK = 1e-3  # images past [-1, 1] by more than this are in another range ([0, 1], [0, 255])
+
+
+MIXTURE_METRICS = ("eval/modes", "eval/high_quality", "eval/reverse_kl", "eval/score",
+                   "eval/coverage")
+IMAGE_METRICS = ("eval/fd", *SAMPLE_METRICS, "eval/class_coverage", "eval/class_kl", "eval/fid")
+
+
+def scored_metrics(kind: str) -> tuple[str, ...]:
+    """The eval/ metrics gansweep scores from the samples of a trainer whose DATA_KIND is
+    `kind` (class_* need labels, eval/fid a --feature-extractor)."""
+    return {"mixture": MIXTURE_METRICS, "image": IMAGE_METRICS,
+            "any": MIXTURE_METRICS + IMAGE_METRICS}.get(kind, ())
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,7 @@ def _score_points(points: torch.Tensor, mixture: Mixture) -> tuple[dict[str, flo
     metrics = {f"eval/{key}": float(value) for key, value in scores.items()}
     real = mixture.sample(N_REAL_PLOT, torch.Generator().manual_seed(REAL_PLOT_SEED))
     extent = 1.25 * mixture.extent + 0.25  # a margin around the outermost modes
-    return metrics, scatter_png(real.numpy(), points.numpy(), extent)
+    return metrics, scatter_png(real.numpy(), points.numpy(), extent, modes=mixture.means)
 
 
 def _score_images(images: torch.Tensor, task: ImageTask,

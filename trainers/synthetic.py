@@ -49,6 +49,7 @@ class SyntheticTrainer:
 
     Config = SyntheticConfig
     DATA_KIND = "none"
+    METRICS = ("eval/loss", "eval/x_loss")
     z_dim = 0  # no generator
 
     def __init__(self, config: dict | SyntheticConfig, data: None, seed: int, device: str = "cpu"):

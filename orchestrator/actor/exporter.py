@@ -22,12 +22,14 @@ class ModelExporter:
     def __init__(self, tracking_uri: str):
         self.uri = tracking_uri
 
-    def export(self, run_id: str, models: list[tuple[str, Any]], input_dim: int) -> None:
+    def export(self, run_id: str, models: list[tuple[str, Any, list]], input_dim: int) -> None:
+        """Each (at, module, eval metrics) of `models` as a logged model of the run."""
         from orchestrator.actor.models import log_model
         from orchestrator.actor.retry import with_retries
 
-        for name, module in models:
-            with_retries(lambda n=name, m=module: log_model(self.uri, run_id, m, input_dim, n))
+        for at, module, rows in models:
+            with_retries(lambda a=at, m=module, r=rows: log_model(self.uri, run_id, m,
+                                                                  input_dim, a, r))
 
 
 def start_exporter(tracking_uri: str) -> Any | None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from orchestrator.layout import MODEL_NAME
+from orchestrator.layout import AT_LAST, TAG_MODEL_AT, model_name
 
 EXAMPLE_SEED = 0
 EXAMPLE_BATCH = 16  # > 1, so the exported batch dimension stays dynamic
@@ -56,9 +56,12 @@ def log_model_kwargs(generator: nn.Module, z_dim: int) -> dict:
 
 
 def log_model(tracking_uri: str, run_id: str, generator: nn.Module, z_dim: int,
-              name: str = MODEL_NAME) -> None:
-    """`generator` as the run's MLflow PyTorch model `name` (torch.export format, dynamic batch;
-    float32 or float64 noise, a seeded input example, torch pinned).
+              at: str = AT_LAST, metrics: list | tuple = ()) -> str:
+    """`generator` as one of the run's MLflow PyTorch models (torch.export format, dynamic batch;
+    float32 or float64 noise, a seeded input example, torch pinned), named after the run
+    (`trial-0007-best`: `at` says which of its generators it is) and carrying `metrics`, the
+    eval's MetricRows it was chosen at, as MLflow 3 logged-model metrics: the experiment's Models
+    tab then lists each trial's generators with their scores. Returns the model's id.
 
     On the caller's thread: torch.export is not thread-safe, so an actor exports in a helper
     process (orchestrator/actor/exporter.py). The fluent API (a global active run) is used only
@@ -66,7 +69,23 @@ def log_model(tracking_uri: str, run_id: str, generator: nn.Module, z_dim: int,
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri)
+    name = model_name(client.get_run(run_id).info.run_name or run_id, at)
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         # torch's archive writer on CPU weights: noise under the progress display
         warnings.filterwarnings("ignore", "No complete tensor found")
-        mlflow.pytorch.log_model(name=name, **log_model_kwargs(generator, z_dim))
+        logged = mlflow.pytorch.log_model(name=name, tags={TAG_MODEL_AT: at},
+                                          **log_model_kwargs(generator, z_dim))
+        log_model_metrics(client, run_id, logged.model_id, metrics)
+    return logged.model_id
+
+
+def log_model_metrics(client, run_id: str, model_id: str, rows) -> None:
+    """The eval's metrics on logged model `model_id`, as the run has them: same key, value, step
+    and timestamp, so the run's own history gets no second copy (MLflow writes a model's metrics
+    to its run too, and keeps a row once)."""
+    from mlflow.entities import Metric
+
+    if rows:
+        client.log_batch(run_id, metrics=[Metric(key, value, timestamp, step, model_id=model_id)
+                                          for key, value, timestamp, step in rows])

@@ -146,8 +146,10 @@ class RunLogger:
                 self.client.log_artifact(run_id, str(path), None if folder == "." else folder)
         self._put(write)
 
-    def log_models(self, run_id: str, models: list[tuple[str, Any]], input_dim: int) -> None:
-        """A finished trial's generators, (name, CPU module) pairs, as the run's MLflow models,
+    def log_models(self, run_id: str, models: list[tuple[str, Any, list]],
+                   input_dim: int) -> None:
+        """A finished trial's generators, (at, CPU module, the eval metrics it was chosen at)
+        triples (orchestrator/actor/models.py: `log_model`), as the run's MLflow models,
         traced and logged by a helper process while this actor trains on
         (orchestrator/actor/exporter.py); the run's later writes, its end among them, wait for
         the export, and `flush()` with them. A failed export is said on the run
@@ -158,8 +160,9 @@ class RunLogger:
         if self._exporter is None:
             self._exporter = start_exporter(self.uri) or False
         if self._exporter is False:
-            for name, module in models:
-                with_retries(lambda n=name, m=module: log_model(self.uri, run_id, m, input_dim, n),
+            for at, module, rows in models:
+                with_retries(lambda a=at, m=module, r=rows: log_model(self.uri, run_id, m,
+                                                                      input_dim, a, r),
                              self.retries)
             return
         exported = self._exporter.export.remote(run_id, models, input_dim)

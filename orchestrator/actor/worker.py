@@ -28,11 +28,11 @@ from orchestrator.boundary import (
     TrialSpec,
 )
 from orchestrator.layout import (
-    BEST_MODEL_NAME,
+    AT_BEST,
+    AT_LAST,
     FINAL_CHECKPOINT,
     FINAL_SAMPLES,
     MAX_BATCH,
-    MODEL_NAME,
     PERF_CHUNK_S,
     PERF_EVAL_S,
     SAMPLES_KEY,
@@ -60,6 +60,7 @@ class Best:
     step: int
     value: float
     generator: Any
+    metrics: tuple = ()  # its eval metrics (MetricRows), which its logged model carries
 
 
 class TrialWorker:
@@ -80,6 +81,7 @@ class TrialWorker:
         self.checkpoints: TrialCheckpoints | None = None
         self.logged: dict[str, int] = {}  # on a resumed trial: the last step MLflow has per key
         self.best: Best | None = None
+        self.last_eval: list[MetricRow] = []  # the latest eval's metrics, for the last model
         self._since = 0.0  # perf_counter() at the trial's start or its last chunk's metrics
 
     def ready(self) -> bool:
@@ -91,6 +93,11 @@ class TrialWorker:
         for name in ACTOR_PRELOAD:
             importlib.import_module(name)
         return True
+
+    def use_data(self, data: Any) -> None:
+        """The data of the trials this actor starts from now on: a sweep's confirm phase
+        evaluates on more samples than its search (orchestrator/cluster/pool.py `reuse`)."""
+        self.data = data
 
     def placement(self) -> dict[str, str]:
         """Where this actor runs: the node, the GPU ids Ray assigned it (Ray sets
@@ -118,7 +125,7 @@ class TrialWorker:
         from trainers.rng import seed_everything, set_process_rng_state
 
         self.spec, self.trainer, self.start_error, self.last_image = spec, None, None, None
-        self.best = None
+        self.best, self.last_eval = None, []
         self.logged, self.run_id = {}, spec.run_id
         try:
             self.checkpoints = TrialCheckpoints(spec.checkpoint_root, spec.sweep, spec.number,
@@ -187,16 +194,17 @@ class TrialWorker:
             self._since = now
             rows.append((trainer.step, metrics))
             value = metrics.get(spec.objective)
-            self._note_best(value)  # before the checkpoint, which carries it
             state = trainer.state_dict()
             if not _finite_tensors(state):
                 return self._diverged(rows)
             batch = metric_rows(rows)
+            self.last_eval = [m for m in batch if m.step == trainer.step and _evaluated(m.key)]
+            self._note_best(value)  # before the checkpoint, which carries it
             self.checkpoints.save(self._payload(state, batch), trainer.step)
             self._log(batch)
             if scored.image is not None:
                 self._log_samples(scored.image, value)
-            return ChunkResult(spec.number, trainer.step, metrics)
+            return ChunkResult(spec.number, trainer.step, metrics, train=train_means(rows))
         except Exception as exc:  # the trial fails; the actor lives on for the next trial
             self._log_traceback()
             return ChunkResult(spec.number, trainer.step, {}, error=f"{type(exc).__name__}: {exc}")
@@ -222,9 +230,9 @@ class TrialWorker:
                 if final is not None:
                     self.logger.log_bytes(run_id, final, FINAL_CHECKPOINT)
                 generator, best = trainer.generator(), self.best
-                models = [] if generator is None else [(MODEL_NAME, generator)]
+                models = [] if generator is None else [(AT_LAST, generator, self.last_eval)]
                 if best is not None:  # promote and confirm choose: --at best|last
-                    models.append((BEST_MODEL_NAME, best.generator))
+                    models.append((AT_BEST, best.generator, list(best.metrics)))
                     self.logger.set_tags(run_id, {TAG_BEST_STEP: str(best.step),
                                                   TAG_BEST_VALUE: repr(best.value)})
                 if models:  # off this actor's path: it takes its next trial meanwhile
@@ -260,7 +268,7 @@ class TrialWorker:
             self.spec = dataclasses.replace(spec, objective="")  # stop trying
             return
         if generator is not None:
-            self.best = Best(self.trainer.step, value, generator)
+            self.best = Best(self.trainer.step, value, generator, tuple(self.last_eval))
 
     def _log_samples(self, png: bytes, value: float | None) -> None:
         """The eval's picture, titled with trial, step and objective: on the run's image slider
@@ -298,7 +306,8 @@ class TrialWorker:
         unwritten = self.logger.unwritten(self.run_id) + batch
         best = self.best
         kept = None if best is None else {"step": best.step, "value": best.value,
-                                          "state": best.generator.state_dict()}
+                                          "state": best.generator.state_dict(),
+                                          "metrics": [tuple(m) for m in best.metrics]}
         return {"trainer": state, "step": self.trainer.step, "spec": asdict(spec), "best": kept,
                 "run_id": self.run_id, "attempt": spec.attempt, "rng": process_rng_state(),
                 "unwritten": [tuple(m) for m in unwritten]}  # plain tuples: weights_only loads
@@ -334,7 +343,13 @@ def _best_from(kept: dict | None, trainer) -> Best | None:
     if generator is None:
         return None
     generator.load_state_dict(kept["state"])
-    return Best(int(kept["step"]), float(kept["value"]), generator)
+    return Best(int(kept["step"]), float(kept["value"]), generator,
+                tuple(_rows(kept.get("metrics") or [])))
+
+
+def _evaluated(key: str) -> bool:
+    """An evaluation's metric (eval/...), which a logged generator carries: not its timing."""
+    return key.startswith("eval/")
 
 
 def _finite(row: dict[str, float]) -> bool:
@@ -357,3 +372,14 @@ def _finite_tensors(tree: Any) -> bool:
 def _rows(found: list[tuple]) -> list[MetricRow]:
     """A checkpoint's unwritten metrics, as rows."""
     return [MetricRow(key, float(value), int(ts), int(step)) for key, value, ts, step in found]
+
+
+def train_means(rows: list[tuple[int, dict[str, float]]]) -> dict[str, float]:
+    """The chunk's train/ metrics, each the mean over its log rows: what the driver's health
+    rules read (a discriminator that wins, a generator loss that climbs)."""
+    sums: dict[str, list[float]] = {}
+    for _, row in rows:
+        for key, value in row.items():
+            if key.startswith("train/"):
+                sums.setdefault(key, []).append(value)
+    return {key: sum(values) / len(values) for key, values in sums.items()}

@@ -19,6 +19,7 @@ import threading
 import click
 
 from orchestrator.cli.data import data
+from orchestrator.cli.init import init
 from orchestrator.cli.registry import confirm, promote, sample
 from orchestrator.cli.results import best, status
 from orchestrator.cli.sweep import launch, resume, submit
@@ -33,8 +34,8 @@ def main() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no per-call INFO chatter
 
 
-for command in (launch, submit, resume, status, best, promote, check_trainer, data, confirm,
-                sample, ui):
+for command in (init, launch, submit, resume, status, best, promote, check_trainer, data,
+                confirm, sample, ui):
     main.add_command(command)
 
 

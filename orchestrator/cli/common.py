@@ -11,30 +11,52 @@ import sys
 
 import click
 
-from orchestrator.errors import SpecError
+from orchestrator.errors import SpecError, describe, out_of_space
+from orchestrator.stores.redact import redact_text
 
-EXIT_USAGE = 2
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
-def fail(message: str) -> None:
-    click.echo(f"gansweep: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    """The one line of a command that cannot go on; any URI in it shown redacted."""
+    click.echo(f"gansweep: error: {redact_text(message)}", err=True)
+    sys.exit(code)
 
 
 def friendly_errors(command):
-    """Bad input is one line on stderr and exit code 2, never a traceback."""
+    """Bad input is one line on stderr and exit code 2, never a traceback; a disk that filled
+    up is one line and exit code 1 (the command ran, and failed)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except SpecError as exc:
             fail(str(exc))
+        except Exception as exc:
+            if not out_of_space(exc):
+                raise
+            fail(f"no space left on device: {first_line(exc)}; free space and run the "
+                 f"command again", EXIT_FAILED)
     return wrapper
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of the innermost cause that says what happened (SQLAlchemy and Optuna
+    wrap the OS's words in long ones of their own)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return describe(exc)
 
 
 def require_gpu_option(command):
     return click.option("--require-gpu", is_flag=True, help="Refuse to start when the Ray "
                         "cluster has no GPU, instead of training on CPU.")(command)
+
+
+def allow_changed_spec_option(command):
+    return click.option("--allow-changed-spec", is_flag=True, help="Continue a sweep whose "
+                        "space, objective, trainer, dataset or fixed params changed since it "
+                        "was launched: its sampler then learns from trials of both specs.")(command)
 
 
 def storage_option(command):

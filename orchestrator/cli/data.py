@@ -28,6 +28,7 @@ def data_import(src, output, size, channels, held_out) -> None:
     Parquet: PNG bytes, label, and a stored train / held-out split."""
     from rich.progress import Progress
 
+    from trainers.conv import IMAGE_SIZES
     from trainers.image_data import DatasetError, import_to_parquet
 
     with Progress(transient=True) as bar:
@@ -41,4 +42,8 @@ def data_import(src, output, size, channels, held_out) -> None:
     click.echo(f"wrote {summary.path}: {summary.written} images ({summary.train} train, "
                f"{summary.test} held out, {summary.classes} classes), skipped "
                f"{summary.skipped} unreadable")
-    click.echo(f"sweep on it with  dataset: parquet:{summary.path}")
+    click.echo(f"start a sweep on it:  gansweep init --dataset parquet:{summary.path}   "
+               f"(then gansweep launch the spec it writes)")
+    if size not in IMAGE_SIZES:
+        click.echo(f"note: the built-in dcgan trains on {', '.join(map(str, IMAGE_SIZES))} px "
+                   f"squares; {size} px suits a trainer of your own only", err=True)

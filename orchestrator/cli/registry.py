@@ -96,27 +96,29 @@ def confirm(name, top, seeds, address, checkpoint_root, at, as_json, storage,
 @click.option("--at", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Which generator of the trial: the one of its best evaluation, or its last "
                    "step's.")
+@click.option("--unconfirmed", is_flag=True, help="Choose by the sweep's own values, not by "
+              "`gansweep confirm`'s table (e.g. when trials entered the top since it ran).")
 @store_options
 @friendly_errors
-def promote(name, model_name, pick, at, storage, tracking_uri) -> None:
+def promote(name, model_name, pick, at, unconfirmed, storage, tracking_uri) -> None:
     """Register the best generator of sweep NAME and point alias `champion` at it."""
     from orchestrator.registry.promote import check_model_name
     from orchestrator.registry.promote import promote as do_promote
     from orchestrator.stores.uris import absolute_storage, resolve_storage
     from orchestrator.study.studies import load_confirm_study
-    from orchestrator.tracking.ui import run_url, runs_base
+    from orchestrator.tracking.ui import run_urls
 
     check_model_name(model_name)  # before any store is opened
     study = load_sweep_study(name, storage)
     storage = absolute_storage(resolve_storage(storage))
-    confirm = None if pick else load_confirm_study(name, storage)  # ranked as its last table
+    confirm = None if pick or unconfirmed else load_confirm_study(name, storage)
     done = do_promote(study, tracking_uri_of(tracking_uri), model_name, pick, at, storage,
                       confirm)
     choice = done.choice
     click.echo(f"chosen by {choice.rule}: trial {choice.trial}, {choice.metric} = "
                f"{choice.value:.6g}")
     if done.fell_back:
-        click.echo(f"note: run {done.run_id} has no generator_best (logged before trials kept "
+        click.echo(f"note: run {done.run_id} has no best generator (logged before trials kept "
                    f"their best evaluation's); promoting its last generator")
     what = "registered new" if done.created else "already registered:"
     click.echo(f"{what} {done.model_name} version {done.version} from trial {done.trial} "
@@ -126,8 +128,8 @@ def promote(name, model_name, pick, at, storage, tracking_uri) -> None:
              f"{was.value or 'not recorded'})" if was else "")
     click.echo(f"alias champion -> version {done.version}"
                + (moved if done.alias_moved else " (unchanged)"))
-    base, note = runs_base(study)
-    click.echo(f"its run: {run_url(base, done.run_id)}" + (f"  ({note})" if note else ""))
+    urls, note = run_urls(study, [done.run_id])
+    click.echo(f"its run: {urls[done.run_id]}" + (f"  ({note})" if note else ""))
     click.echo(f"load it: mlflow.pytorch.load_model('models:/{done.model_name}@champion')   |   "
                f"gansweep sample models:/{done.model_name}@champion -n 64 -o samples.png")
 

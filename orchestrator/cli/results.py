@@ -9,15 +9,20 @@ from orchestrator.cli.common import friendly_errors, load_sweep_study, storage_o
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--wide", is_flag=True, help="Every param and reason in full, and the MLflow "
+              "run id (the table is cut to the terminal's width otherwise).")
 @storage_option
 @friendly_errors
-def status(name, as_json, storage) -> None:
-    """Every trial of sweep NAME: state, objective, params, MLflow run."""
+def status(name, as_json, wide, storage) -> None:
+    """Every trial of sweep NAME, best first: state, objective, step, attempt, params; without
+    NAME, the sweeps in the study storage (the project's, when run inside one)."""
     from orchestrator.cli.progress import trials_table
-    from orchestrator.study.results import objectives, trial_rows
+    from orchestrator.study.results import best_trials, objectives, trial_rows
 
+    if name is None:
+        return _sweeps(storage, as_json)
     study = load_sweep_study(name, storage)
     rows, goals = trial_rows(study), objectives(study)
     if as_json:  # `direction` for one objective only: Optuna has none for several
@@ -25,7 +30,9 @@ def status(name, as_json, storage) -> None:
         click.echo(to_json({"sweep": name, **single, "directions": [
             g["direction"] for g in goals], "objectives": goals, "trials": rows}))
     else:
-        trials_table(name, rows)
+        front = best_trials(study) if len(goals) == 1 else []
+        trials_table(name, rows, goals, front[0]["number"] if front else None, wide)
+        _expected_best(study, goals)
 
 
 @click.command()
@@ -38,13 +45,14 @@ def best(name, as_json, storage) -> None:
     its Pareto front."""
     from orchestrator.cli.progress import pareto_table
     from orchestrator.study.results import best_trials, objectives
-    from orchestrator.tracking.ui import run_url, runs_base
+    from orchestrator.tracking.ui import run_urls
 
     study = load_sweep_study(name, storage)
     front, goals = best_trials(study), objectives(study)
-    base, note = runs_base(study)  # its tracking server's, else `gansweep ui`'s address
+    # on its tracking server, else at `gansweep ui`'s address
+    urls, note = run_urls(study, [t["run_id"] for t in front if t["run_id"]])
     for t in front:
-        t["run_url"] = run_url(base, t["run_id"]) if t["run_id"] else None
+        t["run_url"] = urls.get(t["run_id"])
     if len(goals) > 1:
         if as_json:
             click.echo(to_json({"sweep": name, "objectives": goals, "pareto_front": front}))
@@ -70,3 +78,37 @@ def best(name, as_json, storage) -> None:
         click.echo(f"  open it: {found['run_url']}" + (f"  ({note})" if note else ""))
     for key, param in sorted(found["params"].items()):
         click.echo(f"  {key} = {param}")
+
+
+def _expected_best(study, goals: list[dict[str, str]]) -> None:
+    """Would more trials help? One line, for one objective and enough complete trials."""
+    from orchestrator.study.expected import ASSUMES, shown, summary_line
+
+    goal = goals[0]
+    found = shown(study.get_trials(deepcopy=False), goal["metric"],
+                  goal["direction"] == "maximize") if len(goals) == 1 else None
+    if found is not None:
+        click.echo(f"{summary_line(found)}\n  ({ASSUMES})")
+
+
+def _sweeps(storage: str | None, as_json: bool) -> None:
+    """The sweeps of the study storage: name, trials, best value."""
+    from orchestrator.stores.redact import redact_uri
+    from orchestrator.stores.uris import absolute_storage, local_file, resolve_storage
+    from orchestrator.study.results import sweep_summaries
+
+    url = absolute_storage(resolve_storage(storage))
+    file = local_file(url)
+    found = [] if file is not None and not file.exists() else sweep_summaries(url)
+    if as_json:
+        click.echo(to_json({"storage": redact_uri(url), "sweeps": found}))
+        return
+    if not found:
+        click.echo(f"no sweep in {redact_uri(url)} yet: gansweep launch SPEC starts one")
+        return
+    click.echo(f"sweeps in {redact_uri(url)}:")
+    for sweep in found:
+        best = "-" if sweep["best"] is None else f"{sweep['best']:.5g}"
+        click.echo(f"  {sweep['name']:<24} {sweep['trials']:>4} trials  best {sweep['metric']}"
+                   f"={best}")
+    click.echo("details: gansweep status NAME")

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.common import friendly_errors, require_gpu_option, store_options
-from orchestrator.stores.redact import storage_flag
+from orchestrator.cli.common import (
+    EXIT_FAILED,
+    allow_changed_spec_option,
+    fail,
+    first_line,
+    friendly_errors,
+    require_gpu_option,
+    store_options,
+)
+from orchestrator.stores.redact import redact_uri, storage_flag
 
 
 @click.command()
@@ -26,11 +34,12 @@ from orchestrator.stores.redact import storage_flag
 @click.option("--feature-extractor", default=None, type=click.Path(dir_okay=False),
               help="A TorchScript feature extractor (e.g. your Inception export): image "
               "sweeps also report eval/fid in its feature space.")
+@allow_changed_spec_option
 @require_gpu_option
 @store_options
 @friendly_errors
 def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_extractor,
-           require_gpu, storage, tracking_uri) -> None:
+           allow_changed_spec, require_gpu, storage, tracking_uri) -> None:
     """Run the sweep in SPEC until its trial budget is met (continues an existing sweep)."""
     from orchestrator.spec.sweep import SweepSpec
     from orchestrator.stores.settings import Settings, check_job_stores
@@ -40,7 +49,30 @@ def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_ex
     settings = Settings.resolve(storage, tracking_uri, address,
                                 checkpoint_root or spec.storage.checkpoints,
                                 feature_extractor=feature_extractor, require_gpu=require_gpu)
-    _drive(spec, settings, storage, enqueue_from)
+    first = _first_here(storage, tracking_uri)
+    _drive(spec, settings, storage, enqueue_from, allow_changed_spec,
+           on_started=_make_project if first else None)
+
+
+def _make_project() -> None:
+    """The stores this first launch made are the project's: gansweep.toml says so."""
+    from orchestrator.stores.project import write_project
+
+    made = write_project(Path.cwd())
+    click.echo(f"the stores are in {made.parent} (optuna.db, mlflow.db, mlartifacts/, "
+               f"checkpoints/): {made.name} there makes every command run below it use them",
+               err=True)
+
+
+def _first_here(storage: str | None, tracking_uri: str | None) -> bool:
+    """A launch on the default stores, outside any project, in a folder with no study yet."""
+    import os
+
+    from orchestrator.stores.project import find_project
+
+    return not (storage or tracking_uri or os.environ.get("GANSWEEP_STORAGE")
+                or os.environ.get("MLFLOW_TRACKING_URI") or find_project()
+                or Path("optuna.db").exists())
 
 
 @click.command()
@@ -62,12 +94,13 @@ def launch(spec_path, trials, address, checkpoint_root, enqueue_from, feature_ex
               "(clusters/Dockerfile): skip installing it and its pinned packages in the job.")
 @click.option("--cluster-stores", is_flag=True, help="The cluster's nodes already have "
               "GANSWEEP_STORAGE and MLFLOW_TRACKING_URI (e.g. a KubeRay secret): send none.")
+@allow_changed_spec_option
 @require_gpu_option
 @store_options
 @friendly_errors
 def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
-           feature_extractor, no_install, cluster_stores, require_gpu, storage,
-           tracking_uri) -> None:
+           feature_extractor, no_install, cluster_stores, allow_changed_spec, require_gpu,
+           storage, tracking_uri) -> None:
     """Run the sweep in SPEC as a Ray Job on the cluster at ADDRESS: the driver lives on the
     cluster, so the sweep survives this machine going away."""
     from orchestrator.cluster.jobs import submit_sweep
@@ -78,7 +111,8 @@ def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
     job = submit_sweep(spec, address, working_dir, storage=storage, tracking_uri=tracking_uri,
                        checkpoint_root=checkpoint_root, trials=trials, require_gpu=require_gpu,
                        py_modules=py_modules, install=not no_install,
-                       feature_extractor=feature_extractor, cluster_stores=cluster_stores)
+                       feature_extractor=feature_extractor, cluster_stores=cluster_stores,
+                       allow_changed_spec=allow_changed_spec)
     click.echo(f"submitted sweep {spec.name} as Ray job {job.job_id}")
     if job.installs:
         click.echo(f"the job installs gansweep and its {job.installs} pinned packages on the "
@@ -90,6 +124,9 @@ def submit(spec_path, address, trials, checkpoint_root, working_dir, py_modules,
         click.echo(f"warning: the cluster runs Ray {job.cluster_ray}, this machine {ray_version}:"
                    f" gansweep is tested with the Ray that constraints.txt pins", err=True)
     ray_cli = "RAY_AUTH_MODE=token ray" if job.token else "ray"  # Ray's CLI sends it only so
+    if redact_uri(address) != address:  # never print its credential: name a variable instead
+        click.echo("(export RAY_ADDRESS with the address you gave: it holds a credential)")
+        address = '"$RAY_ADDRESS"'
     click.echo(f"follow it:  {ray_cli} job logs --address {address} --follow {job.job_id}")
     click.echo(f"stop it:    {ray_cli} job stop --address {address} {job.job_id}   (then: "
                f"gansweep resume {spec.name}{job.storage_flag})")
@@ -121,16 +158,20 @@ def resume(name, trials, address, checkpoint_root, feature_extractor, storage,
     _drive(spec, settings, storage, None)
 
 
-def _drive(spec, settings, storage, enqueue_from) -> None:
+def _drive(spec, settings, storage, enqueue_from, allow_changed_spec=False,
+           on_started=None) -> None:
     """Run the sweep with a live progress display; on a signal, say how to resume."""
     from orchestrator.cli.progress import SweepProgress
     from orchestrator.driver.launch import launch as run_launch
     from orchestrator.driver.signals import Interrupted
+    from orchestrator.errors import OutOfSpace, out_of_space
 
     try:
         with SweepProgress(spec) as progress:
             stats = run_launch(spec, settings, on_update=progress.update,
-                               notice=progress.notice, enqueue_from=enqueue_from)
+                               notice=progress.notice, enqueue_from=enqueue_from,
+                               allow_changed_spec=allow_changed_spec,
+                               on_started=on_started)
     except (Interrupted, KeyboardInterrupt) as exc:
         again = storage_flag(storage)
         done = (f"{len(exc.suspended)} trial(s) checkpointed and left resumable"
@@ -139,7 +180,37 @@ def _drive(spec, settings, storage, enqueue_from) -> None:
         click.echo(f"gansweep: {spec.name} interrupted: {done}. Resume with: "
                    f"gansweep resume {spec.name}{again}", err=True)
         sys.exit(128 + (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT))
+    except Exception as exc:
+        if not out_of_space(exc):
+            raise
+        what = exc.what if isinstance(exc, OutOfSpace) else first_line(exc)
+        fail(f"{spec.name}: stopped, no space left on device ({what}); its trials in flight "
+             f"stay at their last complete checkpoint: free space, then `gansweep resume "
+             f"{spec.name}{storage_flag(storage)}`", EXIT_FAILED)
     if stats is not None:
         click.echo(progress.summary(stats))
+    if stats is not None and stats.done == 0:  # it ran, but there is nothing to promote
+        click.echo(f"gansweep: {spec.name}: no trial completed ({stats.failed} failed, "
+                   f"{stats.pruned} pruned): `gansweep status {spec.name}"
+                   f"{storage_flag(storage)}` says why", err=True)
+        sys.exit(1)
+    if spec.budget.confirm is not None:
+        _print_confirmed(spec, settings.storage)
     click.echo(f"next: gansweep best {spec.name}   |   "
                f"gansweep promote {spec.name} --model-name {spec.name}-generator")
+
+
+def _print_confirmed(spec, storage: str) -> None:
+    """The confirm phase's table, and which config `promote` will pick by it."""
+    from orchestrator.driver.confirm import table_now
+
+    found = table_now(spec, storage)
+    if found is None:
+        return
+    text, best = found
+    click.echo(f"confirmed on {spec.budget.confirm.seeds} fresh seeds per config (each run's "
+               f"last evaluation):")
+    click.echo(text)
+    if best is not None:
+        click.echo(f"most trustworthy: trial {best.trial} (best 95% bound); `gansweep promote` "
+                   f"picks it")

@@ -68,18 +68,21 @@ def _links(name, storage, uri: str, base: str) -> list[str]:
     experiments list."""
     from orchestrator.tracking.ui import experiments_url, sweep_link
 
+    # MLflow 3.17 keeps its view per browser and its own links do not carry a link's
+    # (orchestrator/tracking/ui.py): one click on the switch keeps the UI on training runs
+    tip = ("  (MLflow opens runs, Compare and experiments in its GenAI view until the sidebar's "
+           "switch says Model training: click it once in this browser and it stays)")
     if name:
         link = sweep_link(load_sweep_study(name, storage), uri, base)
-        return [f"sweep {name}, trials best first: {link}"]
-    return [f"experiments: {experiments_url(base)}",
-            "  (an experiment opens on MLflow's GenAI overview unless the sidebar says Model "
-            "training; `gansweep ui NAME` links a sweep's runs directly)"]
+        return [f"sweep {name}, trials best first: {link}", tip]
+    return [f"experiments: {experiments_url(base)}", tip,
+            "  (`gansweep ui NAME` links a sweep's runs directly)"]
 
 
 def _check_local(db: Path, uri: str, relocate: bool) -> None:
     """The store must exist (the UI would make an empty one); after a move, mend or warn."""
+    from orchestrator.stores.relocate import copied_roots, stale_roots
     from orchestrator.stores.relocate import relocate as do_relocate
-    from orchestrator.stores.relocate import stale_roots
 
     if not db.is_file():
         raise SpecError(f"--tracking-uri: no MLflow store at {redact_uri(uri)} (launch a sweep "
@@ -87,8 +90,10 @@ def _check_local(db: Path, uri: str, relocate: bool) -> None:
     if relocate:
         done = do_relocate(db)
         for moved in done:
-            click.echo(f"relocated {moved.rewritten} artifact location(s): {moved.old} -> "
-                       f"{moved.new}")
+            storage = (f" and {moved.storage_rewritten} registered version(s)' Optuna storage"
+                       if moved.storage_rewritten else "")
+            click.echo(f"relocated {moved.rewritten} artifact location(s){storage}: "
+                       f"{moved.old} -> {moved.new}")
         if not done:
             click.echo(f"--relocate: every artifact location of {db.name} is already in "
                        f"{db.resolve().parent} (or none matches a folder there)")
@@ -97,6 +102,11 @@ def _check_local(db: Path, uri: str, relocate: bool) -> None:
         click.echo(f"warning: {db.name}'s artifact locations point into {old}, which is gone "
                    f"(the folder moved?): images and models will not load; `gansweep ui "
                    f"--relocate` points them at {db.resolve().parent}", err=True)
+    for old in sorted(root for root in copied_roots(db) if root.exists()):
+        click.echo(f"warning: {db.name}'s artifact locations point into {old}, which still "
+                   f"exists: this UI shows (and new runs write) that folder's files, not the "
+                   f"copies beside {db.name}; `gansweep ui --relocate` points them at "
+                   f"{db.resolve().parent}", err=True)
 
 
 def _serve(name, storage, uri: str, host: str, port: int | None, db: Path | None) -> None:

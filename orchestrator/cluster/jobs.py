@@ -40,7 +40,7 @@ class SubmittedJob:
 
 def job_entrypoint(spec: SweepSpec, working_dir: str, checkpoint_root: str | None,
                    trials: int | None, require_gpu: bool,
-                   feature_extractor: str | None = None) -> str:
+                   feature_extractor: str | None = None, allow_changed_spec: bool = False) -> str:
     """The driver's command line, run in the uploaded working_dir on the cluster; it holds no
     store URI (those travel in the job's env_vars)."""
     root = Path(working_dir).resolve()
@@ -54,6 +54,8 @@ def job_entrypoint(spec: SweepSpec, working_dir: str, checkpoint_root: str | Non
         args += ["--feature-extractor", _inside(root, feature_extractor, "--feature-extractor")]
     if require_gpu:
         args.append("--require-gpu")
+    if allow_changed_spec:
+        args.append("--allow-changed-spec")
     return shlex.join(args)
 
 
@@ -162,8 +164,8 @@ def jobs_client(address: str):
 def submit_sweep(spec: SweepSpec, address: str, working_dir: str, *, storage: str | None,
                  tracking_uri: str | None, checkpoint_root: str | None, trials: int | None,
                  require_gpu: bool, py_modules: tuple[str, ...] = (), install: bool = True,
-                 feature_extractor: str | None = None,
-                 cluster_stores: bool = False) -> SubmittedJob:
+                 feature_extractor: str | None = None, cluster_stores: bool = False,
+                 allow_changed_spec: bool = False) -> SubmittedJob:
     """Submit the sweep; with `cluster_stores`, the job takes GANSWEEP_STORAGE and
     MLFLOW_TRACKING_URI from the cluster's own environment (its driver refuses to start
     without them) and this machine sends none."""
@@ -178,7 +180,7 @@ def submit_sweep(spec: SweepSpec, address: str, working_dir: str, *, storage: st
     else:
         storage, tracking_uri = shared_stores(storage, tracking_uri)
     entrypoint = job_entrypoint(spec, working_dir, checkpoint_root, trials, require_gpu,
-                                feature_extractor)
+                                feature_extractor, allow_changed_spec)
     runtime_env = job_runtime_env(working_dir, storage, tracking_uri, py_modules, install)
     installs = len(runtime_env.get("pip", {}).get("packages", []))
     client = jobs_client(address)

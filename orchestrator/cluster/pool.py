@@ -59,6 +59,8 @@ class ActorPool:
         self._class = ray.remote(TrialWorker)
         self._args = (data_ref, tracking_uri, max(1, int(options["num_cpus"])))
         self._starting = dict(self.new_actor() for _ in range(size))
+        self.holding = False  # `hold`: actors a scheduler retires are kept for the next phase
+        self._held: list[Any] = []
 
     def new_actor(self) -> tuple[Hashable, Any]:
         """(its `ready()` ref, the actor): placed where resources allow, maybe never."""
@@ -100,8 +102,43 @@ class ActorPool:
             num_cpus=0, scheduling_strategy=here).remote(spec, self.tracking_uri)
 
     def retire(self, actor: Any) -> None:
-        """End the actor once the calls it was given are done."""
-        actor.__ray_terminate__.remote()
+        """End the actor once the calls it was given are done; kept instead while the pool
+        holds its actors for a next phase."""
+        if self.holding:
+            self._held.append(actor)
+        else:
+            actor.__ray_terminate__.remote()
+
+    # -- phases: a sweep's confirm phase runs on the actors its search phase used -----------------
+    def hold(self) -> None:
+        """Keep the actors the scheduler retires at its end (`reuse` hands them out again):
+        torch imported and the data in place, a next phase starts at once."""
+        self.holding = True
+
+    def reuse(self, payload: Any, n: int) -> None:
+        """The held actors (and those made up front that no phase took yet), given `payload` as
+        their data before any trial they start, become those `take` hands out: up to `n`, made
+        anew only for those lost or left unused by the phase before."""
+        import ray
+
+        data_ref = ray.put(payload)
+        held = self._held + list(self._starting.values())
+        self._held, self._starting, self.holding = [], {}, False
+        self._args = (data_ref, *self._args[1:])  # replacements get it too
+        for actor in held[n:]:
+            self.kill(actor)
+        for actor in held[:n]:
+            actor.use_data.remote(data_ref)  # an actor runs its calls in order
+            self._starting[actor.ready.remote()] = actor
+        while len(self._starting) < min(n, self.size):
+            ref, actor = self.new_actor()
+            self._starting[ref] = actor
+
+    def let_go(self) -> None:
+        """The held actors end: no next phase."""
+        held, self._held, self.holding = self._held, [], False
+        for actor in held:
+            self.retire(actor)
 
     def kill(self, actor: Any) -> None:
         """End it now (an unreachable actor may still hold its GPU: release it)."""

@@ -20,11 +20,12 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.boundary import ACTOR_PRELOAD
 from orchestrator.errors import SpecError, describe
-from orchestrator.stores.redact import redact_uri
+from orchestrator.stores.redact import mask_secrets, redact_uri
 from orchestrator.stores.uris import uri_scheme
 
 if TYPE_CHECKING:
@@ -43,7 +44,24 @@ def check_address(address: str | None, timeout_s: float = 10.0) -> None:
     gRPC: sent HTTP/2's preface, it answers with a SETTINGS frame."""
     if not address or address in ("local", "auto"):
         return
-    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        _reach_head(address, timeout_s)
+    except SpecError as exc:
+        raise SpecError(_masked(str(exc), address)) from None
+
+
+def _masked(text: str, address: str) -> str:
+    """`text` with no credential of `address` in it (ray://user:PASSWORD@host:port, with or
+    without its scheme), the address itself shown redacted."""
+    if not address:
+        return text
+    uri = address if "://" in address else f"ray://{address}"
+    shown = redact_uri(uri)[len(uri) - len(address):]
+    return mask_secrets(text.replace(address, shown), uri)
+
+
+def _reach_head(address: str, timeout_s: float) -> None:
+    host, sep, port = address.split("://", 1)[-1].rpartition("@")[2].rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise SpecError(f"--address: {reprlib.repr(address)}: expected HOST:PORT (the head's "
                         f"GCS port, 6379 by default) or ray://HOST:10001")
@@ -89,7 +107,8 @@ def init_ray(address: str | None, preload: list[str] | None = None) -> bool:
             problem = describe(exc)
             if os.environ.get("RAY_AUTH_MODE") != "token":
                 problem += f" (if the cluster uses token auth: {HOW_TO_SET})"
-        raise SpecError(f"--address: cannot connect to Ray at {address}: {problem}") from None
+        raise SpecError(_masked(f"--address: cannot connect to Ray at {address}: {problem}",
+                                address or "")) from None
     return True
 
 
@@ -107,9 +126,14 @@ def plan_pool(spec: SweepSpec, settings: Settings, notice: Callable[[str], None]
     if runtime_env is not None:  # the user's plug-in modules, uploaded for every actor
         actor_options = {**actor_options, "runtime_env": runtime_env}
     if n_workers < 1:
-        raise SpecError(f"{spec.path or spec.name}: resources: the cluster has "
-                        f"{cluster.get('CPU', 0):g} CPUs and {cluster.get('GPU', 0):g} GPUs, "
-                        f"fewer than one trial needs")
+        unit = "CPU" if actor_options["num_gpus"] == 0 or any(
+            n.get("GPU", 0) >= min(spec.resources.gpus_per_trial, 1) for n in nodes) else "GPU"
+        need = actor_options[f"num_{unit.lower()}s"]
+        largest = max((n.get(unit, 0) for n in nodes), default=0)
+        raise SpecError(f"{Path(spec.path).name or spec.name}: resources.{unit.lower()}s_per_trial"
+                        f": a trial needs {need:g} {unit}s, and no node of the Ray cluster has "
+                        f"that many (the largest has {largest:g}; in all {cluster.get('CPU', 0):g}"
+                        f" CPUs and {cluster.get('GPU', 0):g} GPUs)")
     if spec.resources.actors and cluster.get("GPU", 0) < spec.resources.gpus_per_trial:
         notice(f"the cluster has no GPU free yet: {n_workers} actors wait for the autoscaler "
                f"to add GPU nodes")
@@ -157,6 +181,7 @@ class RayStart:
         self._notices: list[str] = []
         self._pool: ActorPool | None = None
         self._error: BaseException | None = None
+        self._planned = threading.Event()  # the cluster checked against the spec, or why not
         self._made = threading.Event()  # the pool made, or why not
         self._end = threading.Event()  # `end_soon`: Ray may go
         local = settings.address in (None, "", "local")
@@ -168,13 +193,25 @@ class RayStart:
                                         name="ray-start", daemon=True)
         self._thread.start()
 
+    def check(self, notice: Callable[[str], None]) -> None:
+        """Wait until Ray is up and the cluster is checked against the spec (a trial fits a
+        node, --require-gpu, stores every node reaches); raises why not. The stores are made
+        after this, so that a cluster that cannot run the sweep leaves nothing behind."""
+        self._planned.wait()
+        self._say(notice)
+        if self._error is not None:
+            raise self._error
+
+    def _say(self, notice: Callable[[str], None]) -> None:
+        for line in self._notices:
+            notice(line)
+        self._notices = []
+
     def pool(self, notice: Callable[[str], None]) -> ActorPool:
         """The pool once made (what planning it had to say, said here); raises why Ray or the
         pool could not start."""
         self._made.wait()
-        for line in self._notices:
-            notice(line)
-        self._notices = []
+        self._say(notice)
         if self._error is not None:
             raise self._error
         return self._pool
@@ -200,16 +237,19 @@ class RayStart:
             if local:
                 self.started = init_ray(settings.address, list(ACTOR_PRELOAD))
             size, options = plan_pool(spec, settings, self._notices.append)
+            self._planned.set()
             self._pool = ActorPool(size, options, ray.put(payload), settings.tracking_uri)
-        except BaseException as exc:  # raised on the driver's thread by `pool()`
+        except BaseException as exc:  # raised on the driver's thread by `check` or `pool()`
             self._error = exc
         finally:
+            self._planned.set()
             self._made.set()
         self._end.wait()
         if self.started:
             ray.shutdown()
-        elif self._pool is not None:  # a cluster's: the actors not handed to a scheduler
-            self._pool.take(0)
+        elif self._pool is not None:  # a cluster's: the actors not handed to a scheduler,
+            self._pool.take(0)  # or held for a phase that did not run
+            self._pool.let_go()
 
 
 def _exit_on_sigterm(signum, frame) -> None:

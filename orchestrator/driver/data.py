@@ -57,10 +57,25 @@ def prepare_data(spec: SweepSpec, cache_dir: str, extractor: bytes | None = None
                                spec.budget.eval_samples * scale, extractor, notice, where,
                                f"{Path(spec.path).name or spec.name}: budget.eval_samples")
     if scale > 1 and isinstance(prepared.payload, Mixture):
-        mixture = prepared.payload
-        return dataclasses.replace(prepared, payload=dataclasses.replace(
-            mixture, n_eval=mixture.n_eval * scale))
+        return dataclasses.replace(prepared, payload=scaled_payload(prepared.payload, scale))
     return prepared
+
+
+def scaled_payload(payload: Any, scale: int) -> Any:
+    """The actors' data with `scale` times the samples per evaluation: a sweep's confirm phase
+    (its trials evaluate on more samples) hands it to the actors the search phase used. A
+    plug-in's data has no sample count: as it is."""
+    from trainers.image_task import ImageTask
+    from trainers.mixtures import Mixture
+
+    if scale == 1:
+        return payload
+    if isinstance(payload, Mixture):
+        return dataclasses.replace(payload, n_eval=payload.n_eval * scale)
+    if isinstance(payload, ImageTask):
+        return ImageTask(payload.dataset, payload.feature_state, payload.extractor,
+                         payload.n_eval * scale)
+    return payload
 
 
 def prepare_dataset(dataset: str, trainer: str, cache_dir: str, eval_samples: int = 1000,

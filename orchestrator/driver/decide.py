@@ -15,7 +15,8 @@ action, and each action that ends a trial to one Optuna state (`Outcome.state`):
   objective / pruner metric missing or NaN     FAIL        FAIL       "objective M is V at step S"
   step >= budget.steps                         COMPLETE    COMPLETE   report at its last step
   past budget.time                             FAIL        FAIL       "timeout", report
-  a pruner: report first, then its verdict     PRUNE       PRUNED     (else as below)
+  a GAN-health rule fails (health.py)          PRUNE       PRUNED     "collapse: ...", report
+  a pruner: report first, then its verdict     PRUNE       PRUNED     "pruner: ..." (else below)
   the sweep stopping                           SUSPEND     RUNNING    (checkpointed at this step)
   otherwise                                    NEXT_CHUNK  RUNNING    report while it trains on
 
@@ -30,6 +31,8 @@ import math
 from dataclasses import dataclass, replace
 
 from orchestrator.boundary import COMPLETE, DIVERGED, FAIL, PRUNED, ActorLost, ChunkResult
+from orchestrator.driver.health import History, verdict
+from orchestrator.layout import PRUNER
 from orchestrator.spec.sweep import SweepSpec
 
 TIMEOUT = "timeout"  # the reason of a trial that budget.time ended
@@ -56,12 +59,14 @@ class Standing:
     can_prune: bool = False  # the study has a pruner (never with several objectives)
     deadline: float | None = None  # when budget.time ends; None: no time budget, or not started
     stop: str | None = None  # why the sweep is stopping (a signal, a lease lost), once it is
+    health: History = History()  # the trial's evaluations, this chunk's included (health.py)
+    sweep_best: float | None = None  # the best completed trial's value (single objective)
 
 
 @dataclass(frozen=True)
 class Outcome:
     action: Action
-    reason: str = ""  # why it failed (USER_ATTR_REASON), or ""
+    reason: str = ""  # why it failed (REASON_ATTR) or was pruned (PRUNED_REASON_ATTR), or ""
     value: float | list[float] | None = None  # told to Optuna when it completes
     report: tuple[float, int] | None = None  # (intermediate value, step) for `trial.report`
     ask_pruner: bool = False  # report first; then the pruner may make it PRUNE (`pruned`)
@@ -80,7 +85,7 @@ class Outcome:
         if not self.ask_pruner:
             return self
         return replace(self, action=Action.PRUNE if verdict else self.action, report=None,
-                       ask_pruner=False)
+                       ask_pruner=False, reason=self.reason if verdict else "")
 
 
 def out_of_time(deadline: float | None, now: float) -> bool:
@@ -109,9 +114,14 @@ def decide(result: ChunkResult | ActorLost, standing: Standing, spec: SweepSpec,
         return Outcome(Action.COMPLETE, value=value, report=report, step=result.step)
     if out_of_time(standing.deadline, now):  # its chunk is checkpointed; no more chunks
         return Outcome(Action.FAIL, reason=TIMEOUT, report=report, step=result.step)
+    unhealthy = verdict(standing.health, spec.health, spec.budget.steps,
+                        spec.objective.direction == "maximize", standing.sweep_best)
+    if unhealthy:
+        return Outcome(Action.PRUNE, reason=unhealthy, report=report, step=result.step)
     go_on = Action.SUSPEND if standing.stop else Action.NEXT_CHUNK
-    if standing.can_prune:  # decided before the next chunk
-        return Outcome(go_on, report=reported, ask_pruner=True, step=result.step)
+    if standing.can_prune:  # decided before the next chunk; the reason, if it prunes
+        why = f"{PRUNER}: {spec.pruner.name} at step {result.step}"
+        return Outcome(go_on, report=reported, ask_pruner=True, step=result.step, reason=why)
     # without a pruner, a trial stopped here reports nothing: it resumes from its last report
     return Outcome(go_on, report=report if go_on is Action.NEXT_CHUNK else None,
                    step=result.step)

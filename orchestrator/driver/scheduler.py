@@ -9,7 +9,9 @@ driver, and recorded on the Optuna trial before any actor starts it.
 Nothing is lost: a trial whose actor dies (process killed, node gone) waits for the next free
 actor and resumes from its last checkpoint in the same Optuna trial and MLflow run; trials a dead
 driver left RUNNING are resumed the same way. `request_stop` (Ctrl-C) lets the chunks in flight
-finish and checkpoint, then leaves their trials RUNNING in Optuna, to be resumed.
+finish and checkpoint, then leaves their trials RUNNING in Optuna, to be resumed. Nothing hangs:
+a chunk that does not come back within its limit (watchdog.py: `budget.chunk_timeout`, else from
+the trial's own pace; past `budget.time`; after a stop) has its actor killed.
 
 What happens to a trial after a chunk is decided by `decide.decide` (pure, tested as a table);
 the loop here only waits, dispatches and applies its `Outcome`, and a trial's end reaches Optuna
@@ -32,9 +34,19 @@ from optuna.trial import TrialState
 from orchestrator.boundary import COMPLETE, FAIL, PRUNED, RUNNING, ActorLost, ChunkResult
 from orchestrator.driver.context import Actors, SweepContext
 from orchestrator.driver.decide import TIMEOUT, Action, Outcome, Standing, decide, out_of_time
+from orchestrator.driver.health import point, references
 from orchestrator.driver.stats import SweepStats
 from orchestrator.driver.trials import Active, TrialMaker, tell
-from orchestrator.layout import ATTEMPT_ATTR, SWEEP_BEST_VALUE, SWEEP_COMPLETED
+from orchestrator.driver.watchdog import HUNG, STOPPING, Watchdog
+from orchestrator.errors import out_of_space
+from orchestrator.layout import (
+    ATTEMPT_ATTR,
+    PRUNED_REASON_ATTR,
+    REASON_ATTR,
+    SWEEP_BEST_VALUE,
+    SWEEP_COMPLETED,
+    reason_kind,
+)
 from orchestrator.study.ranking import better
 from orchestrator.study.studies import trials_used
 
@@ -57,6 +69,10 @@ class Scheduler:
         self.trials = TrialMaker(ctx)
         orphans = self.trials.orphans(self.notice)  # left RUNNING by an earlier driver
         self.stats.resumed += len(orphans)
+        self.salvaging: dict[Hashable, Active] = {}  # salvage() of trials that failed
+        for active, state in self.trials.unclosed():  # a disk filled up as they ended
+            self.salvaging[pool.salvage(active.spec)] = active
+            self._close(active, state, active.trial.user_attrs.get(REASON_ATTR, ""))
         self.waiting: deque[Active] = deque(orphans)  # to resume on the next free actor
         work = self.remaining + len(self.waiting)
         # actor's ready() -> actor: the pool's, made while the driver opened the stores
@@ -65,11 +81,14 @@ class Scheduler:
         self.idle: list[Any] = []  # actors with nothing to do (budget asked out, or stopping)
         self.in_flight: dict[Hashable, Active] = {}
         self.closing: dict[Hashable, Active] = {}  # finish() calls, checked at the end
-        self.salvaging: dict[Hashable, Active] = {}  # salvage() of trials that failed
         self.prepared: Active | None = None
         self.can_prune = not isinstance(self.study.pruner, optuna.pruners.NopPruner)
         self.stop_requested: str | None = None  # why (e.g. SIGINT), once asked to stop
+        self.stop_since: float | None = None  # when it was asked
+        self.watch = Watchdog(self.spec.budget.chunk_timeout_s)  # chunks that never come back
         self.suspended: list[int] = []  # trials left RUNNING to resume, when stopped early
+        self.disk_full: str | None = None  # the first write that failed for space
+        self.references = references(ctx.data.sweep_metrics if ctx.data else {})
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> SweepStats:
@@ -85,6 +104,7 @@ class Scheduler:
                 self._started(ref, self.starting.pop(ref))
             else:
                 self._handle(ref, self.in_flight.pop(ref))
+            self._stop_overdue()
         unplaced = {id(actor) for actor in self.starting.values()}
         for actor in self.starting.values():  # never placed, and no work left for them
             self.pool.kill(actor)
@@ -101,8 +121,11 @@ class Scheduler:
         return self.stats
 
     def request_stop(self, why: str) -> None:
-        """Start no more chunks; those in flight finish and checkpoint, then `run` returns."""
+        """Start no more chunks; those in flight finish and checkpoint (a chunk still out
+        STOP_GRACE_S later is stopped, its trial resumable from its last checkpoint), then `run`
+        returns."""
         self.stop_requested = why
+        self.stop_since = self.stop_since or time.time()
 
     def _drain_closing(self) -> None:
         """Wait for every run to be closed by its actor; close from here what an actor could not
@@ -200,6 +223,14 @@ class Scheduler:
             result: ChunkResult | ActorLost = self.pool.get(ref)
         except ActorLost as lost:  # the actor died, or its node with it
             result = self._bury(active, lost)
+        self.watch.back(ref, result.step if isinstance(result, ChunkResult) else None,
+                        time.time())
+        if isinstance(result, ChunkResult) and out_of_space(result.error):
+            return self._disk_full(active, result.error)
+        if isinstance(result, ChunkResult) and result.error is None:  # what health rules read
+            objective = None if self.spec.multi else self.spec.objective.metric
+            active.health = active.health.add(point(result.step, result.metrics, result.train,
+                                                     objective, self.references))
         outcome = decide(result, self._standing(active), self.spec, time.time())
         if outcome.ask_pruner:  # before the next chunk (never with several objectives)
             self._report(active, outcome.report)
@@ -208,9 +239,19 @@ class Scheduler:
             return self._after_loss(active, outcome, result.what)
         self._apply(active, outcome)
 
+    def _disk_full(self, active: Active, error: str) -> None:
+        """A write failed for space (its checkpoint, most often): the trial stays RUNNING at its
+        last complete checkpoint and the sweep stops as on a signal; any other trial would fail
+        the same way. `gansweep resume` goes on once there is space."""
+        if self.disk_full is None:  # said once the sweep has stopped (orchestrator/cli)
+            self.disk_full = f"trial {active.trial.number}: {' '.join(error.split())}"
+        self.request_stop(f"no space left ({error})")
+        self._apply(active, Outcome(Action.SUSPEND))
+
     def _standing(self, active: Active) -> Standing:
         return Standing(step=active.step, losses=active.losses, can_prune=self.can_prune,
-                        deadline=self.deadline, stop=self.stop_requested)
+                        deadline=self.deadline, stop=self.stop_requested, health=active.health,
+                        sweep_best=None if self.spec.multi else self.stats.best)
 
     def _apply(self, active: Active, outcome: Outcome) -> None:
         """On its live actor: the trial's next chunk, or its end."""
@@ -307,7 +348,26 @@ class Scheduler:
         self.tracker.end_trial_run(active.spec.run_id, state, reason, active.spec.run_params)
 
     def _next_chunk(self, active: Active) -> None:
-        self.in_flight[self.pool.train(active.worker, self.spec.budget.eval_every)] = active
+        steps = self.spec.budget.eval_every
+        ref = self.pool.train(active.worker, steps)
+        self.in_flight[ref] = active
+        self.watch.start(ref, active.trial.number, active.step, steps, time.time())
+
+    def _stop_overdue(self) -> None:
+        """Chunks out past their limit (watchdog.py): each actor is killed, as a lost one is;
+        its trial fails with the reason (its last checkpoint's metrics salvaged), or stays
+        RUNNING, resumable, when the sweep is stopping; the work left goes to a fresh actor."""
+        for item in self.watch.overdue(time.time(), self.deadline, self.stop_since):
+            active = self.in_flight.pop(item.ref)
+            what = item.reason if item.kind == HUNG else (
+                "still training after budget.time" if item.kind != STOPPING else item.reason)
+            self.notice(f"trial {active.trial.number}: {what}; its actor is stopped")
+            self.stats.running -= 1
+            self.workers = [w for w in self.workers if w is not active.worker]
+            self.pool.kill(active.worker)
+            outcome = Outcome(Action.SUSPEND) if item.kind == STOPPING else \
+                Outcome(Action.FAIL, reason=item.reason)
+            self._after_loss(active, outcome, item.reason)
 
     def _end(self, active: Active, outcome: Outcome) -> None:
         """Free the actor first (it closes the run and starts the next trial while the driver
@@ -332,6 +392,7 @@ class Scheduler:
             self._record_best(outcome.value, active.trial.number, stats)
         elif outcome.state == PRUNED:
             stats.pruned += 1
+            stats.pruned_why[reason_kind(outcome.reason)] += 1
         else:
             stats.failed += 1
         self.on_update(stats)
@@ -360,6 +421,8 @@ class Scheduler:
             if t.state == TrialState.COMPLETE:
                 stats.done += 1
                 self._record_best(t.values[0], t.number, stats, log=False)
-            stats.pruned += t.state == TrialState.PRUNED
+            if t.state == TrialState.PRUNED:
+                stats.pruned += 1
+                stats.pruned_why[reason_kind(t.user_attrs.get(PRUNED_REASON_ATTR))] += 1
             stats.failed += t.state == TrialState.FAIL
         return stats

@@ -1,11 +1,14 @@
 """A sweep stopped from outside: SIGINT / SIGTERM once stop it gracefully (the chunks in flight
-finish and checkpoint, their trials stay resumable); twice, at once."""
+finish and checkpoint, their trials stay resumable; one still out after the watchdog's
+STOP_GRACE_S is stopped, its trial resumable from its last checkpoint); twice, at once."""
 
 from __future__ import annotations
 
 import signal
 import threading
 from collections.abc import Callable
+
+from orchestrator.driver.watchdog import STOP_GRACE_S
 
 
 class Interrupted(Exception):  # noqa: N818 - what happened to the sweep, as KeyboardInterrupt
@@ -42,5 +45,5 @@ class StopOnSignal:
         self.signum = signum
         name = signal.Signals(signum).name
         self.request_stop(f"stopped by {name}")
-        self.notice(f"{name}: no new chunks; the ones in flight finish and checkpoint "
-                    f"(send it again to stop at once)")
+        self.notice(f"{name}: no new chunks; the ones in flight get {STOP_GRACE_S:.0f}s to finish "
+                    f"and checkpoint (send it again to stop at once)")

@@ -7,6 +7,7 @@ totals) needs neither Ray nor the scheduler.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -17,6 +18,7 @@ class SweepStats:
     budget: int
     done: int = 0
     pruned: int = 0
+    pruned_why: Counter = field(default_factory=Counter)  # rule (or "pruner") -> trials
     failed: int = 0
     running: int = 0
     best: float | None = None
@@ -24,3 +26,4 @@ class SweepStats:
     steps_trained: int = 0
     resumed: int = 0  # trials continued from a checkpoint after a lost actor or driver
     started_at: float = field(default_factory=time.time)
+    phase: str = "search"  # or "confirm": the sweep's confirm phase (driver/confirm.py)

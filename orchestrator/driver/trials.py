@@ -12,13 +12,15 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from orchestrator.boundary import COMPLETE, TrialSpec
+from orchestrator.boundary import COMPLETE, PRUNED, TrialSpec
 from orchestrator.driver.context import SweepContext
 from orchestrator.driver.decide import Action, Outcome
+from orchestrator.driver.health import History
 from orchestrator.errors import SpecError, describe
 from orchestrator.layout import (
     ATTEMPT_ATTR,
     DIVERGED_STEP_ATTR,
+    PRUNED_REASON_ATTR,
     REASON_ATTR,
     RUN_ATTR,
     SEED_ATTR,
@@ -36,6 +38,7 @@ class Active:
     step: int = 0
     losses: int = 0  # actors lost under this trial; past max_retries it FAILs
     waiting_since: float = 0.0  # when it was queued to resume
+    health: History = History()  # what the GAN-health rules read, one point per evaluation
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
@@ -43,7 +46,8 @@ def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
     if outcome.diverged_step is not None:
         trial.set_user_attr(DIVERGED_STEP_ATTR, outcome.diverged_step)
     if outcome.reason:
-        trial.set_user_attr(REASON_ATTR, outcome.reason)
+        attr = PRUNED_REASON_ATTR if outcome.state == PRUNED else REASON_ATTR
+        trial.set_user_attr(attr, outcome.reason)
     if outcome.state == COMPLETE:
         study.tell(trial, outcome.value)
     else:
@@ -68,6 +72,28 @@ class TrialMaker:
         run_id = self.tracker.create_trial_run(trial.number, run_tags(trial.user_attrs))
         trial.set_user_attr(RUN_ATTR, run_id)
         return Active(trial, self.trial_spec(trial.number, params, seed, run_id))
+
+    def unclosed(self) -> list[tuple[Active, str]]:
+        """Trials that ended while their run could not be closed (a disk that filled up, a
+        tracking server gone at that moment): (the trial, its end state) for each whose run is
+        still RUNNING in MLflow, for the scheduler to write what their checkpoint kept and close
+        the run."""
+        open_runs = self.tracker.open_trial_runs()
+        if not open_runs:
+            return []
+        ended = self.study.get_trials(deepcopy=False, states=(
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        found = []
+        for frozen in ended:
+            attrs = frozen.user_attrs
+            run_id = attrs.get(RUN_ATTR)
+            if run_id not in open_runs:
+                continue
+            seed = attrs.get(SEED_ATTR, trial_seed(self.spec.sampler.seed, frozen.number))
+            spec = self.trial_spec(frozen.number, {**self.spec.fixed, **frozen.params}, seed,
+                                   run_id, int(attrs.get(ATTEMPT_ATTR, 1)))
+            found.append((Active(frozen, spec), frozen.state.name))
+        return found
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """The trial's params; a sampler that cannot draw them fails the trial and stops the

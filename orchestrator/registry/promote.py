@@ -3,8 +3,10 @@
 Two questions, kept apart. *Which* trial, and why, is a `Choice` that
 orchestrator/study/ranking.py makes from the study (`champion`: the config `gansweep confirm`
 trusts most, else the best trial, or with `--pick` the Pareto point best on one metric). *How*
-it is registered is `promote_choice`: the trial run's logged generator (`generator_best`, its
-best evaluation, or `generator`, its last step) becomes a version of the registered model,
+it is registered is `promote_choice`: the trial run's logged generator (`trial-0007-best`, its
+best evaluation, or `trial-0007-last`, its last step: tag `gansweep.at`; runs logged before
+that named them `generator_best` and `generator`) becomes a version of the registered model
+(whose description says which version is champion and why),
 linked both ways: the version's source `models:/<model_id>` (and `model_id`, where the store
 keeps it), and the logged model's `mlflow.modelVersions` tag, which MLflow's UI reads to show
 the registration (MLflow's server and `register_model` write it, `create_model_version` on a
@@ -27,12 +29,15 @@ from mlflow.exceptions import MlflowException
 from orchestrator.errors import SpecError
 from orchestrator.layout import (
     ALIAS,
+    AT_BEST,
+    AT_LAST,
     BEST_MODEL_NAME,
     MODEL_NAME,
     MODEL_VERSIONS_TAG,
     TAG_BEST_STEP,
     TAG_BEST_VALUE,
     TAG_CHAMPION,
+    TAG_MODEL_AT,
     TAG_SWEEP,
     TAG_TRIAL,
     VERSION_DIRECTION,
@@ -48,7 +53,9 @@ from orchestrator.layout import (
 from orchestrator.stores.redact import redact_uri
 from orchestrator.study.ranking import Choice, champion
 
-AT = {"best": BEST_MODEL_NAME, "last": MODEL_NAME}  # --at -> the run's logged model
+# --at -> the name a run logged that generator under before generators were named after their
+# trial and tagged `gansweep.at` (such runs are still promoted)
+LEGACY_NAME = {AT_BEST: BEST_MODEL_NAME, AT_LAST: MODEL_NAME}
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class Promotion:
     version: str
     choice: Choice
     generator: str  # the run's logged model that was registered
-    fell_back: bool  # --at best, but the run has no generator_best: its last generator
+    fell_back: bool  # --at best, but the run has no best generator: its last generator
     created: bool
     alias_moved: bool
     replaced: Replaced | None  # the champion before, when the alias moved away from one
@@ -111,7 +118,7 @@ def promote_choice(choice: Choice, tracking_uri: str, model_name: str, at: str =
     # the registry store resolves `models:/m-...` sources through the process-wide tracking URI
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
-    logged, fell_back = _logged_generator(client, choice.run_id, at)
+    logged, found_at, fell_back = logged_generator(client, choice.run_id, at)
     version = _registered_version(client, model_name, logged.model_id)
     created = version is None
     if created:
@@ -120,10 +127,13 @@ def promote_choice(choice: Choice, tracking_uri: str, model_name: str, at: str =
     before = _alias_version(client, model_name)
     replaced = None if before in (None, version) else _replaced(client, model_name, before)
     if created or before != version:
-        _describe(client, model_name, version, _Facts(choice, logged, fell_back, storage),
+        _describe(client, model_name, version,
+                  _Facts(choice, logged, found_at, fell_back, storage),
                   replaced)
     if before != version:
         client.set_registered_model_alias(model_name, ALIAS, version)
+    if before != version or not client.get_registered_model(model_name).description:
+        client.update_registered_model(model_name, model_description(model_name, version, choice))
     _mark_champion(client, choice.run_id, replaced)
     return Promotion(model_name, version, choice, logged.name, fell_back, created,
                      before != version, replaced)
@@ -133,25 +143,39 @@ def promote_choice(choice: Choice, tracking_uri: str, model_name: str, at: str =
 class _Facts:
     choice: Choice
     logged: object  # mlflow.entities.LoggedModel
+    at: str  # which of the run's generators it is: best | last
     fell_back: bool
     storage: str | None
 
 
-def _logged_generator(client: MlflowClient, run_id: str, at: str):
-    """The run's logged model for `at`, and whether `best` fell back to the last generator
-    (a run logged before trials kept their best evaluation's generator)."""
-    if at not in AT:
-        raise SpecError(f"--at: must be one of {', '.join(AT)}, got {at!r}")
+def logged_generator(client: MlflowClient, run_id: str, at: str):
+    """The run's logged generator for `at`, which one it is, and whether `best` fell back to
+    the last generator (a run logged before trials kept their best evaluation's generator)."""
+    if at not in LEGACY_NAME:
+        raise SpecError(f"--at: must be one of {', '.join(LEGACY_NAME)}, got {at!r}")
     run = client.get_run(run_id)
-    names = [AT[at]] + ([MODEL_NAME] if at == "best" else [])
-    for name in names:
-        found = client.search_logged_models(
-            experiment_ids=[run.info.experiment_id],
-            filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
-        if found:
-            return found[0], name != AT[at]
-    raise SpecError(f"run {run_id} has no logged {' or '.join(names)} model to promote "
+    for want in [at] + ([AT_LAST] if at == AT_BEST else []):
+        for which in (f"tags.`{TAG_MODEL_AT}` = '{want}'", f"name = '{LEGACY_NAME[want]}'"):
+            found = client.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = '{run_id}' AND {which}")
+            if found:
+                return found[0], want, want != at
+    wanted = " or ".join([at] + ([AT_LAST] if at == AT_BEST else []))
+    raise SpecError(f"run {run_id} has no logged {wanted} generator to promote "
                     f"(did the trial complete?)")
+
+
+def model_description(model_name: str, version: str, choice: Choice) -> str:
+    """The registered model's description (MLflow's registry page shows it): what its versions
+    are, which one is champion and why, how to load it."""
+    return (f"GAN generators registered by `gansweep promote`: each version is one trial's "
+            f"generator; its tags and description say which sweep, trial, run and score.\n\n"
+            f"Alias `{ALIAS}`: version {version}, sweep {choice.sweep}, trial {choice.trial}, "
+            f"{choice.metric} = {choice.value:.6g} ({choice.direction}), chosen by "
+            f"{choice.rule}.\n\n"
+            f"Load it: `mlflow.pytorch.load_model('models:/{model_name}@{ALIAS}')`, or "
+            f"`gansweep sample models:/{model_name}@{ALIAS} -n 64 -o samples.png`.")
 
 
 def _registered_version(client: MlflowClient, model_name: str, model_id: str) -> str | None:
@@ -220,9 +244,9 @@ def _describe(client: MlflowClient, model_name: str, version: str, facts: _Facts
 def _generator_words(facts: _Facts, run_tags: dict[str, str]) -> str:
     name = facts.logged.name
     if facts.fell_back:
-        return (f"{name}, its last step: the run has no {BEST_MODEL_NAME} (logged before "
+        return (f"{name}, its last step: the run has no best generator (logged before "
                 f"trials kept their best evaluation's generator)")
-    if name == BEST_MODEL_NAME:
+    if facts.at == AT_BEST:
         step, value = run_tags.get(TAG_BEST_STEP), run_tags.get(TAG_BEST_VALUE)
         where = f" (step {step}, {facts.choice.metric} = {value})" if step else ""
         return f"{name}, its best evaluation{where}"

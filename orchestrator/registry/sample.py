@@ -23,6 +23,7 @@ from orchestrator.stores.redact import mask_secrets, redact_uri
 from orchestrator.stores.uris import file_problem, sqlite_file
 
 FORMATS = {".png": "a picture", ".npy": "the raw samples", ".parquet": "the raw samples"}
+MAX_SAMPLES = 1_000_000  # 3 GB of 32x32 RGB float32 samples: more is a typo, not a request
 CHUNK = 4096  # samples per forward pass: a large -n does not need memory for all activations
 VIEW_QUANTILE = 0.99  # a scatter plot's view holds this share of the coordinates (plus a margin)
 
@@ -36,8 +37,8 @@ class Written:
 
 def check_request(n: int, output: str, seed: int) -> Path:
     """The output file, once -n, --seed and -o are known to be usable."""
-    if n < 1:
-        raise SpecError(f"-n: must be at least 1, got {n}")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise SpecError(f"-n: must be from 1 to {MAX_SAMPLES:,}, got {n:,}")
     if seed < 0:
         raise SpecError(f"--seed: must be 0 or more, got {seed}")
     path = Path(output)
@@ -80,6 +81,7 @@ def load_generator(model_uri: str, tracking_uri: str):
 
     mlflow.set_tracking_uri(tracking_uri)  # `models:/` resolves through the global registry
     try:
+        model_uri = _named_generator(model_uri, tracking_uri)
         info = mlflow.models.get_model_info(model_uri)
         z_dim = _noise_size(info.signature)
         return mlflow.pytorch.load_model(model_uri), z_dim
@@ -87,6 +89,26 @@ def load_generator(model_uri: str, tracking_uri: str):
         why = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else
                            type(exc).__name__, tracking_uri)
         raise SpecError(f"MODEL_URI: {model_uri}: {why}") from None
+
+
+def _named_generator(model_uri: str, tracking_uri: str) -> str:
+    """`runs:/RUN/generator` (and `generator_best`), the names a run's generators had before
+    they were named after their trial (`trial-0007-last`, `-best`): the run's logged model of
+    that kind, found by its tag; any other URI as it is."""
+    from mlflow import MlflowClient
+
+    from orchestrator.layout import AT_BEST, AT_LAST, BEST_MODEL_NAME, MODEL_NAME
+    from orchestrator.registry.promote import logged_generator
+
+    run_id, _, name = model_uri.removeprefix("runs:/").partition("/")
+    at = {MODEL_NAME: AT_LAST, BEST_MODEL_NAME: AT_BEST}.get(name.strip("/"))
+    if not model_uri.startswith("runs:/") or at is None:
+        return model_uri
+    try:
+        logged, _, _ = logged_generator(MlflowClient(tracking_uri), run_id, at)
+    except SpecError:
+        return model_uri  # MLflow's own answer, naming the artifact it did not find
+    return f"models:/{logged.model_id}"
 
 
 def _noise_size(signature) -> int:

@@ -40,12 +40,24 @@ def _pruner(spec: PrunerSpec, steps: int) -> optuna.pruners.BasePruner:
             raise ValueError("percentile: required (e.g. 25.0)")
         return optuna.pruners.PercentilePruner(**o)
     if spec.name == "successive_halving":
+        _check_rungs(o)
         return SuccessiveHalvingPruner(**o)
     if spec.name == "hyperband":  # resources are training steps, up to the trial's budget
+        _check_rungs(o)
         return HyperbandPruner(max_resource=steps, **o)
     if spec.name == "wilcoxon":
         return optuna.pruners.WilcoxonPruner(**o)
     return optuna.pruners.NopPruner()
+
+
+def _check_rungs(options: dict) -> None:
+    """What Optuna takes but fails on later, in the driver (min_resource 0 divides by zero)."""
+    low = options.get("min_resource", "auto")
+    if low != "auto" and (isinstance(low, bool) or not isinstance(low, int) or low < 1):
+        raise ValueError(f"min_resource: must be an int >= 1 (steps) or 'auto', got {low!r}")
+    factor = options.get("reduction_factor", 3)
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise ValueError(f"reduction_factor: must be an int >= 2, got {factor!r}")
 
 
 class _StartupTrials:

@@ -140,12 +140,17 @@ def parse_pruner(raw: Any, n_objectives: int) -> PrunerSpec:
     return PrunerSpec(name, options, metric)
 
 
+MAX_ENQUEUE = 1000  # starting points (each is a trial of the budget)
+
+
 def parse_enqueue(raw: Any, space: tuple[Param, ...]) -> tuple[dict[str, Any], ...]:
     """Known-good starting points: each a dict of space params, checked against the space."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise FieldError("enqueue", "must be a list of {param: value} mappings")
+    if len(raw) > MAX_ENQUEUE:
+        raise FieldError("enqueue", f"at most {MAX_ENQUEUE} points, got {len(raw)}")
     params = {p.name: p for p in space}
     for i, point in enumerate(raw):
         if not isinstance(point, dict) or not point:

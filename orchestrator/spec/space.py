@@ -12,12 +12,15 @@ import contextlib
 import math
 import reprlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from orchestrator.errors import FieldError
 
 KINDS = ("float", "int", "categorical")
 PARAM_FIELDS = {"type", "low", "high", "log", "step", "choices", "when"}
+MAX_CHOICES = 1000  # a categorical's values (TPE and the sweep page handle a few dozen well)
+MAX_PARAMS = 200  # parameters in a space
 MAX_INT = 2**53  # an int parameter is sampled as a float: beyond this it is not exact
 
 
@@ -40,6 +43,8 @@ class Param:
 def parse_space(raw: Any) -> tuple[Param, ...]:
     if not isinstance(raw, dict) or not raw:
         raise FieldError("space", "must be a non-empty mapping of parameter name to definition")
+    if len(raw) > MAX_PARAMS:
+        raise FieldError("space", f"at most {MAX_PARAMS} parameters, got {len(raw)}")
     params: list[Param] = []
     for name, body in raw.items():
         params.append(_parse_param(str(name), body, {p.name: p for p in params}))
@@ -66,14 +71,19 @@ def _parse_param(name: str, body: Any, earlier: dict[str, Param]) -> Param:
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices:
             raise FieldError(f"{where}.choices", "must be a non-empty list")
+        if len(choices) > MAX_CHOICES:
+            raise FieldError(f"{where}.choices", f"at most {MAX_CHOICES} values, got "
+                                                 f"{len(choices)}")
         if not all(c is None or isinstance(c, (str, int, float, bool)) for c in choices):
             raise FieldError(f"{where}.choices", "values must be strings, numbers or booleans")
         if any(isinstance(c, float) and not math.isfinite(c) for c in choices):
             raise FieldError(f"{where}.choices", "numbers must be finite (no .nan or .inf)")
-        for i, c in enumerate(choices):  # 1, 1.0 and true are one value to Optuna and YAML
-            if any(c == d and (c is None) == (d is None) for d in choices[:i]):
+        seen: set = set()  # 1, 1.0 and true are one value to Optuna and YAML (equal hashes)
+        for c in choices:
+            if (c is None, c) in seen:
                 raise FieldError(f"{where}.choices", f"must not repeat a value: "
                                  f"{reprlib.repr(c)} twice")
+            seen.add((c is None, c))
         return Param(name, kind, choices=tuple(choices), when=when)
     if "choices" in body:
         raise FieldError(f"{where}.choices", f"not allowed for a {kind} parameter")
@@ -98,6 +108,7 @@ def _parse_param(name: str, body: Any, earlier: dict[str, Param]) -> Param:
             raise FieldError(f"{where}.step", "must be > 0")
         if log and (kind == "float" or step != 1):
             raise FieldError(f"{where}.step", "cannot be combined with log: true")
+        _check_step(where, low, high, step)
     return Param(name, kind, low=low, high=high, log=log, step=step, when=when)
 
 
@@ -134,3 +145,17 @@ def _parse_when(where: str, raw: Any, earlier: dict[str, Param]) -> dict[str, An
             raise FieldError(f"{where}.when.{name}",
                              f"{reprlib.repr(value)} is not one of space.{name}.choices")
     return dict(raw)
+
+
+def _check_step(where: str, low: float, high: float, step: float) -> None:
+    """A step must fit its range a whole number of times: Optuna otherwise moves `high` down to
+    the last step that fits, with a warning per trial (a step wider than the range makes the
+    parameter the constant `low`). Exact decimal arithmetic, as Optuna's own check."""
+    span = Decimal(str(high)) - Decimal(str(low))
+    if Decimal(str(step)) > span and span > 0:
+        raise FieldError(f"{where}.step", f"{step} is wider than the range {low} to {high}: "
+                         f"the parameter would only ever be {low}")
+    if span % Decimal(str(step)) != 0:
+        last = Decimal(str(low)) + (span // Decimal(str(step))) * Decimal(str(step))
+        raise FieldError(f"{where}.step", f"high - low ({span}) is not a multiple of {step}: "
+                         f"Optuna would never reach {high}; make high {last:f} or change step")

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import re
 import reprlib
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import FieldError, SpecError
+from orchestrator.spec.health import HealthSpec, parse_health
 from orchestrator.spec.search import (
     Objective,
     PrunerSpec,
@@ -33,10 +35,22 @@ from orchestrator.spec.space import Param, parse_space
 from orchestrator.stores.redact import ROOT_SECRET, redact_uri
 
 TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectives", "budget",
-              "sampler", "pruner", "enqueue", "resources", "storage", "max_retries", "fixed",
-              "space")
+              "sampler", "pruner", "health", "enqueue", "resources", "storage", "max_retries",
+              "fixed", "space")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: no trailing newline
 MAX_NAME = 100  # a checkpoint folder and MLflow names are built from it
+MAX_SPEC_BYTES = 1 << 20  # the largest shipped spec is 3 KiB
+MAX_DEPTH = 16  # YAML nesting: a spec needs 4 (space.p.when.q)
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """`budget.confirm`: once the search ends, its top `top` completed configs are retrained on
+    `seeds` fresh seeds each (orchestrator/driver/confirm.py), so that `promote` picks a config
+    by a bound over seeds, not one lucky run."""
+
+    top: int = 3
+    seeds: int = 3  # at least 2: the bound needs a spread
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,9 @@ class Budget:
     log_every: int
     eval_samples: int = 1000  # generated images per eval (image datasets)
     time_s: float | None = None  # past this, no new trial starts
+    chunk_timeout_s: float | None = None  # a chunk out longer is hung; None: from its pace
     eval_scale: int = 1  # samples per eval x this (not in spec files: `gansweep confirm` sets 4)
+    confirm: Confirm | None = None  # the confirm phase after the search; None: none
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,7 @@ class SweepSpec:
     enqueue: tuple[dict[str, Any], ...] = ()
     storage: Storage = Storage()
     max_retries: int = 2  # a trial whose actor dies resumes this many times, then FAILs
+    health: HealthSpec = HealthSpec()  # the GAN-health pruning rules (on by default)
     text: str = field(repr=False, default="")
     trainer_target: str = ""  # what `trainer` resolves to: a built-in name or module:Class
     dataset_target: str = ""  # what `dataset` resolves to: a built-in name, a file or module:fn
@@ -97,7 +114,7 @@ class SweepSpec:
     def load(cls, path: str | Path) -> SweepSpec:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read_spec(path)
         except UnicodeDecodeError as exc:
             raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}): a spec is a YAML "
                             f"text file") from None
@@ -134,12 +151,29 @@ class SweepSpec:
         return dataclasses.replace(self, budget=dataclasses.replace(self.budget, trials=trials))
 
 
+def _read_spec(path: Path) -> str:
+    """A spec file's text: a regular file (a FIFO or a device would block or never end) of at
+    most MAX_SPEC_BYTES."""
+    mode = path.stat().st_mode  # FileNotFoundError, PermissionError: as reading them
+    if not stat.S_ISREG(mode):
+        raise SpecError(f"{path}: not a regular file: a spec is a YAML text file")
+    with path.open("rb") as f:
+        data = f.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES >> 20} MiB: a spec is a short "
+                        f"YAML file")
+    return data.decode("utf-8")
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """YAML with no duplicate keys (the last one silently won)."""
+    """YAML with no duplicate keys (the last one silently won) and no list or mapping as a key."""
 
     def construct_mapping(self, node, deep=False):
         seen: set = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise FieldError("yaml", f"line {key_node.start_mark.line + 1}: a key must be a "
+                                         f"name, not a list or a mapping")
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise FieldError(str(key), f"line {key_node.start_mark.line + 1}: the key "
@@ -162,11 +196,19 @@ def _experiment(value: Any, name: str) -> str:
 def load_yaml(text: str) -> Any:
     """A spec's YAML, refusing anchors and aliases before anything is built: `*alias` expands
     in place, and a few lines of nested aliases (a "billion laughs") expand to gigabytes."""
+    depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             line = event.start_mark.line + 1
             raise FieldError("yaml", f"line {line}: anchors and aliases (&, *) are not "
                                      f"allowed in a spec; write the values out")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:  # the composer recurses per level
+                raise FieldError("yaml", f"line {event.start_mark.line + 1}: nested more than "
+                                         f"{MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
@@ -182,12 +224,16 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
     if len(name) > MAX_NAME:
         raise FieldError("name", f"at most {MAX_NAME} characters, got {len(name)}")
     trainer_name, dataset = _require(raw, "trainer", str), _require(raw, "dataset", str)
-    trainer_target, dataset_target, trainer_cls = _resolve(trainer_name, dataset)
+    trainer_target, dataset_target, trainer_cls, kind = _resolve(trainer_name, dataset)
     space = parse_space(raw.get("space"))
     fixed = _section(raw, "fixed")
     _check_params(trainer_name, trainer_cls, fixed, space)
     objectives = parse_objectives(raw)
+    _check_objectives(raw, objectives, trainer_name, trainer_cls, kind)
     budget = _budget(_section(raw, "budget"))
+    if budget.confirm is not None and len(objectives) > 1:
+        raise FieldError("budget.confirm", f"a sweep with {len(objectives)} objectives has no "
+                                           f"single ranking of configs to confirm")
     return SweepSpec(
         path=path,
         name=name,
@@ -204,6 +250,7 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
         enqueue=parse_enqueue(raw.get("enqueue"), space),
         storage=_storage(_section(raw, "storage")),
         max_retries=_int("", raw, "max_retries", 2, 0),
+        health=parse_health(raw.get("health")),
         text=text,
         trainer_target=trainer_target,
         dataset_target=dataset_target,
@@ -228,8 +275,9 @@ def plugin_folders(folders: list[Path]) -> None:
             sys.path.append(str(folder))
 
 
-def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
-    """The trainer's and the dataset's targets, and the trainer class; a plug-in is imported."""
+def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type, str | None]:
+    """The trainer's and the dataset's targets, the trainer class and the data's kind (None for
+    a plug-in dataset: known once it is loaded); a plug-in is imported."""
     from trainers.base import accepts
     from trainers.image_data import IMAGE_PREFIXES
     from trainers.registry import (  # torch import: only once a spec is read
@@ -261,7 +309,42 @@ def _resolve(trainer_name: str, dataset: str) -> tuple[str, str, type]:
     if kind is not None and not accepts(trainer_cls, kind):  # a plug-in's: once it is loaded
         raise FieldError("dataset", f"trainer {trainer_name} trains on {trainer_cls.DATA_KIND} "
                                     f"data, and {reprlib.repr(dataset)} is {kind} data")
-    return trainer, target, trainer_cls
+    _check_size(trainer_name, trainer_cls, dataset, target)
+    return trainer, target, trainer_cls, kind
+
+
+def _check_size(trainer_name: str, trainer_cls: type, dataset: str, target: str) -> None:
+    """A trainer that says which square sides it trains on (IMAGE_SIZES, as dcgan does) gets
+    data of one of them: known here for the digits and an imported Parquet file."""
+    from trainers.image_data import stored_size
+
+    sizes = getattr(trainer_cls, "IMAGE_SIZES", None)
+    size = stored_size(target) if sizes else None
+    if size is not None and size not in sizes:
+        shown = ", ".join(map(str, sizes))
+        raise FieldError("dataset", f"{dataset!r} holds {size}x{size} images, and "
+                         f"trainer {trainer_name} trains on {shown} px squares: import it again "
+                         f"with `gansweep data import ... --size N`")
+
+
+def _check_objectives(raw: dict, objectives: tuple[Objective, ...], trainer_name: str,
+                      trainer_cls: type, kind: str | None) -> None:
+    """Each eval/ objective must be a metric the trainer reports, when it says which (METRICS):
+    its own, or one gansweep scores from its samples. Otherwise every trial would train, then
+    fail at its first evaluation."""
+    from trainers.base import declared_metrics
+    from trainers.scoring import scored_metrics
+
+    declared = declared_metrics(trainer_cls)
+    if declared is None:  # a plug-in that does not say: found at the first evaluation
+        return
+    known = (*declared, *scored_metrics(kind or trainer_cls.DATA_KIND))
+    for i, objective in enumerate(objectives):
+        if objective.metric.startswith("eval/") and objective.metric not in known:
+            where = "objective.metric" if "objective" in raw else f"objectives[{i}].metric"
+            raise FieldError(where, f"trainer {trainer_name} does not report "
+                             f"{reprlib.repr(objective.metric)} (it reports "
+                             f"{', '.join(known) or 'no eval/ metric'})")
 
 
 def _check_params(trainer_name: str, trainer_cls, fixed: dict, space: tuple[Param, ...]) -> None:
@@ -337,7 +420,8 @@ def _float(section: str, raw: dict, key: str, default: float, minimum: float) ->
 
 
 def _budget(raw: dict) -> Budget:
-    _fields("budget", raw, ("trials", "steps", "eval_every", "log_every", "eval_samples", "time"))
+    _fields("budget", raw, ("trials", "steps", "eval_every", "log_every", "eval_samples", "time",
+                            "chunk_timeout", "confirm"))
     trials = _int("budget", raw, "trials", None, 1)
     steps = _int("budget", raw, "steps", None, 1)
     eval_every = _int("budget", raw, "eval_every", steps, 1)
@@ -348,7 +432,21 @@ def _budget(raw: dict) -> Budget:
         raise FieldError("budget.log_every", f"must divide budget.eval_every ({eval_every})")
     return Budget(trials, steps, eval_every, log_every,
                   _int("budget", raw, "eval_samples", 1000, 10),
-                  parse_duration("budget.time", raw.get("time")))
+                  parse_duration("budget.time", raw.get("time")),
+                  parse_duration("budget.chunk_timeout", raw.get("chunk_timeout")),
+                  confirm=_confirm(raw.get("confirm")))
+
+
+def _confirm(raw: Any) -> Confirm | None:
+    """`budget.confirm: {top: K, seeds: S}` ({} takes the defaults); absent or null: none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise FieldError("budget.confirm", f"must be a mapping like {{top: 2, seeds: 3}}, got "
+                                           f"{reprlib.repr(raw)}")
+    _fields("budget.confirm", raw, ("top", "seeds"))
+    return Confirm(_int("budget.confirm", raw, "top", Confirm.top, 1),
+                   _int("budget.confirm", raw, "seeds", Confirm.seeds, 2))
 
 
 def _resources(raw: dict) -> Resources:

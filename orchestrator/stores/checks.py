@@ -4,9 +4,19 @@ imports MLflow while Ray starts."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from orchestrator.errors import SpecError, describe
 from orchestrator.stores.redact import mask_secrets, redact_uri
-from orchestrator.stores.uris import file_problem, local_file, sqlite_file, uri_scheme
+from orchestrator.stores.uris import (
+    file_problem,
+    is_journal,
+    local_file,
+    sqlite_file,
+    uri_scheme,
+)
 
 # MLflow's own tracking stores (mlflow.tracking._tracking_service.utils); a scheme not here is
 # looked up in MLflow's registry, which plug-ins add to
@@ -33,8 +43,28 @@ def check_tracking_uri(uri: str) -> str | None:
                     f"(it takes {', '.join(known)}; e.g. http://HOST:5000 or "
                     f"sqlite:///mlflow.db)")
     file = sqlite_file(uri)
-    problem = file_problem(file) if file is not None else None
+    problem = file_problem(file, "sqlite") if file is not None else None
+    if problem is None and file is not None and file.is_file() and file.stat().st_size:
+        problem = moved_store(file)
     return f"{redact_uri(uri)}: {problem}" if problem else check_server(uri)
+
+
+def moved_store(db: Path) -> str | None:
+    """Why a local MLflow store cannot take new runs: its experiments keep their artifacts in
+    another folder, whose same files are beside it here (the project was copied or moved).
+    New runs would write into the old folder; `gansweep ui --relocate` mends it."""
+    from orchestrator.stores.relocate import copied_roots
+
+    try:
+        roots = sorted(copied_roots(db))
+    except Exception:  # not an MLflow store yet, or locked: MLflow says so when it opens it
+        return None
+    if not roots:
+        return None
+    here = db.resolve().parent
+    return (f"its artifact locations point into {roots[0]}, not {here} where it is now (the "
+            f"project was copied or moved): new runs would write there; run `gansweep ui "
+            f"--relocate` to point them here")
 
 
 def check_server(uri: str, timeout_s: float = 5.0) -> str | None:
@@ -57,13 +87,23 @@ def check_server(uri: str, timeout_s: float = 5.0) -> str | None:
     return None
 
 
+def in_memory(url: str) -> bool:
+    """sqlite:// or sqlite:///:memory:: a database that lives as long as one connection."""
+    scheme, _, rest = url.partition("://")
+    return scheme.split("+")[0].lower() == "sqlite" and rest.split("?")[0] in ("", "/:memory:")
+
+
 def check_storage(storage: str) -> None:
     """Refuse a storage that cannot work, creating nothing: a sqlite file's or journal's folder
     must take it, a database server must answer (the study and its tables come later, once
     every other check has passed)."""
+    if in_memory(storage):
+        raise SpecError(f"--storage: {redact_uri(storage)} is an in-memory database: the study "
+                        f"would be gone when the sweep ends; give a file (sqlite:///optuna.db) "
+                        f"or a server")
     file = local_file(storage)
     if file is not None:
-        problem = file_problem(file)
+        problem = file_problem(file, "journal" if is_journal(storage) else "sqlite")
         if problem:
             raise SpecError(f"--storage: cannot use {redact_uri(storage)}: {problem}")
         return
@@ -83,3 +123,23 @@ def cannot_open(storage: str, exc: BaseException) -> SpecError:
     return SpecError(f"--storage: cannot open {redact_uri(storage)}: "
                      f"{mask_secrets(describe(exc), storage)}")
 
+
+
+def check_checkpoint_root(root: str) -> None:
+    """A local checkpoint root must take files: a probe file is made and deleted in the folder
+    nearest to it that exists (the root itself is made by the first checkpoint). A remote root
+    (s3://, gs://) was opened by `Settings.resolve`; its first write says what else is wrong."""
+    if "://" in root:
+        return
+    existing = Path(root)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SpecError(f"--checkpoint-root: {root}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gansweep-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SpecError(f"--checkpoint-root: {root}: cannot write in {existing}: "
+                        f"{exc.strerror}") from None

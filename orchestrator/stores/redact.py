@@ -35,6 +35,19 @@ def redact_uri(uri: str) -> str:
     return out
 
 
+URI_IN_TEXT = re.compile(r"[A-Za-z][\w+.-]*://[^\s'\"]+")
+
+
+def redact_text(text: str) -> str:
+    """`text` with every URI in it redacted (`redact_uri`): the last guard of a message that
+    quotes a library's error, whatever URI that error quotes."""
+    def redact(match: re.Match) -> str:
+        found = match.group(0)
+        uri = found.rstrip(":,.;)")  # the sentence's punctuation, not the URI's
+        return redact_uri(uri) + found[len(uri):]
+    return URI_IN_TEXT.sub(redact, text)
+
+
 def storage_flag(storage: str | None) -> str:
     """` --storage X` to paste into a next command; the variable's name where X holds a
     secret (a masked URI would not run)."""

@@ -9,7 +9,9 @@ plain sqlite store nothing portable is possible (an `mlflow-artifacts:` location
 server for every write, actors included), so `gansweep ui --relocate` rewrites the locations here.
 
 A location is moved from an old folder A to the database's folder D when the part of it below A
-exists below D: `/old/proj/mlartifacts` -> `D/mlartifacts` when `D/mlartifacts` exists.
+exists below D: `/old/proj/mlartifacts` -> `D/mlartifacts` when `D/mlartifacts` exists. The
+Optuna storage that `gansweep promote` wrote into a registered version (its `gansweep.storage`
+tag and its description) is moved with it when it was below A.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from orchestrator.layout import VERSION_STORAGE
 
 # every column of MLflow 3's schema that holds a run's, model's or experiment's artifact location
 LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
@@ -32,6 +36,7 @@ class Relocation:
     old: Path  # the folder the store was in
     new: Path  # the folder it is in now
     rewritten: int  # locations changed
+    storage_rewritten: int = 0  # registered versions' storage tags and descriptions changed
 
 
 def local_path(location: str | None) -> Path | None:
@@ -77,6 +82,13 @@ def stale_roots(db_file: Path) -> set[Path]:
         return experiment_roots(db, db_file.resolve().parent, missing_only=True)
 
 
+def copied_roots(db_file: Path) -> set[Path]:
+    """Folders a local store's experiments point into, other than its own, whose files are
+    beside the database too: the store was copied (or moved) there."""
+    with _connect(db_file) as db:
+        return experiment_roots(db, db_file.resolve().parent, missing_only=False)
+
+
 def relocate(db_file: Path) -> list[Relocation]:
     """Point every artifact location below an old folder of the store at the folder the
     database is in now, in one transaction. Returns what was moved (empty: nothing to do)."""
@@ -84,7 +96,8 @@ def relocate(db_file: Path) -> list[Relocation]:
     done = []
     with _connect(db_file) as db:
         for old in sorted(experiment_roots(db, new, missing_only=False)):
-            done.append(Relocation(old, new, _rewrite(db, old, new)))
+            done.append(Relocation(old, new, _rewrite(db, old, new),
+                                   _rewrite_storage(db, old, new)))
     return done
 
 
@@ -100,6 +113,26 @@ def _rewrite(db: sqlite3.Connection, old: Path, new: Path) -> int:
             count += db.execute(
                 f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
                 f"WHERE substr({column}, 1, ?) = ?", (now, len(was) + 1, len(was), was)).rowcount
+    return count
+
+
+def _rewrite_storage(db: sqlite3.Connection, old: Path, new: Path) -> int:
+    """Move a study storage below `old/` to `new/` where promote named it: the versions'
+    `gansweep.storage` tags (the storage itself: `sqlite:////old/x.db`, or a journal file's
+    path) and their descriptions (`Optuna storage: <it>.`)."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not {"model_versions", "model_version_tags"} <= tables:
+        return 0
+    count = 0
+    for was, now in ((f"sqlite:///{old}/", f"sqlite:///{new}/"), (f"{old}/", f"{new}/")):
+        count += db.execute(
+            "UPDATE model_version_tags SET value = ? || substr(value, ?) "
+            "WHERE key = ? AND substr(value, 1, ?) = ?",
+            (now, len(was) + 1, VERSION_STORAGE, len(was), was)).rowcount
+        said, says = f"Optuna storage: {was}", f"Optuna storage: {now}"
+        count += db.execute(
+            "UPDATE model_versions SET description = replace(description, ?, ?) "
+            "WHERE instr(description, ?) > 0", (said, says, said)).rowcount
     return count
 
 

@@ -16,6 +16,7 @@ from orchestrator.stores.roots import pinned_root, resolve_root
 from orchestrator.stores.uris import (
     absolute_sqlite,
     absolute_storage,
+    resolve_checkpoint_root,
     resolve_storage,
     resolve_tracking_uri,
 )
@@ -50,7 +51,8 @@ class Settings:
         return cls(storage=absolute_storage(resolve_storage(storage)),
                    tracking_uri=absolute_sqlite(resolve_tracking_uri(tracking_uri)),
                    address=address or os.environ.get("RAY_ADDRESS") or None,
-                   checkpoint_root=_absolute_root(checkpoint_root or DEFAULT_CHECKPOINT_ROOT),
+                   checkpoint_root=_absolute_root(resolve_checkpoint_root(
+                       checkpoint_root, DEFAULT_CHECKPOINT_ROOT)),
                    cache_dir=str(Path(cache_dir or default_cache_dir()).expanduser().resolve()),
                    feature_extractor=(str(Path(feature_extractor).expanduser().resolve())
                                       if feature_extractor else None),

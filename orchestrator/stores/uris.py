@@ -4,6 +4,7 @@ scheme. Pure string and path work: no store is opened or created here."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -22,15 +23,29 @@ def refuse_empty(flag: str, value: str | None, what: str, var: str) -> None:
 
 
 def resolve_storage(flag: str | None = None) -> str:
-    """--storage, else GANSWEEP_STORAGE, else the local sqlite file. An empty flag is refused:
-    falling back to a file on this machine would put the sweep where nobody looks."""
+    """--storage, else GANSWEEP_STORAGE, else the project's (gansweep.toml above the current
+    folder), else the local sqlite file. An empty flag is refused: falling back to a file on
+    this machine would put the sweep where nobody looks."""
     refuse_empty("--storage", flag, "the study storage", "GANSWEEP_STORAGE")
-    return flag or os.environ.get("GANSWEEP_STORAGE") or DEFAULT_STORAGE
+    return (flag or os.environ.get("GANSWEEP_STORAGE") or _project("storage")
+            or DEFAULT_STORAGE)
 
 
 def resolve_tracking_uri(flag: str | None = None) -> str:
     refuse_empty("--tracking-uri", flag, "the MLflow tracking URI", "MLFLOW_TRACKING_URI")
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    return (flag or os.environ.get("MLFLOW_TRACKING_URI") or _project("tracking_uri")
+            or DEFAULT_TRACKING_URI)
+
+
+def resolve_checkpoint_root(given: str | None, default: str) -> str:
+    """--checkpoint-root (or the spec's), else the project's, else `default` (here)."""
+    return given or _project("checkpoints") or default
+
+
+def _project(key: str) -> str | None:
+    from orchestrator.stores.project import project_stores
+
+    return project_stores().get(key)
 
 
 def absolute_storage(storage: str) -> str:
@@ -65,14 +80,45 @@ def local_file(storage: str) -> Path | None:
     return Path(storage) if is_journal(storage) else sqlite_file(storage)
 
 
-def file_problem(file: Path) -> str | None:
-    """Why a store cannot open or make `file`, found without creating anything (None: it can)."""
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def file_problem(file: Path, kind: str = "") -> str | None:
+    """Why a store cannot open or make `file`, found without creating anything (None: it can).
+    `kind`: "sqlite" or "journal", what an existing non-empty file must already be (never
+    append a store's records to a user's file that is something else)."""
     file = file.expanduser().resolve()
     if file.is_dir():
         return f"{file} is a folder"
     if not (file.parent.is_dir() and os.access(file.parent, os.W_OK)):
         return f"{file.parent} is not a folder this user can write in"
+    if not file.exists():
+        return None
+    if not file.is_file():
+        return f"{file} is not a regular file"
+    if not os.access(file, os.R_OK | os.W_OK):
+        return f"{file} is not a file this user can read and write"
+    try:
+        with open(file, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as exc:
+        return f"cannot read {file}: {exc.strerror}"
+    if head and kind == "sqlite" and not head.startswith(SQLITE_MAGIC):
+        return f"{file} exists and is not a SQLite database"
+    if head and kind == "journal" and not _journal_head(head):
+        return (f"{file} exists and is not an Optuna journal: give a new file or an existing "
+                f"journal")
     return None
+
+
+def _journal_head(head: bytes) -> bool:
+    """Whether `head` starts as an Optuna journal does: JSON records of one line with op_code."""
+    first = head.split(b"\n", 1)[0]
+    try:
+        record = json.loads(first)
+    except ValueError:  # also a record cut by the 64 KiB read: a journal's first is short
+        return False
+    return isinstance(record, dict) and "op_code" in record
 
 
 def uri_scheme(uri: str) -> str:

@@ -203,9 +203,10 @@ def champion(study: optuna.Study, confirm: optuna.Study | None = None,
     (`confirm`: the sweep's confirm study, ranked as its last table was), when it has one and
     no `pick` was given; else the best trial, or the Pareto point best on `pick`."""
     if pick is None and confirm is not None and len(study.directions) == 1:
-        row = most_trustworthy(confirm_table(study, confirm,
-                                             confirm.user_attrs.get(CONFIRM_AT_ATTR, "last")))
+        rows = confirm_table(study, confirm, confirm.user_attrs.get(CONFIRM_AT_ATTR, "last"))
+        row = most_trustworthy(rows)
         if row is not None and row.run_id:
+            _check_no_newcomer(study, {r.trial for r in rows})
             return _confirmed_choice(study, row)
     found, metric = pareto_pick(study, pick)
     direction = study.directions[metric_names(study).index(metric)].name.lower()
@@ -219,11 +220,25 @@ def champion(study: optuna.Study, confirm: optuna.Study | None = None,
     return Choice(study.study_name, found.number, run_id, metric, direction, value, rule)
 
 
+def _check_no_newcomer(study: optuna.Study, confirmed: set[int]) -> None:
+    """The confirm table ranks only the configs it saw: a trial that entered the sweep's top k
+    since (k: the configs it confirmed) has no bound, and may be the better one. Refused with
+    what to run, never passed over in silence."""
+    newcomers = [t.number for t in top_trials(study, len(confirmed)) if t.number not in confirmed]
+    if newcomers:
+        name, k = study.study_name, len(confirmed)
+        listed = ", ".join(map(str, newcomers))
+        raise SpecError(f"sweep {name!r}: trial(s) {listed} entered its top {k} after `gansweep "
+                        f"confirm` ranked it, and have no bound: run `gansweep confirm {name} "
+                        f"--top {k}` (it retrains only what it lacks), or promote by the sweep's "
+                        f"own values with --unconfirmed")
+
+
 def _confirmed_choice(study: optuna.Study, row: ConfirmRow) -> Choice:
     metric, direction = metric_names(study)[0], study.directions[0].name.lower()
     side = "upper" if direction == "minimize" else "lower"
     best = "lowest" if direction == "minimize" else "highest"
     rule = (f"{best} 95% {side} bound of {metric} over {len(row.values)} fresh seeds "
-            f"(gansweep confirm: bound {row.bound:.4g}, mean {row.mean:.4g} +- {row.std:.2g}; "
+            f"(confirmed: bound {row.bound:.4g}, mean {row.mean:.4g} +- {row.std:.2g}; "
             f"the sweep's own value {row.sweep_value:.4g})")
     return Choice(study.study_name, row.trial, row.run_id, metric, direction, row.mean, rule)

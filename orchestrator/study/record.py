@@ -15,7 +15,7 @@ from orchestrator.layout import LAUNCH_ATTR
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import MASK, redact_uri
 from orchestrator.stores.settings import Settings, check_job_store, check_job_stores
-from orchestrator.stores.uris import absolute_storage, resolve_storage
+from orchestrator.stores.uris import absolute_storage, local_file, resolve_storage
 from orchestrator.study.studies import load_study
 
 
@@ -135,3 +135,47 @@ def check_same_extractor(study, extractor: bytes | None) -> None:
         raise SpecError(f"--feature-extractor: sweep {study.study_name!r} was launched "
                         f"{launched}, given {given}: eval/fid must be in one feature space; "
                         f"pass the same file, or use `gansweep resume {study.study_name}`")
+
+
+def existing_study(name: str, storage: str):
+    """Sweep `name`'s study in `storage`, or None when it has none yet; asked before anything
+    is created (a storage file that does not exist is not made)."""
+    import optuna
+
+    from orchestrator.study.studies import open_storage
+
+    file = local_file(storage)
+    if file is not None and not file.exists():
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(storage))
+    except KeyError:  # no such study yet
+        return None
+
+
+def check_same_spec(study, spec: SweepSpec, allowed: bool) -> str | None:
+    """A sweep continues with the spec it was launched with, in the fields that decide what its
+    trials mean (orchestrator/spec/changes.py): a change is refused, naming the first field
+    that differs, unless `allowed` (--allow-changed-spec); then the change is returned, to be
+    said."""
+    from orchestrator.spec.changes import first_change
+
+    found = study.user_attrs.get(LAUNCH_ATTR)
+    if not found or not study.trials:
+        return None
+    record = LaunchRecord.from_dict(found)
+    try:
+        launched = record.sweep_spec()
+    except SpecError as exc:  # e.g. its plug-in is gone: not the spec given now, then
+        change: tuple[str, str] | None = ("spec", f"the one launched no longer loads ({exc})")
+    else:
+        change = first_change(launched, spec)
+    if change is None:
+        return None
+    field, how = change
+    if allowed:
+        return f"{field}: {how}"
+    source = Path(spec.path).name or spec.name
+    raise SpecError(f"{source}: {field}: {how} since sweep {spec.name!r} was launched, and its "
+                    f"{len(study.trials)} trial(s) came from that spec: launch with "
+                    f"--allow-changed-spec to continue anyway, or rename the sweep")

@@ -1,5 +1,6 @@
-"""The sweep page's pictures: Optuna's interactive figures in one HTML file, and a contact sheet
-of the best trials' latest samples.
+"""The sweep page's pictures: Optuna's interactive figures in one HTML file (with, for one
+objective, the expected best vs trials: would more trials help?), and a contact sheet of the
+best trials' latest samples.
 
 `figures_html` writes every figure into ONE self-contained file, `optuna/figures.html`, with
 plotly.js inlined once (~4.7 MB): MLflow's artifact viewer shows it offline (its iframe allows
@@ -27,14 +28,24 @@ from optuna.visualization import (
 )
 from PIL import Image, ImageDraw, ImageFont
 
+from orchestrator.study.expected import (
+    ASSUMES,
+    SHOWN_FROM,
+    best_so_far,
+    complete_values,
+    shown,
+)
+
 log = logging.getLogger(__name__)
 # "one in ten": a regression needs ~10 observations per predictor before its attributions mean
 # much; below that, importances move from one trial to the next
 TRIALS_PER_PARAM = 10
 CONTOUR_PARAMS = 4  # contour draws every pair: 4 params make 6 panels, 10 would make 45
 TILE_HEIGHT = 256  # px of one trial's samples on the contact sheet
+SHEET_WIDTH = 800  # px at most: a run's description column in a 1280 px window
 LABEL_HEIGHT = 22
 GAP = 6
+EXPECTED_TITLE = "Expected best vs trials"
 
 
 # -- interactive figures ------------------------------------------------------------------------
@@ -72,7 +83,37 @@ def _figures(study: optuna.Study, objective: str, target, varied: list[str],
         warning = importance_warning(n_done, len(varied))
         figures["Importances"] = lambda: _warned(plot_param_importances(
             study, evaluator=_known(importances), **kw), warning)
+    trials = study.get_trials(deepcopy=False)
+    if len(study.directions) == 1 and len(complete_values(trials)) >= SHOWN_FROM:
+        maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+        figures[EXPECTED_TITLE] = lambda: expected_best_figure(trials, objective, maximize)
     return figures
+
+
+def expected_best_figure(trials: list[FrozenTrial], objective: str, maximize: bool):
+    """Would more trials help? The expected best of n trials up to N and past it (a band per
+    part: orchestrator/study/expected.py says what each means) beside this sweep's best so
+    far, complete trial by complete trial."""
+    import plotly.graph_objects as go
+
+    found, figure = shown(trials, objective, maximize), go.Figure()
+    so_far = best_so_far(complete_values(trials), maximize)
+    parts = ((found.sweep, "a sweep of n trials (Dodge et al.), 90% bootstrap band", "31,119,180"),
+             (found.more, "this sweep with n - N more, 90% prediction band", "255,127,14"))
+    for part, name, rgb in parts:
+        x = [int(n) for n in part.trials]
+        figure.add_trace(go.Scatter(x=x + x[::-1], y=[*part.high, *part.low[::-1]],
+                                    fill="toself", fillcolor=f"rgba({rgb},0.2)",
+                                    line={"width": 0}, hoverinfo="skip", showlegend=False))
+        figure.add_trace(go.Scatter(x=x, y=list(part.mean), mode="lines", name=name,
+                                    line={"color": f"rgb({rgb})"}))
+    figure.add_trace(go.Scatter(x=list(range(1, len(so_far) + 1)), y=list(so_far),
+                                mode="markers", name="this sweep's best so far",
+                                marker={"color": "black", "size": 5}))
+    figure.update_layout(xaxis_title="complete trials (n)",
+                         yaxis_title=f"expected best {objective}", legend={"x": 0, "y": -0.25,
+                                                                          "orientation": "h"})
+    return _warned(figure, ASSUMES)
 
 
 def _section(name: str, make: Callable) -> str:
@@ -148,20 +189,30 @@ def _known(importances: dict[str, float]):
 
 
 # -- contact sheet ------------------------------------------------------------------------------
-def contact_sheet(tiles: list[tuple[str, bytes]]) -> bytes | None:
-    """The (label, PNG) tiles side by side, each scaled to TILE_HEIGHT under its label, as PNG;
-    None when no tile is an image Pillow can read."""
+def contact_sheet(tiles: list[tuple[str, bytes]], width: int = SHEET_WIDTH) -> bytes | None:
+    """The (label, PNG) tiles in rows, each scaled to TILE_HEIGHT under its label, a row wrapped
+    before it would pass `width` px (a run's description is shown at its natural size: wider, it
+    pushes the run page's About panel off a 1280 px window), as PNG; None when no tile is an
+    image Pillow can read."""
     images = [(label, img) for label, data in tiles if (img := _image(label, data))]
     if not images:
         return None
-    width = sum(img.width for _, img in images) + GAP * (len(images) + 1)
-    sheet = Image.new("RGB", (width, TILE_HEIGHT + LABEL_HEIGHT + 2 * GAP), "white")
-    draw, font = ImageDraw.Draw(sheet), ImageFont.load_default(size=14)
-    x = GAP
+    rows: list[list[tuple[str, Image.Image]]] = [[]]
     for label, img in images:
-        draw.text((x, GAP), label, fill="black", font=font)
-        sheet.paste(img, (x, GAP + LABEL_HEIGHT))
-        x += img.width + GAP
+        used = sum(i.width + GAP for _, i in rows[-1]) + GAP
+        if rows[-1] and used + img.width + GAP > width:
+            rows.append([])
+        rows[-1].append((label, img))
+    row_height = TILE_HEIGHT + LABEL_HEIGHT + GAP
+    sheet_width = max(sum(i.width + GAP for _, i in row) + GAP for row in rows)
+    sheet = Image.new("RGB", (sheet_width, len(rows) * row_height + GAP), "white")
+    draw, font = ImageDraw.Draw(sheet), ImageFont.load_default(size=14)
+    for r, row in enumerate(rows):
+        x, y = GAP, GAP + r * row_height
+        for label, img in row:
+            draw.text((x, y), label, fill="black", font=font)
+            sheet.paste(img, (x, y + LABEL_HEIGHT))
+            x += img.width + GAP
     buf = io.BytesIO()
     sheet.save(buf, format="PNG", optimize=True)
     return buf.getvalue()

@@ -19,6 +19,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,24 +29,30 @@ from optuna.trial import FrozenTrial, TrialState
 from orchestrator.layout import (
     CONFIRM_AT_ATTR,
     FIGURES,
+    PRUNED_REASON_ATTR,
+    PRUNER,
     SAMPLES_PNG,
     SHEET,
     TAG_BEST_RUN,
     TAG_BUDGET_TRIALS,
     TRIALS_CSV,
+    reason_kind,
     trial_run_name,
 )
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import mask_secrets
+from orchestrator.study.expected import ASSUMES, shown, summary_line
 from orchestrator.study.ranking import ConfirmRow, Ranked, confirm_table, ranked
 from orchestrator.study.studies import load_confirm_study, open_storage
-from orchestrator.tracking.figures import contact_sheet, figures_html
+from orchestrator.tracking.figures import EXPECTED_TITLE, contact_sheet, figures_html
 from orchestrator.tracking.tracker import SweepTracker
+from orchestrator.tracking.ui import run_route, training_route
 
 log = logging.getLogger(__name__)
 PAGE_EVERY_S = 30.0  # the page's cost (k downloads, a few MB up) at most this often
 JOIN_S = 60.0  # the end of a sweep waits this long for an update in progress
 TOP_K = 8
+PRUNED_SHOWN, MAX_REASON = 5, 160  # the latest pruned trials the page names, and their reasons
 MAX_NOTE = 7900  # MLflow cuts a tag value at 8000 characters
 # MLflow draws a progress bar for every download: k of them per update, under the sweep's display
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -103,16 +110,18 @@ class Page:
     confirmed_at: str = "last"
 
     def run_link(self, run_id: str, artifact: str = "") -> str:
-        """A link inside the MLflow UI (hash routes: relative links work in its markdown)."""
-        link = f"#/experiments/{self.experiment_id}/runs/{run_id}"
-        return f"{link}/artifacts/{artifact}" if artifact else link
+        """A link inside the MLflow UI (hash routes: relative links work in its markdown), in
+        its "Model training" view (orchestrator/tracking/ui.py says why the link must say so;
+        MLflow opens every description link in a new tab)."""
+        route = run_route(run_id, self.experiment_id)
+        return training_route(f"{route}/artifacts/{artifact}" if artifact else route)
 
 
 def note(page: Page) -> str:
     """The parent run's markdown description, under MLflow's tag limit (fewer table rows if
     needed)."""
     for rows in range(len(page.top), -1, -1):
-        sections = (_status(page), _best(page), _table(page, rows),
+        sections = (_status(page), _best(page), _expected(page), _table(page, rows), _pruned(page),
                     _confirmed(page), _pictures(page), _setup(page))
         text = "\n\n".join(part for part in sections if part)
         if len(text) <= MAX_NOTE:
@@ -123,10 +132,12 @@ def note(page: Page) -> str:
 def _status(page: Page) -> str:
     count = {s: sum(t.state == s for t in page.trials) for s in TrialState}
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    started = len(page.trials) - count[TrialState.WAITING]
+    budget = max(page.spec.budget.trials, started)  # a launch with a smaller --trials ran none
     return (f"**Sweep `{page.spec.name}`** ({'ended' if page.final else 'running'}): "
             f"{count[TrialState.COMPLETE]} complete, {count[TrialState.PRUNED]} pruned, "
             f"{count[TrialState.FAIL]} failed, {count[TrialState.RUNNING]} running, of "
-            f"{page.spec.budget.trials} trials (updated {when})")
+            f"{budget} trials (updated {when})")
 
 
 def _best(page: Page) -> str:
@@ -135,6 +146,18 @@ def _best(page: Page) -> str:
         return "" if page.spec.multi else "**Best**: no complete trial yet"
     return (f"**Best**: {_trial_link(page, best)}: {page.spec.objective.metric} = "
             f"{best.value:.6g} ({page.spec.objective.direction})")
+
+
+def _expected(page: Page) -> str:
+    """Would more trials help? (orchestrator/study/expected.py; its figure is in FIGURES)"""
+    goal = page.spec.objective
+    found = None if page.spec.multi else shown(page.trials, goal.metric,
+                                               goal.direction == "maximize")
+    if found is None:
+        return ""
+    figure = (f" · [figure]({page.run_link(page.parent_run_id, FIGURES)}): "
+              f"{EXPECTED_TITLE.lower()}" if page.has_figures else "")
+    return f"**More trials?** {summary_line(found)}; {ASSUMES}{figure}"
 
 
 def _table(page: Page, rows: int) -> str:
@@ -150,6 +173,19 @@ def _table(page: Page, rows: int) -> str:
         values = [_cell(_fmt(r.trial.params[p]) if p in r.trial.params else "") for p in params]
         lines.append(f"| {i} | {_trial_link(page, r)} | {state} | {r.value:.6g} | "
                      + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def _pruned(page: Page) -> str:
+    """Why trials were pruned: the count per rule, then the latest few with their reasons."""
+    pruned = [t for t in page.trials if t.state == TrialState.PRUNED]
+    if not pruned:
+        return ""
+    reasons = [(t, t.user_attrs.get(PRUNED_REASON_ATTR) or PRUNER) for t in pruned]
+    kinds = Counter(reason_kind(why) for _, why in reasons)
+    lines = [f"**Pruned** {len(pruned)}: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common())]
+    for t, why in reasons[-PRUNED_SHOWN:]:
+        lines.append(f"- {trial_run_name(t.number)}: {_cell(why[:MAX_REASON])}")
     return "\n".join(lines)
 
 

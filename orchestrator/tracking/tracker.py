@@ -8,6 +8,7 @@ run; an actor writes into it through orchestrator/actor/runlog.py.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 
 from orchestrator.layout import (
+    EXPERIMENT_KIND_TAG,
     ROLE_SWEEP,
     ROLE_TRIAL,
     RUN_STATUS,
@@ -27,11 +29,17 @@ from orchestrator.layout import (
     TAG_STATE,
     TAG_SWEEP,
     TAG_TRIAL,
+    TRAINING_KIND,
     role_metric,
     trial_run_name,
 )
 from orchestrator.stores.uris import sqlite_file
 from orchestrator.tracking.runs import end_tags, params_of
+
+# MLflow's import sets its loggers to INFO, after the CLI quietened them: a first launch's
+# "Creating initial MLflow database tables..." is no news to a user, and a failed database
+# write is logged with its traceback before it is raised, to be reported here in one line
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -44,6 +52,10 @@ def artifact_location(tracking_uri: str) -> str | None:
     if db_path is None:
         return None  # a tracking server decides its own artifact root
     return (db_path.resolve().parent / "mlartifacts").as_uri()
+
+
+class DeletedExperiment(Exception):
+    """The sweep's MLflow experiment exists in the deleted state: runs cannot be made in it."""
 
 
 class SweepTracker:
@@ -66,10 +78,16 @@ class SweepTracker:
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
+        if found is not None and found.lifecycle_stage == "deleted":
+            raise DeletedExperiment(
+                f"MLflow experiment {name!r} (id {found.experiment_id}) is deleted: restore it "
+                f"(mlflow experiments restore --experiment-id {found.experiment_id}), purge it "
+                f"(mlflow gc --experiment-ids {found.experiment_id}), or name another experiment")
         if found is not None:
             return found.experiment_id
         try:
-            return self.client.create_experiment(name, artifact_location(self.uri))
+            return self.client.create_experiment(  # its kind: opened on its runs (layout.py)
+                name, artifact_location(self.uri), tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
         except MlflowException:  # created meanwhile by another driver
             return self.client.get_experiment_by_name(name).experiment_id
 
@@ -86,6 +104,14 @@ class SweepTracker:
             [self.experiment_id],
             f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = '{self.role}'",
             max_results=1))
+
+    def open_trial_runs(self) -> set[str]:
+        """The ids of this sweep's trial runs that are RUNNING in MLflow."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{TAG_SWEEP}` = '{self.sweep}' and tags.`{TAG_ROLE}` = '{self.role}' and "
+            f"attributes.status = 'RUNNING'", max_results=10_000)
+        return {run.info.run_id for run in runs}
 
     def open_sweep_run(self, spec_text: str, spec_name: str) -> str:
         """Reuse the sweep's parent run when the sweep is launched again, else create it."""

@@ -2,8 +2,14 @@
 
 What MLflow 3's UI (a hash router, mlflow/server/js) reads from a link:
 - `#/experiments/<id>/runs` is the runs table. `workflowType=machine_learning` shows it in the
-  "Model training" view; without it the UI opens an experiment on its GenAI overview, the view it
-  keeps per browser.
+  "Model training" view. MLflow 3.17 takes the view from that URL parameter, else from what the
+  browser last picked in the sidebar (localStorage `mlflow.workflowType_v1`, GenAI until then);
+  the experiment's kind tag does not count there (newer versions follow it, so it is set too).
+  The parameter is not carried on by the UI's own links, so every link gansweep writes holds it.
+- `#/runs/<run id>` redirects to the run's experiment route without the parameter (the GenAI
+  view), so a run's link names its experiment when it is known.
+- Links in a run's description always open a new tab (MLflow's EditableNote adds
+  target="_blank" to every anchor after sanitizing it: markdown cannot opt out).
 - The table's filter and order come from the URL (`searchFilter`, `orderByKey` as
   metrics.`eval/x`, `orderByAsc`), its columns only from a saved view: an experiment tag
   `mlflow.sharedViewState.<key>` = {name, createdAt, updatedAt, state: JSON}, opened by
@@ -35,18 +41,22 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from orchestrator.errors import SpecError
 from orchestrator.layout import (
+    EXPERIMENT_KIND_TAG,
     LAUNCH_ATTR,
     ROLE_TRIAL,
     TAG_ROLE,
     TAG_SWEEP,
+    TRAINING_KIND,
     VIEW_TAG,
     view_key,
 )
 from orchestrator.stores.redact import mask_secrets, redact_uri
-from orchestrator.stores.uris import DEFAULT_TRACKING_URI
+from orchestrator.stores.uris import DEFAULT_TRACKING_URI, sqlite_file
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5000
 TRAINING_VIEW = {"workflowType": "machine_learning"}
+# the runs table's leading columns, by the grid's ids (MLflow 3.17's runs table)
+LEADING_COLUMNS = ("attributes.`Run Name`", "runDateAndNestInfo", "duration")
 START_TIMEOUT_S, STOP_GRACE_S = 120.0, 10.0
 
 
@@ -64,23 +74,34 @@ def server_base(uri: str) -> str:
     return redact_uri(urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")))
 
 
+def training_route(route: str, params: dict[str, str] | None = None) -> str:
+    """A UI route as a hash link that opens in the "Model training" view: `#/route?...`."""
+    return f"#{route}?{urlencode({**(params or {}), **TRAINING_VIEW}, quote_via=quote)}"
+
+
 def _link(base: str, route: str, params: dict[str, str]) -> str:
-    return f"{base}/#{route}?{urlencode(params, quote_via=quote)}"
+    return f"{base}/{training_route(route, params)}"
 
 
 def experiments_url(base: str) -> str:
     return _link(base, "/experiments", TRAINING_VIEW)
 
 
-def run_url(base: str, run_id: str) -> str:
-    return _link(base, f"/runs/{run_id}", TRAINING_VIEW)
+def run_route(run_id: str, experiment_id: str | None = None) -> str:
+    """A run's UI route: under its experiment when known (`/runs/<id>` alone redirects there,
+    dropping the view's parameter)."""
+    return f"/experiments/{experiment_id}/runs/{run_id}" if experiment_id else f"/runs/{run_id}"
+
+
+def run_url(base: str, run_id: str, experiment_id: str | None = None) -> str:
+    return _link(base, run_route(run_id, experiment_id), {})
 
 
 def runs_url(base: str, experiment_id: str, view_key: str | None = None,
              facets: dict[str, str] | None = None) -> str:
     """The experiment's runs table: a saved view, else filter and order in the URL."""
     params = {"viewStateShareKey": view_key} if view_key else dict(facets or {})
-    return _link(base, f"/experiments/{experiment_id}/runs", {**params, **TRAINING_VIEW})
+    return _link(base, f"/experiments/{experiment_id}/runs", params)
 
 
 def column(kind: str, name: str) -> str:
@@ -114,11 +135,18 @@ class SweepView:
                 "orderByKey": column("metrics", self.objective),
                 "orderByAsc": "true" if self.ascending else "false"}
 
+    def columns(self) -> list[str]:
+        """The metric columns, objectives first, then the params."""
+        return ([column("metrics", m) for m in self.metrics]
+                + [column("params", p) for p in self.params])
+
     def tag(self, now_ms: int) -> tuple[str, str]:
-        """The experiment tag that saves this view, as the UI's "Save view" writes it."""
+        """The experiment tag that saves this view, as the UI's "Save view" writes it. The
+        table shows selected columns in its own order (metrics by name) unless the state
+        orders them: `columnOrder` holds the grid's column ids, the leading ones included."""
         state = {**self.facets(), "orderByAsc": self.ascending,
-                 "selectedColumns": [column("metrics", m) for m in self.metrics]
-                 + [column("params", p) for p in self.params]}
+                 "selectedColumns": self.columns(),
+                 "columnOrder": [*LEADING_COLUMNS, *self.columns()]}
         return VIEW_TAG + self.key, json.dumps({
             "name": f"gansweep {self.sweep}", "createdAt": now_ms, "updatedAt": now_ms,
             "state": json.dumps(state)})
@@ -169,9 +197,43 @@ def sweep_link(study, uri: str, base: str) -> str:
     view = sweep_view(study, {key for run in runs for key in run.data.metrics})
     try:
         client.set_experiment_tag(found.experiment_id, *view.tag(int(time.time() * 1000)))
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
     except MlflowException:
         return runs_url(base, found.experiment_id, facets=view.facets())
     return runs_url(base, found.experiment_id, view_key=view.key)
+
+
+def run_urls(study, run_ids: list[str]) -> tuple[dict[str, str], str]:
+    """Links to runs of a sweep, each under its experiment when the sweep's tracking store
+    answers (else `#/runs/<id>`, which opens the GenAI view), and `runs_base`'s note."""
+    base, note = runs_base(study)
+    where = run_experiments(recorded_tracking_uri(study) or os.environ.get(
+        "MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI, run_ids)
+    return {r: run_url(base, r, where.get(r)) for r in run_ids}, note
+
+
+def run_experiments(uri: str, run_ids: list[str]) -> dict[str, str]:
+    """The experiment of each run the store at `uri` has; none where it cannot be read (a
+    masked URI, a server down): the links fall back to `#/runs/<id>`."""
+    db = sqlite_file(uri)
+    if not run_ids or "***" in uri or (db is not None and not db.is_file()):
+        return {}  # a store that is not there is not made by looking
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    before = {k: os.environ.get(k) for k in quick}
+    os.environ.update(quick)  # a server that does not answer costs seconds, not minutes
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(uri)
+        return {r: client.get_run(r).info.experiment_id for r in run_ids}
+    except Exception:
+        return {}
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def recorded_tracking_uri(study) -> str | None:

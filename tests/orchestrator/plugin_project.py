@@ -62,6 +62,22 @@ class TextMetric(ConditionalGAN):
         return Evaluation({"eval/quality": "good"}, evaluation.samples)
 
 
+class ClaimsAMetric(ConditionalGAN):
+    """Declares an eval/ metric of its own that evaluate() never returns."""
+
+    METRICS = ("eval/sharpness",)
+
+
+class Hangs(ConditionalGAN):
+    """From step 20 on, a trial with lr_g above 9e-4 never returns from train_for (as a
+    deadlocked collective or a stuck data loader does); the others train."""
+
+    def train_for(self, n):
+        while self.step >= 20 and self.config.lr_g > 9e-4:
+            time.sleep(1)
+        return super().train_for(n)
+
+
 class Stalls(ConditionalGAN):
     """Returns from train_for without training: a trial must not wait on it forever."""
 

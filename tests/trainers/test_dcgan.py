@@ -85,7 +85,8 @@ def test_trainer_rejects_data_that_is_not_images():
 def test_each_loss_trains_with_finite_metrics(params):
     trainer = make(**params)
     metrics = trainer.train_for(2)
-    expected = {"train/d_loss", "train/g_loss", "perf/steps_per_s"}
+    expected = {"train/d_loss", "train/g_loss", "train/d_real_acc", "train/d_fake_acc",
+                "perf/steps_per_s"}
     expected |= {"train/gp"} if params["loss"] == "wgan_gp" else set()
     expected |= {"train/r1"} if "r1_weight" in params else set()
     assert set(metrics) == expected

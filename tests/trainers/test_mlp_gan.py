@@ -39,7 +39,8 @@ def scored(trainer):
 def test_each_loss_trains_with_finite_metrics(loss):
     trainer = make(loss=loss, data="grid25")
     metrics = trainer.train_for(3)
-    expected = {"train/d_loss", "train/g_loss", "perf/steps_per_s"}
+    expected = {"train/d_loss", "train/g_loss", "train/d_real_acc", "train/d_fake_acc",
+                "perf/steps_per_s"}
     assert set(metrics) == expected | ({"train/gp"} if loss == "wgan_gp" else set())
     assert all(math.isfinite(v) for v in metrics.values())
     assert trainer.step == 3

@@ -22,18 +22,19 @@ def test_exports_in_flight_are_flushed_and_the_run_ends_after_them(ray_local, tm
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.create_experiment("x", (tmp_path / "a").as_uri())
-    good, bad = (client.create_run(experiment).info.run_id for _ in range(2))
+    good, bad = (client.create_run(experiment, run_name=f"trial-{i:04d}").info.run_id
+                 for i in range(2))
     trainer = build_trainer("mlp_gan", {"g_width": 16}, load_dataset("ring8"), 0)
     logger = RunLogger(client.tracking_uri)
-    logger.log_models(good, [("generator", trainer.generator()),
-                             ("generator_best", trainer.generator())], trainer.z_dim)
+    logger.log_models(good, [("last", trainer.generator(), []),
+                             ("best", trainer.generator(), [])], trainer.z_dim)
     logger.end_run(good, "COMPLETE")
-    logger.log_models(bad, [("generator", Untraceable())], trainer.z_dim)
+    logger.log_models(bad, [("last", Untraceable(), [])], trainer.z_dim)
     logger.end_run(bad, "COMPLETE")
     logger.flush()
 
     models = client.search_logged_models([experiment], f"source_run_id = '{good}'")
-    assert sorted(m.name for m in models) == ["generator", "generator_best"]
+    assert sorted(m.name for m in models) == ["trial-0000-best", "trial-0000-last"]
     ended = client.get_run(good).info
     assert ended.status == "FINISHED"
     assert ended.end_time >= max(m.creation_timestamp for m in models)

@@ -16,9 +16,9 @@ def test_a_self_conditioned_generator_loads_back_from_mlflow_with_any_batch(run)
     client, run_id = run
     trainer = build_trainer("mlp_gan", {"clusters": 8, "g_width": 16}, load_dataset("grid25"), 0)
     generator = trainer.generator()
-    log_model(client.tracking_uri, run_id, generator, trainer.z_dim)  # an example batch of 16
+    model_id = log_model(client.tracking_uri, run_id, generator, trainer.z_dim)  # a batch of 16
     mlflow.set_tracking_uri(client.tracking_uri)
-    loaded = mlflow.pytorch.load_model(f"runs:/{run_id}/generator")
+    loaded = mlflow.pytorch.load_model(f"models:/{model_id}")
     z = torch.randn(100, trainer.z_dim)
     with torch.no_grad():
         assert torch.equal(loaded(z), generator(z))  # the cluster draw is part of the model

@@ -135,10 +135,17 @@ def test_a_trial_shows_titled_samples_from_step_0_and_keeps_its_best_generator(r
     values = {2: first.metrics["eval/reverse_kl"], 4: last.metrics["eval/reverse_kl"]}
     best_step = min(values, key=values.get)
     assert tags["gansweep.best_step"] == str(best_step)
-    models = {m.name: m for m in client.search_logged_models(
+    models = {m.tags["gansweep.at"]: m for m in client.search_logged_models(
         experiment_ids=[tracker.experiment_id], filter_string=f"source_run_id = '{run_id}'")}
-    assert set(models) == {"generator", "generator_best"}
+    name = client.get_run(run_id).info.run_name
+    assert {at: m.name for at, m in models.items()} == {"best": f"{name}-best",
+                                                         "last": f"{name}-last"}
+    # each carries its eval's metrics, at its step: what MLflow's Models tab lists
+    scored = {at: {m.key: (m.step, m.value) for m in models[at].metrics} for at in models}
+    assert scored["best"]["eval/reverse_kl"] == (best_step, values[best_step])
+    assert scored["last"]["eval/reverse_kl"] == (4, values[4])
+    assert all(key.startswith("eval/") for key in scored["last"])
     mlflow.set_tracking_uri(tracker.uri)
-    best = load_model(models["generator_best"].model_uri)
+    best = load_model(models["best"].model_uri)
     z = torch.randn(8, 2)
     assert best(z).shape == (8, 2)

@@ -12,9 +12,8 @@ from orchestrator.study.studies import open_study
 from tests.conftest import SYNTHETIC
 
 HEAVY = ("torch", "ray", "optuna", "mlflow")
-COMMANDS = ("launch", "submit", "resume", "status", "best", "promote", "confirm", "sample", "ui",
-            "check-trainer", "data",
-            "data import")
+COMMANDS = ("init", "launch", "submit", "resume", "status", "best", "promote", "confirm",
+            "sample", "ui", "check-trainer", "data", "data import")
 
 # runs each `gansweep ARGS...` in-process, then prints the heavy modules they imported
 RUN_CLI = (

@@ -4,6 +4,7 @@ and the link to the best run (its tracking server's, without credentials, or `ga
 from __future__ import annotations
 
 import json
+import re
 
 import optuna
 import pytest
@@ -60,3 +61,75 @@ def test_best_of_a_local_store_links_its_run_on_gansweep_uis_address(tmp_path, m
     output = CliRunner().invoke(main, ["best", "s", "--storage", storage]).output
     assert "open it: http://127.0.0.1:5000/#/runs/r1?workflowType=machine_learning" in output
     assert "with `gansweep ui s` running" in output
+
+
+def test_status_is_one_line_per_trial_best_first_in_80_columns(tmp_path, monkeypatch):
+    """Complete trials by the objective (best starred), then running, pruned and failed; an
+    attempt column; long params and reasons cut with an ellipsis, `--wide` shows them all."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+
+    from orchestrator.layout import ATTEMPT_ATTR, REASON_ATTR
+
+    monkeypatch.setenv("COLUMNS", "80")
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.set_metric_names(["eval/score"])
+    dists = {"learning_rate_generator": FloatDistribution(1e-5, 1e-2),
+             "discriminator_architecture": CategoricalDistribution(["wide_residual_blocks",
+                                                                   "plain"])}
+    params = {"learning_rate_generator": 1.234567e-4,
+              "discriminator_architecture": "wide_residual_blocks"}
+    for value, state, attrs in ((0.5, TrialState.COMPLETE, {}),
+                                (None, TrialState.FAIL, {REASON_ATTR: "RuntimeError: " + "x" * 90}),
+                                (0.9, TrialState.COMPLETE, {ATTEMPT_ATTR: 3}),
+                                (None, TrialState.PRUNED, {}),
+                                (0.7, TrialState.COMPLETE, {})):
+        study.add_trial(create_trial(params=params, distributions=dists, value=value,
+                                     state=state, user_attrs=attrs))
+    result = CliRunner().invoke(main, ["status", "s", "--storage", storage])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80, result.output
+    assert lines[0].startswith("sweep s: 5 trials, best #2 eval/score=0.9 (maximize)")
+    header = next(line for line in lines if " state " in line and " try " in line)
+    rows = [line for line in lines if re.match(r"\s*\*?\d+\s", line)]
+    assert [row.split()[0] for row in rows] == ["*2", "4", "0", "3", "1"]  # one line each
+    assert [row.split()[1] for row in rows] == ["COMPLETE"] * 3 + ["PRUNED", "FAIL:"]
+    at = header.index(" try ")
+    assert [row[at:at + 5].strip() for row in rows] == ["3", "1", "1", "1", "1"]
+    assert any(line.rstrip().endswith("…") for line in lines)
+    assert "eval/score: PacGAN score" in result.output
+    wide = CliRunner().invoke(main, ["status", "s", "--storage", storage, "--wide"])
+    assert "RuntimeError: " + "x" * 90 in wide.output and "wide_residual_blocks" in wide.output
+
+
+def test_status_says_what_twice_the_trials_would_find_once_three_are_complete(tmp_path):
+    """One line for one objective from 3 complete trials on (pruned ones do not count), with
+    what it assumes; none with fewer, and none for several objectives."""
+    from optuna.trial import TrialState
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(storage=storage, study_name="s", direction="minimize")
+    study.set_metric_names(["eval/reverse_kl"])
+
+    def expected_line() -> list[str]:
+        output = CliRunner().invoke(main, ["status", "s", "--storage", storage]).output
+        return [line for line in output.splitlines() if line.startswith("expected best")]
+
+    for value, state in ((0.9, TrialState.COMPLETE), (None, TrialState.PRUNED),
+                         (0.4, TrialState.COMPLETE)):
+        study.add_trial(create_trial(value=value, state=state))
+    assert expected_line() == []  # 2 complete trials
+    study.add_trial(create_trial(value=0.6))
+    [line] = expected_line()
+    mean, low, high = map(float, re.match(
+        r"expected best at 2x trials \(6\): (\S+) \[(\S+), (\S+)\] \(now 0.4\)$", line).groups())
+    assert low <= mean <= high == 0.4  # lower is better: more trials never lose the best 0.4
+    output = CliRunner().invoke(main, ["status", "s", "--storage", storage]).output
+    assert "(assumes i.i.d. trials, as random search's; TPE's are better" in output
+    pareto = optuna.create_study(storage=storage, study_name="p", directions=["maximize"] * 2)
+    for v in range(4):
+        pareto.add_trial(create_trial(values=[v, v]))
+    output = CliRunner().invoke(main, ["status", "p", "--storage", storage]).output
+    assert "expected best" not in output

@@ -166,6 +166,40 @@ def test_a_bad_plugin_spec_is_one_line_exit_2_and_creates_nothing(project, tmp_p
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
 
 
+def test_an_objective_a_plugin_does_not_declare_is_refused_before_anything_is_made(project,
+                                                                                 tmp_path):
+    """A trainer that declares its METRICS gets its objective checked with the spec: a typo'd
+    metric no longer trains every trial to fail it at the first evaluation."""
+    text = spec_text(trainer="broken_gans:ClaimsAMetric").replace("eval/fd", "eval/sharpnes")
+    (project / "bad.yaml").write_text(text)
+    result = CliRunner().invoke(main, ["launch", "bad.yaml", *stores(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "gansweep: error: bad.yaml: objective.metric: trainer broken_gans:ClaimsAMetric does not "
+        "report 'eval/sharpnes' (it reports eval/sharpness, eval/fd, eval/kid, eval/kid_std, "
+        "eval/precision, eval/recall, eval/density, eval/coverage, eval/class_coverage, "
+        "eval/class_kl, eval/fid)"]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
+
+
+@pytest.mark.parametrize("body, message", [
+    ("raise SystemExit(0)\n", "SystemExit: 0"),
+    ("raise KeyboardInterrupt\n", "KeyboardInterrupt: KeyboardInterrupt"),
+    ("import time\ntime.sleep(30)\n", "it did not finish within 1 s"),
+])
+def test_a_plugin_whose_import_exits_or_hangs_is_one_line_naming_it(project, tmp_path,
+                                                                     monkeypatch, body, message):
+    monkeypatch.setattr("trainers.registry.IMPORT_TIMEOUT_S", 1.0)
+    (project / "odd_gan.py").write_text(body)
+    (project / "bad.yaml").write_text(spec_text(trainer="odd_gan:Trainer"))
+    result = CliRunner().invoke(main, ["launch", "bad.yaml", *stores(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"gansweep: error: bad.yaml: trainer: cannot import odd_gan (for odd_gan:Trainer): "
+        f"{message}".strip()]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
+
+
 @pytest.mark.parametrize("loader, message", [
     ("ring", "points:ring gave mixture data (Mixture), and trainer my_gan.cgan:ConditionalGAN "
              "trains on image data"),
@@ -196,6 +230,33 @@ def test_a_plugin_that_stops_training_fails_its_trial_with_the_reason(ray_local,
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"].startswith(
         "RuntimeError: train_for(10) moved step from 0 to 0: it must train n steps")
+
+
+@pytest.mark.cluster  # a whole sweep whose first trial hangs (~25 s): make test-cluster
+def test_a_chunk_that_never_returns_is_stopped_and_the_sweep_goes_on(ray_local, project,
+                                                                    tmp_path):
+    text = spec_text(name="hangs", trainer="broken_gans:Hangs").replace(
+        "trials: 3", "trials: 2, chunk_timeout: 15s").replace(
+        "space:", "enqueue: [{lr_g: 1.0e-3, loss: ns}]\nspace:")
+    spec = SweepSpec.parse(text)
+    settings = Settings.resolve(f"sqlite:///{tmp_path}/optuna.db",
+                                f"sqlite:///{tmp_path}/mlflow.db",
+                                checkpoint_root=str(tmp_path / "checkpoints"))
+    notices: list[str] = []
+    start = time.time()
+    stats = launch(spec, settings, notice=notices.append)
+    took = time.time() - start
+    trials = optuna.load_study(study_name="hangs", storage=settings.storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[0].user_attrs["fail_reason"].startswith("no progress for 15 s at step 20")
+    assert stats.failed == 1 and stats.done == 1 and took < 90
+    assert any(n.startswith("trial 0: no progress for 15 s at step 20; its actor is stopped")
+               for n in notices)
+    client = MlflowClient(settings.tracking_uri)
+    runs = {r.data.tags["gansweep.trial"]: r for r in trial_runs(client, "hangs")}
+    assert runs["0"].info.status == "FAILED"
+    steps = [m.step for m in client.get_metric_history(runs["0"].info.run_id, "train/d_loss")]
+    assert steps == [10, 20]  # its first chunk, kept
 
 
 # -- resume ----------------------------------------------------------------------------------------

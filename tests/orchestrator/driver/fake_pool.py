@@ -3,8 +3,9 @@ tracker, for testing the loop's decisions in milliseconds without Ray or MLflow:
 as Ray Tune tests its controller with a fake resource manager. The real pool is
 orchestrator/cluster/pool.py, tested with a real Ray in the other tests.
 
-Time is virtual: a chunk takes `script.seconds(spec)` on its actor, and `wait` hands back the
-ref that finishes first (ties: the earlier call). What a chunk returns is the script's:
+Time is virtual: a chunk takes `script.seconds(spec)` on its actor (math.inf: it never comes
+back), and `wait` hands back the ref that finishes first (ties: the earlier call), or None once
+`timeout` virtual seconds passed without one. What a chunk returns is the script's:
 `script.chunk(spec, step)` -> metrics, or DIE (its actor dies), or an error string. A trial's
 step survives its actor, as a checkpoint would.
 """
@@ -12,6 +13,7 @@ step survives its actor, as a checkpoint would.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +39,14 @@ class Ref:
 @dataclass
 class Script:
     """What trials do: each trial's loss (by number, default 1.0 + number), chunk length in
-    virtual seconds, and the chunks at which its actor dies (trial number -> steps)."""
+    virtual seconds, and the chunks at which its actor dies (trial number -> steps); `hangs_at`:
+    the step from which a trial's chunks never come back (trial number -> step)."""
 
     losses: dict[int, float] = field(default_factory=dict)
     seconds: dict[int, float] = field(default_factory=dict)
     dies_at: dict[int, list[int]] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
+    hangs_at: dict[int, int] = field(default_factory=dict)
     unplaceable: int = 0  # actors made up front that never start
 
     def chunk(self, spec: TrialSpec, step: int) -> dict[str, float] | str:
@@ -92,6 +96,10 @@ class FakePool:
         spec = actor.spec
         self.calls.append(("train", actor.name, spec.number))
         begin = max(self.now, actor.free_at)
+        hangs = actor.step >= self.script.hangs_at.get(spec.number, math.inf)
+        if hangs:  # never back: no step, no checkpoint
+            actor.free_at = math.inf
+            return self._ref(math.inf, None)
         actor.free_at = begin + self.script.seconds.get(spec.number, 1.0)
         step = min(actor.step + steps, spec.total_steps)
         found = self.script.chunk(spec, step)
@@ -125,6 +133,9 @@ class FakePool:
         if not refs:
             return None
         ref = min(refs, key=lambda r: (self._done[r][0], r.n))
+        if self._done[ref][0] > self.now + timeout:  # nothing back in time (a hung chunk)
+            self.now += timeout
+            return None
         self.now = max(self.now, self._done[ref][0])
         return ref
 
@@ -154,6 +165,10 @@ class FakeTracker:
         self.made: list[int] = []
         self.closed: dict[str, tuple[str, str]] = {}  # run id -> (state, reason)
         self.progress: list[dict[str, float]] = []
+        self.left_open: set[str] = set()  # runs still RUNNING in MLflow
+
+    def open_trial_runs(self) -> set[str]:
+        return self.left_open - set(self.closed)
 
     def create_trial_run(self, number: int, tags: dict[str, str] | None = None) -> str:
         self.made.append(number)

@@ -31,6 +31,8 @@ def test_the_example_plugin_passes_check_trainer(project):
     ("ForgetsTheClassCoordinate", "generator",
      "generator(torch.randn(16, z_dim=32)) raised RuntimeError"),
     ("TextMetric", "evaluate", "eval/quality is a str, not a float"),
+    ("ClaimsAMetric", "evaluate", "eval/sharpness declared in METRICS but not returned by "
+                                  "evaluate()"),
 ])
 def test_a_broken_plugin_fails_check_trainer_on_the_right_line(project, broken, check, reason):
     result = CliRunner().invoke(main, ["check-trainer", f"broken_gans:{broken}",

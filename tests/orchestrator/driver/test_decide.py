@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from orchestrator.boundary import DIVERGED, ActorLost, ChunkResult
 from orchestrator.driver.decide import Action, Outcome, Standing, decide
+from orchestrator.driver.health import History, Point
 from orchestrator.spec.sweep import SweepSpec
 from tests.conftest import SYNTHETIC
 
@@ -21,6 +22,11 @@ SPECS = {  # budget.steps 4, max_retries 2 (the default)
         "objectives:\n  - {metric: eval/loss, direction: minimize}\n"
         "  - {metric: eval/x_loss, direction: minimize}")),
 }
+SPECS["no health"] = SweepSpec.parse(SYNTHETIC + "health: false\n")
+# three evaluations past the warm-up with a tenth of the data's coverage: collapsed
+COLLAPSED = History(tuple(Point(s, 0.5, (("eval/coverage", 0.1, 1.0),)) for s in (2, 2, 3)))
+COLLAPSE_REASON = ("collapse: samples under 0.25x the data's diversity for 3 evaluations: "
+                   "eval/coverage 0.1 (the data's 1) at step 3")
 NOW = 100.0
 LATE, EARLY = 50.0, 200.0  # deadlines: passed, still ahead
 STOP = "stopped by SIGINT"
@@ -79,12 +85,23 @@ CASES = [  # (case, spec, result, standing, expected)
     ("next chunk, several objectives", "multi", chunk(2), Standing(),
      Outcome(Action.NEXT_CHUNK, step=2)),
     ("next chunk, pruner asked", "pruner metric", chunk(2), Standing(can_prune=True),
-     Outcome(Action.NEXT_CHUNK, report=(0.25, 2), ask_pruner=True, step=2)),
+     Outcome(Action.NEXT_CHUNK, report=(0.25, 2), ask_pruner=True, step=2,
+             reason="pruner: median at step 2")),
     ("stopping: suspended without a report", "single", chunk(2), Standing(stop=STOP),
      Outcome(Action.SUSPEND, step=2)),
     ("stopping: the pruner is asked first", "single", chunk(2), Standing(can_prune=True,
                                                                           stop=STOP),
-     Outcome(Action.SUSPEND, report=(0.5, 2), ask_pruner=True, step=2)),
+     Outcome(Action.SUSPEND, report=(0.5, 2), ask_pruner=True, step=2,
+             reason="pruner: none at step 2")),
+    # a GAN-health rule prunes before any pruner is asked, with its reason (health.py's table:
+    # tests/orchestrator/driver/test_health.py)
+    ("unhealthy: pruned with its reason", "single", chunk(3),
+     Standing(can_prune=True, health=COLLAPSED),
+     Outcome(Action.PRUNE, reason=COLLAPSE_REASON, report=(0.5, 3), step=3)),
+    ("unhealthy at the last step: completes", "single", chunk(4), Standing(health=COLLAPSED),
+     Outcome(Action.COMPLETE, value=0.5, report=(0.5, 4), step=4)),
+    ("unhealthy, health: false", "no health", chunk(3), Standing(health=COLLAPSED),
+     Outcome(Action.NEXT_CHUNK, report=(0.5, 3), step=3)),
 ]
 
 
@@ -94,12 +111,13 @@ def test_decide(spec, result, standing, expected):
     assert decide(result, standing, SPECS[spec], NOW) == expected
 
 
-ASKED = Outcome(Action.NEXT_CHUNK, report=(0.5, 2), ask_pruner=True, step=2)
-STOPPING = Outcome(Action.SUSPEND, report=(0.5, 2), ask_pruner=True, step=2)
+WHY = "pruner: median at step 2"
+ASKED = Outcome(Action.NEXT_CHUNK, report=(0.5, 2), ask_pruner=True, step=2, reason=WHY)
+STOPPING = Outcome(Action.SUSPEND, report=(0.5, 2), ask_pruner=True, step=2, reason=WHY)
 VERDICTS = [  # (case, outcome, the pruner says prune, expected): nothing is reported twice
-    ("pruned", ASKED, True, Outcome(Action.PRUNE, step=2)),
+    ("pruned", ASKED, True, Outcome(Action.PRUNE, step=2, reason=WHY)),
     ("kept", ASKED, False, Outcome(Action.NEXT_CHUNK, step=2)),
-    ("pruned while stopping", STOPPING, True, Outcome(Action.PRUNE, step=2)),
+    ("pruned while stopping", STOPPING, True, Outcome(Action.PRUNE, step=2, reason=WHY)),
     ("kept while stopping", STOPPING, False, Outcome(Action.SUSPEND, step=2)),
     ("not asked", Outcome(Action.NEXT_CHUNK, report=(0.5, 2), step=2), True,
      Outcome(Action.NEXT_CHUNK, report=(0.5, 2), step=2)),

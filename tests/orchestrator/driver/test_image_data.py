@@ -12,12 +12,13 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from orchestrator.cli import main
+from orchestrator.layout import SWEEP_BEST_VALUE
 
 DIGITS = """\
 name: digits-tiny
 dataset: digits
 trainer: dcgan
-objective: {metric: eval/fd, direction: minimize}
+objective: {metric: eval/kid, direction: minimize}  # any image metric can rank
 budget: {trials: 2, steps: 20, eval_every: 10, log_every: 10, eval_samples: 200}
 sampler: {name: random, seed: 0}
 resources: {cpus_per_trial: 1}
@@ -63,6 +64,14 @@ def test_every_trial_completes_with_every_image_metric_at_every_eval(digits_swee
         for key in ("eval/class_coverage", "eval/class_kl", "eval/fid", *SAMPLE_METRICS):
             history = client.get_metric_history(run.info.run_id, key)
             assert sorted(m.step for m in history) == [10, 20], key
+
+
+def test_the_sweep_ranks_its_trials_by_kid_when_kid_is_the_objective(digits_sweep):
+    _, client, _, runs = digits_sweep
+    [parent] = [r for r in runs if r.data.tags["gansweep.role"] == "sweep"]
+    finals = [max(client.get_metric_history(r.info.run_id, "eval/kid"), key=lambda m: m.step)
+              for r in runs if r.data.tags["gansweep.role"] == "trial"]
+    assert parent.data.metrics[SWEEP_BEST_VALUE] == min(m.value for m in finals)
 
 
 def test_sample_grids_are_logged_at_every_eval_and_at_the_end(digits_sweep):

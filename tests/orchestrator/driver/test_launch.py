@@ -101,7 +101,8 @@ def test_mlflow_holds_one_parent_and_a_nested_child_per_trial(ring8_sweep):
             "checkpoints/final.pt"]
         models = client.search_logged_models([run.info.experiment_id],
                                              f"source_run_id = '{run.info.run_id}'")
-        assert sorted(m.name for m in models) == ["generator", "generator_best"]
+        name = run.info.run_name
+        assert sorted(m.name for m in models) == [f"{name}-best", f"{name}-last"]
 
 
 def test_checkpoints_keep_the_last_two_per_trial(ring8_sweep):
@@ -227,7 +228,7 @@ def test_the_command_starts_its_own_ray_exports_every_generator_and_leaves_no_ra
     import time
     from pathlib import Path
 
-    from orchestrator.layout import BEST_MODEL_NAME, MODEL_NAME
+    from orchestrator.layout import AT_BEST, AT_LAST, model_name
 
     spec = tmp_path / "ring8.yaml"
     spec.write_text(RING8_TINY.replace("trials: 4", "trials: 2").replace(
@@ -257,8 +258,69 @@ def test_the_command_starts_its_own_ray_exports_every_generator_and_leaves_no_ra
         assert "gansweep.finish_error" not in run.data.tags
         names = {m.name for m in client.search_logged_models(
             experiment_ids=[experiment], filter_string=f"source_run_id = '{run.info.run_id}'")}
-        assert names == {MODEL_NAME, BEST_MODEL_NAME}
+        assert names == {model_name(run.info.run_name, at) for at in (AT_BEST, AT_LAST)}
     deadline = time.monotonic() + 15
     while _ray_processes_of(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _ray_processes_of(proc.pid) == []
+
+
+@pytest.mark.cluster  # a whole CLI sweep of two failing trials (~10 s): make test-cluster
+def test_a_sweep_in_which_no_trial_completed_exits_1_and_says_so(ray_local, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synth.yaml").write_text(SYNTHETIC.replace("trials: 4", "trials: 2").replace(
+        "metric: eval/loss", "metric: train/lost"))  # a metric the trainer never emits
+    result = CliRunner().invoke(main, ["launch", "synth.yaml"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "gansweep: synth: no trial completed (2 failed, 0 pruned): `gansweep status synth` "
+        "says why")
+    assert "next: gansweep best" not in result.output
+
+
+@pytest.mark.cluster  # two whole CLI launches side by side (~25 s): make test-cluster
+def test_two_first_launches_at_the_same_instant_one_runs_the_other_is_refused_by_the_lease(
+        tmp_path):
+    """Two `gansweep launch` of a new sweep in an empty folder, started together: both make
+    mlflow.db and optuna.db at once (MLflow's table creation races); one runs the sweep, the
+    other is refused in the lease's words, never a store error or a traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "spec.yaml").write_text(SYNTHETIC.replace("trials: 4", "trials: 2"))
+    gansweep = str(Path(sys.executable).parent / "gansweep")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # each its own Ray
+    procs = [subprocess.Popen([gansweep, "launch", "spec.yaml"], cwd=tmp_path, text=True,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    done = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    assert sorted(code for code, _, _ in done) == [0, 2], done
+    _, _, refused = next(d for d in done if d[0] == 2)
+    last = refused.strip().splitlines()[-1]
+    assert last.startswith("gansweep: error: sweep 'synth' is being driven by pid "), refused
+    assert "Traceback" not in refused and len(refused.strip().splitlines()) <= 2, refused
+    study = optuna.load_study(study_name="synth", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2  # no ghost trial
+
+
+@pytest.mark.cluster  # a whole CLI sweep (~10 s): make test-cluster
+def test_the_first_launch_makes_its_folder_a_project_every_subfolder_sees(ray_local, tmp_path,
+                                                                         monkeypatch):
+    from orchestrator.stores.project import PROJECT_FILE
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(SYNTHETIC.replace("trials: 4", "trials: 1"))
+    first = CliRunner().invoke(main, ["launch", "spec.yaml"])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / PROJECT_FILE).is_file()
+    assert f"the stores are in {tmp_path} (optuna.db, mlflow.db" in first.stderr
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    listed = CliRunner().invoke(main, ["status"])
+    assert "synth" in listed.output and "1 trials" in listed.output, listed.output
+    again = CliRunner().invoke(main, ["launch", "../spec.yaml", "--trials", "2"])
+    assert again.exit_code == 0 and "the stores are in" not in again.stderr
+    assert not (tmp_path / "sub" / "optuna.db").exists()  # the project's, not the subfolder's

@@ -173,6 +173,82 @@ def test_budget_time_starts_no_trial_after_it_and_fails_the_one_asked_ahead(
     assert len(states) < 4  # the budget's last trials were never asked
 
 
+def _virtual_clock(monkeypatch, sweep: Sweep) -> None:
+    """The scheduler reads the fake pool's virtual time, so a hung chunk costs no real second."""
+    monkeypatch.setattr(scheduler_module, "time", type("Clock", (), {
+        "time": staticmethod(lambda: sweep.pool.now)}))
+
+
+def test_a_chunk_that_never_returns_is_stopped_and_its_trial_fails_with_the_reason(
+        write_spec, tmp_path, monkeypatch):
+    sweep = _fake(write_spec, tmp_path, actors=1, script=Script(hangs_at={1: 2}),
+                  **{"trials: 4": "trials: 4, chunk_timeout: 50s"})
+    _virtual_clock(monkeypatch, sweep)
+    stats = sweep.run()
+    assert sweep.states() == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE", 3: "COMPLETE"}
+    assert sweep.study.trials[1].user_attrs[REASON_ATTR] == "no progress for 50 s at step 2"
+    assert stats.done == 3 and stats.failed == 1
+    assert sweep.tracker.closed["run-1"] == ("FAIL", "no progress for 50 s at step 2")
+    assert sweep.pool.salvaged == [1]  # its first chunk's metrics, from its checkpoint
+    killed = [actor for call, actor, _ in sweep.pool.calls if call == "kill"]
+    hung_actor = next(actor for actor, n in sweep.pool.trained() if n == 1)
+    assert killed == [hung_actor]
+    assert {actor for actor, n in sweep.pool.trained() if n > 1} != {hung_actor}  # a fresh one
+    assert any("trial 1: no progress for 50 s at step 2; its actor is stopped" in m
+               for m in sweep.notices)
+
+
+def test_without_chunk_timeout_a_chunk_is_hung_at_ten_times_its_trials_pace_or_300_s(
+        write_spec, tmp_path, monkeypatch):
+    script = Script(seconds={0: 40.0}, hangs_at={0: 2})  # 40 s for 2 steps: 20 s a step
+    sweep = _fake(write_spec, tmp_path, actors=1, script=script, **{"trials: 4": "trials: 1"})
+    _virtual_clock(monkeypatch, sweep)
+    sweep.run()
+    # its second chunk, 2 steps, gets 10 x 20 s x 2 = 400 s (more than the 300 s floor)
+    assert sweep.study.trials[0].user_attrs[REASON_ATTR] == "no progress for 400 s at step 2"
+    assert 440.0 <= sweep.pool.now < 441.0
+
+    (tmp_path / "quick").mkdir()
+    quick = _fake(write_spec, tmp_path / "quick", actors=1, script=Script(hangs_at={0: 2}),
+                  **{"trials: 4": "trials: 1"})  # 1 s a chunk: the floor
+    _virtual_clock(monkeypatch, quick)
+    quick.run()
+    assert quick.study.trials[0].user_attrs[REASON_ATTR] == "no progress for 300 s at step 2"
+
+
+def test_budget_time_ends_the_sweep_on_time_with_a_chunk_that_never_returns(
+        write_spec, tmp_path, monkeypatch):
+    sweep = _fake(write_spec, tmp_path, actors=2, script=Script(hangs_at={0: 0}),
+                  **{"trials: 4": "trials: 4, time: 10s"})
+    _virtual_clock(monkeypatch, sweep)
+    stats = sweep.run()
+    assert sweep.pool.now <= 10.0 + 5.0 + 0.5  # budget.time, the grace, one wait
+    assert sweep.states()[0] == "FAIL"
+    assert sweep.study.trials[0].user_attrs[REASON_ATTR] == "timeout"
+    assert stats.done >= 1  # the other actor went on meanwhile
+
+
+def test_a_stop_stops_a_chunk_that_never_returns_and_leaves_its_trial_resumable(
+        write_spec, tmp_path, monkeypatch):
+    sweep = _fake(write_spec, tmp_path, actors=1, script=Script(hangs_at={0: 2}),
+                  **{"trials: 4": "trials: 2"})
+    _virtual_clock(monkeypatch, sweep)
+    scheduler = sweep.scheduler()
+    trains = sweep.pool.train
+
+    def stop_at_the_hung_chunk(actor, steps):
+        ref = trains(actor, steps)
+        if len(sweep.pool.trained()) == 2:
+            scheduler.request_stop("stopped by SIGTERM")
+        return ref
+    sweep.pool.train = stop_at_the_hung_chunk
+    scheduler.run()
+    assert sweep.pool.now <= 20.0 + 2.0  # the stop's grace, not a chunk timeout
+    assert set(sweep.states().values()) == {"RUNNING"}  # trial 1 was asked ahead, never ran
+    assert 0 in scheduler.suspended
+    assert sweep.tracker.closed["run-0"] == ("RUNNING", "stopped by SIGTERM")
+
+
 def test_an_actor_that_never_starts_leaves_the_work_to_the_others(write_spec, tmp_path):
     sweep = _fake(write_spec, tmp_path, script=Script(unplaceable=1))
     stats = sweep.run()
@@ -186,6 +262,42 @@ def test_a_trial_that_raises_fails_alone_and_its_actor_takes_the_next(write_spec
     assert sweep.states() == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE", 3: "COMPLETE"}
     assert sweep.study.trials[1].user_attrs[REASON_ATTR] == "RuntimeError: boom"
     assert len({actor for actor, _ in sweep.pool.trained()}) == 1 and stats.failed == 1
+
+
+def test_a_chunk_that_cannot_checkpoint_for_space_stops_the_sweep_and_no_trial_fails(
+        write_spec, tmp_path):
+    """The disk filled up: trial 1's checkpoint write failed. Every other trial would fail the
+    same way, so the sweep stops as on a signal, each trial in flight left RUNNING at its last
+    complete checkpoint for `resume`; none is failed for it."""
+    full = "OSError: [Errno 28] Error writing bytes to file. Detail:\nNo space left on device"
+    sweep = _fake(write_spec, tmp_path, script=Script(errors={1: full}))
+    scheduler = sweep.scheduler()
+    stats = scheduler.run()
+    # trial 0's last chunk was in flight and came back complete; trial 2, asked ahead, never
+    # started; nothing after them
+    assert sweep.states() == {0: "COMPLETE", 1: "RUNNING", 2: "RUNNING"}
+    assert sorted(scheduler.suspended) == [1, 2] and stats.failed == 0
+    assert scheduler.disk_full == ("trial 1: OSError: [Errno 28] Error writing bytes to file. "
+                                   "Detail: No space left on device")
+    assert sweep.pool.finished() == {0: "COMPLETE", 1: "RUNNING"}  # trial 1's run: KILLED
+    assert len(sweep.pool.trained()) == 3
+
+
+def test_a_trial_that_ended_while_its_run_could_not_be_closed_gets_it_closed_on_resume(
+        write_spec, tmp_path):
+    """Trial 0 completed as the disk filled up: Optuna has it, its actor could not close its
+    run (nor write its last metrics). The next launch writes what its checkpoint kept and
+    closes the run COMPLETE, once."""
+    first = _fake(write_spec, tmp_path)
+    trial = first.study.ask()
+    trial.set_user_attr(RUN_ATTR, "run-0")
+    first.study.tell(trial, 1.0)
+    again = Sweep(tmp_path, first.spec, FakePool(2))
+    again.tracker.left_open = {"run-0"}
+    again.run()
+    assert again.tracker.closed["run-0"] == ("COMPLETE", "")
+    assert again.pool.salvaged == [0]
+    assert again.tracker.made == [1, 2, 3]
 
 
 # -- on a real local Ray ---------------------------------------------------------------------------
@@ -340,13 +452,15 @@ def test_a_trial_that_diverges_fails_with_reason_diverged_and_its_step(ray_local
 
 
 def test_a_nan_objective_fails_the_trial_and_says_so(ray_local, settings, write_spec):
-    spec = _spec(write_spec, **{"eval/loss": "eval/missing"})
+    """A metric no trainer declares (an eval/ one would be refused with the spec) is found
+    missing at the first evaluation: each trial fails saying so."""
+    spec = _spec(write_spec, **{"eval/loss": "train/missing"})
     stats = launch(spec, settings, notice=lambda m: None)
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
     assert stats.failed == 4 and all(t.state == TrialState.FAIL for t in trials)
-    assert trials[0].user_attrs["fail_reason"] == "objective eval/missing is None at step 2"
+    assert trials[0].user_attrs["fail_reason"] == "objective train/missing is None at step 2"
     run = MlflowClient(settings.tracking_uri).get_run(trials[0].user_attrs["mlflow_run_id"])
-    assert run.data.tags["gansweep.reason"] == "objective eval/missing is None at step 2"
+    assert run.data.tags["gansweep.reason"] == "objective train/missing is None at step 2"
 
 
 def test_spec_storage_sets_where_checkpoints_go_and_how_many_stay(ray_local, tmp_path,

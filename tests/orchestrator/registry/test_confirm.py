@@ -123,7 +123,7 @@ def test_confirm_retrains_the_top_configs_as_child_runs_and_its_table_matches_th
     assert "lowest 95% upper bound of eval/reverse_kl over 2 fresh seeds" in promoted.output
     assert f"trial {chosen['trial']}, eval/reverse_kl = {chosen['mean']:.6g}" in promoted.output
     version = client.get_model_version_by_alias("ring", "champion")
-    assert version.run_id == chosen["run_id"] and "gansweep confirm" in version.description
+    assert version.run_id == chosen["run_id"] and "confirmed: bound" in version.description
 
 
 SLOW = SYNTHETIC.replace("budget: {trials: 4, steps: 4, eval_every: 2, log_every: 1}",

@@ -13,9 +13,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from orchestrator.actor.models import input_example
+from orchestrator.actor.models import input_example, log_model_kwargs
 from orchestrator.cli import main
-from orchestrator.layout import BEST_MODEL_NAME, MODEL_NAME, TAG_CHAMPION
+from orchestrator.layout import AT_BEST, AT_LAST, BEST_MODEL_NAME, MODEL_NAME, TAG_CHAMPION
 from orchestrator.registry.promote import promote, version_model_id
 from orchestrator.study.ranking import champion
 from tests.orchestrator.registry.toy_registry import METRIC, Z_DIM, points_generator, toy_sweep
@@ -26,10 +26,10 @@ def stores(tmp_path_factory):
     return tmp_path_factory.mktemp("stores")
 
 
-def logged_model(sweep, run_id, name):
+def logged_model(sweep, run_id, at):
     found = sweep.client.search_logged_models(
         experiment_ids=[sweep.experiment_id],
-        filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
+        filter_string=f"source_run_id = '{run_id}' AND tags.`gansweep.at` = '{at}'")
     assert len(found) == 1
     return found[0]
 
@@ -40,7 +40,7 @@ def test_the_version_and_the_logged_model_link_both_ways_and_say_why(stores):
     run_id = sweep.add_trial(0.7)
     done = promote(sweep.study, sweep.tracking_uri, "link-g",
                    storage="postgresql://gansweep:hunter2@db:5432/optuna")
-    client, best = sweep.client, logged_model(sweep, run_id, BEST_MODEL_NAME)
+    client, best = sweep.client, logged_model(sweep, run_id, AT_BEST)
     version = client.get_model_version("link-g", done.version)
     assert version_model_id(version) == best.model_id and version.run_id == run_id
     # the logged model's page shows the registration (the tag MLflow's UI reads)
@@ -49,7 +49,7 @@ def test_the_version_and_the_logged_model_link_both_ways_and_say_why(stores):
     assert {k: v for k, v in version.tags.items() if k != "gansweep.run_id"} == {
         "gansweep.sweep": "link", "gansweep.trial": "1", "gansweep.objective": METRIC,
         "gansweep.direction": "maximize", "gansweep.value": "0.7",
-        "gansweep.rule": f"best {METRIC} (maximize)", "gansweep.generator": BEST_MODEL_NAME,
+        "gansweep.rule": f"best {METRIC} (maximize)", "gansweep.generator": "trial-0001-best",
         "gansweep.storage": "postgresql://gansweep:***@db:5432/optuna"}
     for words in ("Sweep link, trial 1", run_id, f"{METRIC} = 0.7 (maximize)",
                   f"Chosen by: best {METRIC} (maximize)", "its best evaluation (step 40",
@@ -109,23 +109,23 @@ def test_at_last_promotes_the_last_generator_and_an_older_run_falls_back_to_it(s
     sweep = toy_sweep(stores, "older")
     run_id = sweep.add_trial(0.3, best=False)  # logged before trials kept their best generator
     fallback = promote(sweep.study, sweep.tracking_uri, "older-g")  # --at best
-    assert (fallback.generator, fallback.fell_back) == (MODEL_NAME, True)
+    assert (fallback.generator, fallback.fell_back) == ("trial-0000-last", True)
     description = sweep.client.get_model_version("older-g", fallback.version).description
-    assert f"the run has no {BEST_MODEL_NAME}" in description
-    last = logged_model(sweep, run_id, MODEL_NAME)
+    assert "the run has no best generator" in description
+    last = logged_model(sweep, run_id, AT_LAST)
     sweep2 = toy_sweep(stores, "newer")
     run2 = sweep2.add_trial(0.3)
     done = promote(sweep2.study, sweep2.tracking_uri, "newer-g", at="last")
     version = sweep2.client.get_model_version("newer-g", done.version)
-    assert (done.generator, done.fell_back) == (MODEL_NAME, False)
-    assert version_model_id(version) == logged_model(sweep2, run2, MODEL_NAME).model_id
+    assert (done.generator, done.fell_back) == ("trial-0000-last", False)
+    assert version_model_id(version) == logged_model(sweep2, run2, AT_LAST).model_id
     assert version_model_id(sweep.client.get_model_version("older-g", "1")) == last.model_id
 
 
 def test_a_version_registered_before_gets_its_link_and_no_twin(stores):
     sweep = toy_sweep(stores, "mend")
     run_id = sweep.add_trial(0.5)
-    best = logged_model(sweep, run_id, BEST_MODEL_NAME)
+    best = logged_model(sweep, run_id, AT_BEST)
     sweep.client.create_registered_model("mend-g")
     sweep.client.create_model_version("mend-g", best.model_uri, run_id, model_id=best.model_id)
     done = promote(sweep.study, sweep.tracking_uri, "mend-g")  # as the old promote left it
@@ -142,7 +142,7 @@ def test_cli_promote_says_the_rule_and_what_changed(stores):
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     assert f"chosen by best {METRIC} (maximize): trial 0, {METRIC} = 0.6" in first.stdout
-    assert f"has no {BEST_MODEL_NAME}" in first.stdout  # fell back, and says so
+    assert "has no best generator" in first.stdout  # fell back, and says so
     assert "registered new cli-g version 1 from trial 0 " in first.stdout
     sweep.add_trial(0.8)
     second = CliRunner().invoke(main, args)
@@ -164,3 +164,34 @@ def test_a_pareto_pick_names_its_rule(tmp_path):
     assert (choice.trial, choice.run_id, choice.value) == (1, "b", 0.9)
     assert choice.rule == ("--pick eval/coverage: the Pareto point with the best eval/coverage "
                            "(maximize)")
+
+
+def test_a_run_logged_before_generators_were_named_after_their_trial_still_promotes(stores):
+    """Runs of older versions hold `generator` and `generator_best`, untagged."""
+    sweep = toy_sweep(stores, "legacy")
+    run_id = sweep.add_trial(0.5, best=False)
+    sweep.client.delete_logged_model(logged_model(sweep, run_id, AT_LAST).model_id)
+    mlflow.set_tracking_uri(sweep.tracking_uri)
+    with mlflow.start_run(run_id=run_id):  # as the older actor logged them
+        last = mlflow.pytorch.log_model(name=MODEL_NAME,
+                                        **log_model_kwargs(points_generator(1), Z_DIM))
+        mlflow.pytorch.log_model(name=BEST_MODEL_NAME,
+                                 **log_model_kwargs(points_generator(2), Z_DIM))
+    done = promote(sweep.study, sweep.tracking_uri, "legacy-g")
+    assert (done.generator, done.fell_back) == (BEST_MODEL_NAME, False)
+    done = promote(sweep.study, sweep.tracking_uri, "legacy-g", at="last")
+    assert done.generator == MODEL_NAME and version_model_id(
+        sweep.client.get_model_version("legacy-g", done.version)) == last.model_id
+
+
+def test_the_registered_model_says_what_its_versions_are_and_which_is_champion(stores):
+    sweep = toy_sweep(stores, "said")
+    sweep.add_trial(0.4)
+    first = promote(sweep.study, sweep.tracking_uri, "said-g")
+    said = sweep.client.get_registered_model("said-g").description
+    assert f"Alias `champion`: version {first.version}, sweep said, trial 0" in said
+    assert "models:/said-g@champion" in said
+    sweep.add_trial(0.9)
+    moved = promote(sweep.study, sweep.tracking_uri, "said-g")
+    said = sweep.client.get_registered_model("said-g").description
+    assert f"version {moved.version}, sweep said, trial 1, {METRIC} = 0.9" in said

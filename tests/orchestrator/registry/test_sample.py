@@ -110,7 +110,9 @@ def test_the_view_of_points_ignores_a_few_far_outliers():
     (["models:/img-g/1", "-o", "{tmp}/x.jpg"], "-o: "),
     (["models:/img-g/1", "-o", "{tmp}/x"], "-o: "),
     (["models:/img-g/1", "-o", "{tmp}/no/such/folder/x.png"], "-o: "),
-    (["models:/img-g/1", "-o", "{tmp}/x.png", "-n", "0"], "-n: must be at least 1, got 0"),
+    (["models:/img-g/1", "-o", "{tmp}/x.png", "-n", "0"], "-n: must be from 1 to 1,000,000, got 0"),
+    (["models:/img-g/1", "-o", "{tmp}/x.npy", "-n", "1000000000"],
+     "-n: must be from 1 to 1,000,000, got 1,000,000,000"),
     (["models:/img-g/1", "-o", "{tmp}/x.png", "--seed", "-1"], "--seed: "),
 ])
 def test_bad_input_is_one_line_naming_the_flag(models, tmp_path, args, flag):

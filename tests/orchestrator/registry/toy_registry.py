@@ -1,6 +1,6 @@
 """A finished sweep without Ray, for the promote and sample tests: a real Optuna study in sqlite,
 and per trial a real MLflow run with real generators logged as an actor logs them (log_model), as a
-completed trial leaves them (`generator`, and `generator_best` with its step and value)."""
+completed trial leaves them (`trial-0000-last`, and `trial-0000-best` with its step and value)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from orchestrator.actor.models import log_model
 from orchestrator.layout import (
-    BEST_MODEL_NAME,
+    AT_BEST,
     RUN_ATTR,
     TAG_BEST_STEP,
     TAG_BEST_VALUE,
@@ -46,7 +46,7 @@ class ToySweep:
         generator = generator if generator is not None else points_generator(number)
         log_model(self.tracking_uri, run_id, generator, Z_DIM)
         if best:
-            log_model(self.tracking_uri, run_id, generator, Z_DIM, name=BEST_MODEL_NAME)
+            log_model(self.tracking_uri, run_id, generator, Z_DIM, at=AT_BEST)
             self.client.set_tag(run_id, TAG_BEST_STEP, "40")
             self.client.set_tag(run_id, TAG_BEST_VALUE, repr(value))
         self.study.add_trial(optuna.trial.create_trial(

@@ -74,3 +74,12 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError, match="budget.time: must be a duration"):
         parse_duration("budget.time", text)
+
+
+def test_chunk_timeout_is_a_duration_in_the_budget(tmp_path):
+    text = SYNTHETIC.replace("trials: 4", "trials: 4, chunk_timeout: 10m")
+    assert SweepSpec.parse(text).budget.chunk_timeout_s == 600
+    assert SweepSpec.parse(SYNTHETIC).budget.chunk_timeout_s is None  # from the trial's pace
+    for bad in ("0s", "never", "-3"):
+        with pytest.raises(SpecError, match="^<spec>: budget.chunk_timeout: must be"):
+            SweepSpec.parse(SYNTHETIC.replace("trials: 4", f"trials: 4, chunk_timeout: {bad}"))

@@ -14,6 +14,8 @@ def test_shipped_ring8_spec_loads():
     assert spec.objective.metric == "eval/score" and spec.objective.direction == "maximize"
     assert spec.budget.steps % spec.budget.eval_every == 0
     assert {p.name for p in spec.space} >= {"lr_g", "lr_d", "loss", "gp_weight", "d_steps"}
+    confirm = spec.budget.confirm  # `make demo` promotes a config confirmed on fresh seeds
+    assert (confirm.top, confirm.seeds) == (2, 3)
 
 
 @pytest.mark.parametrize("path", ["search_spaces/grid25.yaml", "search_spaces/digits-dcgan.yaml"])
@@ -64,6 +66,11 @@ def test_defaults_and_overrides(write_spec):
     (lambda t: t.replace("direction: minimize", "direction: down"),
      "bad.yaml: objective.direction"),
     (lambda t: t.replace("name: ring8-tiny", "name: 'ring 8'"), "bad.yaml: name:"),
+    (lambda t: t.replace("eval/reverse_kl", "eval/fd"),  # an image metric on 2D points
+     "bad.yaml: objective.metric: trainer mlp_gan does not report 'eval/fd' (it reports "
+     "eval/modes, eval/high_quality, eval/reverse_kl, eval/score, eval/coverage)"),
+    (lambda t: t.replace("high: 1.0e-3, log: true", "high: 1.0e-3, step: 1.0e-2"),
+     "bad.yaml: space.lr_g.step: 0.01 is wider than the range 0.0001 to 0.001"),
     (lambda t: t + "  [", "bad.yaml: line"),
     (lambda t: t + "max_retries: -1\n", "bad.yaml: max_retries: must be >= 0"),
     (lambda t: t + "storage: {keep_checkpoints: 0}\n",

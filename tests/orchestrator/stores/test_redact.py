@@ -91,3 +91,22 @@ def test_a_planted_password_is_stored_and_shown_nowhere(tmp_path, ray_local, pos
     assert PLANTED not in entrypoint  # argv is shown by the dashboard and `ray job list`
     assert env["GANSWEEP_STORAGE"] == storage  # the stores travel in the job's environment
 
+
+
+@pytest.mark.parametrize("how", ["flag", "RAY_ADDRESS"])
+@pytest.mark.parametrize("address", ["ray://sweeper:Pl4nted-S3cret@127.0.0.1:1",
+                                     "sweeper:Pl4nted-S3cret@127.0.0.1:1"])
+def test_a_ray_address_with_a_password_is_refused_without_printing_it(tmp_path, monkeypatch,
+                                                                      address, how):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synth.yaml").write_text(SYNTHETIC)
+    args = ["launch", "synth.yaml"] + (["--address", address] if how == "flag" else [])
+    env = {"RAY_ADDRESS": address} if how == "RAY_ADDRESS" else {}
+    result = CliRunner(env=env).invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "Pl4nted-S3cret" not in result.output
+    assert result.stderr.strip() == (
+        f"gansweep: error: --address: cannot connect to Ray at "
+        f"{address.replace('Pl4nted-S3cret', '***')}: Connection refused (is a Ray head running "
+        f"there? `ray start --head` prints its address)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth.yaml"]  # nothing made

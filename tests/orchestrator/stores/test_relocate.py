@@ -29,3 +29,34 @@ def test_a_moved_store_is_found_stale_and_relocate_brings_its_artifacts_back(tmp
     got = client.download_artifacts(run_id, "spec/synth.yaml", str(tmp_path))
     assert Path(got).read_text() == SPEC
     assert stale_roots(db) == set() and relocate(db) == []  # mended once; again: nothing
+
+
+def test_a_copied_project_is_refused_by_launch_with_the_fix_then_works_after_it(tmp_path,
+                                                                                monkeypatch):
+    """`cp -r proj copy`: the copy's mlflow.db still points into proj/, and new runs would
+    land there with no warning. Launch in the copy refuses, naming `ui --relocate`; after it,
+    the store is the copy's own."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+    from orchestrator.stores.checks import check_tracking_uri
+
+    _sweep(tmp_path / "proj")
+    shutil.copytree(tmp_path / "proj", tmp_path / "copy")
+    copy = tmp_path / "copy"
+    (copy / "spec.yaml").write_text(SPEC)
+    monkeypatch.chdir(copy)
+    before = (copy / "mlflow.db").read_bytes()
+    result = CliRunner().invoke(main, ["launch", "spec.yaml", "--tracking-uri",
+                                       f"sqlite:///{copy}/mlflow.db"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"gansweep: error: --tracking-uri: sqlite:///{copy}/mlflow.db: its artifact locations "
+        f"point into {tmp_path / 'proj'}, not {copy} where it is now (the project was copied or "
+        f"moved): new runs would write there; run `gansweep ui --relocate` to point them here\n")
+    assert (copy / "mlflow.db").read_bytes() == before
+    relocate(copy / "mlflow.db")
+    assert check_tracking_uri(f"sqlite:///{copy}/mlflow.db") is None
+    assert check_tracking_uri(f"sqlite:///{tmp_path / 'proj'}/mlflow.db") is None  # the original

@@ -18,7 +18,7 @@ from orchestrator.actor.checkpoints import TrialCheckpoints
 from orchestrator.actor.worker import _rows
 from orchestrator.cli import main
 from orchestrator.driver.data import prepare_data
-from orchestrator.layout import ATTEMPT_ATTR, RUN_ATTR
+from orchestrator.layout import ATTEMPT_ATTR, PRUNED_REASON_ATTR, RUN_ATTR
 from orchestrator.stores.relocate import relocate
 from orchestrator.study.record import launch_record
 from orchestrator.study.studies import load_study
@@ -88,7 +88,14 @@ def test_an_old_interrupted_sweep_resumes_in_its_own_trials_and_runs(old):
     before = {t.number: t.user_attrs.get(RUN_ATTR) for t in load_study(NAME, storage).trials}
     _cli("resume", NAME, *_flags(old), "--checkpoint-root", str(old / "checkpoints"))
     study = load_study(NAME, storage)
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    # trial 0 had completed; the resumed two train on to the end, or until a GAN-health rule
+    # (on by default, old sweeps too) stops them with its reason
+    assert study.trials[0].state.name == "COMPLETE"
+    for t in study.trials[1:]:
+        assert t.state.name == "COMPLETE" or (
+            t.state.name == "PRUNED" and t.user_attrs[PRUNED_REASON_ATTR].startswith(
+                ("collapse:", "d_wins:", "stagnation:"))), (t.state, t.user_attrs)
+    last = {t.user_attrs[RUN_ATTR]: max(t.intermediate_values) for t in study.trials}
     assert {t.number: t.user_attrs[RUN_ATTR] for t in study.trials} == before  # same runs
     assert [t.user_attrs.get(ATTEMPT_ATTR, 1) for t in study.trials] == [1, 2, 2]
     client = MlflowClient(f"sqlite:///{old}/mlflow.db")
@@ -97,5 +104,5 @@ def test_an_old_interrupted_sweep_resumes_in_its_own_trials_and_runs(old):
     assert sorted(r.info.run_id for r in runs) == sorted(before.values())  # none made anew
     for run_id in before.values():
         steps = [m.step for m in client.get_metric_history(run_id, "eval/score")]
-        assert sorted(steps) == list(range(100, 1201, 100))  # every eval once, none twice
+        assert sorted(steps) == list(range(100, last[run_id] + 1, 100))  # each once, in order
         assert client.get_run(run_id).info.status == "FINISHED"

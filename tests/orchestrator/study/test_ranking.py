@@ -122,3 +122,24 @@ def test_the_champion_is_the_confirmed_config_with_the_best_bound_else_the_best_
     confirm.set_user_attr(CONFIRM_AT_ATTR, "best")  # ranked as its last table was
     assert champion(sweep, confirm).trial == 1
     assert champion(sweep, optuna.create_study(direction="maximize")).trial == 0  # no bound yet
+
+
+def test_a_trial_that_entered_the_top_after_confirm_is_never_passed_over_in_silence():
+    """Confirm ranked trials 0 and 1 (its top 2); two more trials later, trial 4 (0.95) is in
+    the top 2 with no bound: promote refuses, saying what to run, instead of claiming that the
+    confirmed trial 1 has the best bound of the top."""
+    sweep = _sweep("maximize", [0.99, 0.90])
+    confirm = optuna.create_study(direction="maximize")
+    for source, values in ((0, [0.95, 0.30, 0.60]), (1, [0.85, 0.88, 0.86])):
+        for i, v in enumerate(values):
+            _confirm_run(confirm, source, i, v)
+    for value in (0.5, 0.95):
+        sweep.add_trial(create_trial(value=value, params={}, distributions={},
+                                     user_attrs={"mlflow_run_id": f"run{len(sweep.trials)}"}))
+    with pytest.raises(SpecError) as refused:
+        champion(sweep, confirm)
+    assert str(refused.value) == (
+        f"sweep {sweep.study_name!r}: trial(s) 4 entered its top 2 after `gansweep confirm` "
+        f"ranked it, and have no bound: run `gansweep confirm {sweep.study_name} --top 2` (it "
+        f"retrains only what it lacks), or promote by the sweep's own values with --unconfirmed")
+    assert champion(sweep).trial == 0  # --unconfirmed: by the sweep's own values

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -119,13 +120,16 @@ def _table(text: str) -> list[list[str]]:
 
 
 def _tiles(sheet: Path) -> list[tuple[int, int, int]]:
-    """The color at the middle of each tile of a contact sheet of square samples."""
+    """The color at the middle of each tile of a contact sheet of square samples, row by row
+    (a white middle: no tile there)."""
     image = Image.open(sheet).convert("RGB")
     n = (image.width - GAP) // (TILE_HEIGHT + GAP)
     assert image.width == GAP + n * (TILE_HEIGHT + GAP)
-    y = GAP + LABEL_HEIGHT + TILE_HEIGHT // 2
-    return [image.getpixel((GAP + i * (TILE_HEIGHT + GAP) + TILE_HEIGHT // 2, y))
-            for i in range(n)]
+    row = TILE_HEIGHT + LABEL_HEIGHT + GAP
+    found = [image.getpixel((GAP + i * (TILE_HEIGHT + GAP) + TILE_HEIGHT // 2,
+                             GAP + r * row + LABEL_HEIGHT + TILE_HEIGHT // 2))
+             for r in range((image.height - GAP) // row) for i in range(n)]
+    return [color for color in found if color != (255, 255, 255)]
 
 
 def test_parent_run_gets_the_settings_as_params_and_a_relaunch_keeps_them(tmp_path, spec,
@@ -149,6 +153,9 @@ def test_parent_run_gets_the_settings_as_params_and_a_relaunch_keeps_them(tmp_pa
     assert "(seed 7)" in run.data.tags[TAG_NOTE] and "of 10 trials" in run.data.tags[TAG_NOTE]
 
 
+ML = "?workflowType=machine_learning"  # each link opens MLflow's "Model training" view
+
+
 def test_description_lists_the_top_trials_best_first_with_links_to_their_runs(sweep, spec):
     assert SweepPage(sweep.tracker, sweep.study, spec, sweep.storage).update(final=True)
     run = sweep.parent_run()
@@ -156,25 +163,43 @@ def test_description_lists_the_top_trials_best_first_with_links_to_their_runs(sw
     rows = _table(text)
     # running trial 5 by its latest report, then the complete ones by value
     assert [r[1] for r in rows] == [
-        f"[trial-{n:04d}](#/experiments/{exp}/runs/{sweep.runs[n]})" for n in (5, 1, 2, 0, 6)]
+        f"[trial-{n:04d}](#/experiments/{exp}/runs/{sweep.runs[n]}{ML})" for n in (5, 1, 2, 0, 6)]
     assert [r[2] for r in rows] == ["RUNNING (step 2)"] + ["COMPLETE"] * 4
     assert [float(r[3]) for r in rows] == [0.5, 1.0, 2.0, 3.0, 4.0]
     assert rows[2][-1] == "3" and rows[1][-1] == ""  # the conditional param, where it was set
-    assert f"**Best**: [trial-0001](#/experiments/{exp}/runs/{sweep.runs[1]})" in text
+    assert f"**Best**: [trial-0001](#/experiments/{exp}/runs/{sweep.runs[1]}{ML})" in text
     assert run.data.tags[TAG_BEST_RUN] == sweep.runs[1]
-    assert "4 complete, 1 pruned, 1 failed, 1 running" in text
+    # the spec's budget is 4, but 7 trials ran (a launch with a larger --trials): of 7
+    assert "4 complete, 1 pruned, 1 failed, 1 running, of 7 trials" in text
     assert f"#/experiments/{exp}/runs/{sweep.parent}/artifacts/optuna/figures.html" in text
 
 
 def test_interactive_figures_are_one_self_contained_html_page_that_parses(sweep, spec):
     assert SweepPage(sweep.tracker, sweep.study, spec, sweep.storage).update(final=True)
     page = _Parsed(sweep.artifact("optuna/figures.html").read_text())
-    assert page.titles == ["History", "Parallel coordinates", "Slice", "Contour", "Importances"]
+    assert page.titles == ["History", "Parallel coordinates", "Slice", "Contour", "Importances",
+                           "Expected best vs trials"]
     assert max(map(len, page.scripts)) > 3_000_000  # plotly.js inlined: opens offline
-    assert sum("Plotly.newPlot" in s for s in page.scripts) == 5
+    assert sum("Plotly.newPlot" in s for s in page.scripts) == 6
     assert "not drawn" not in page.text
     # 4 complete trials for 4 varied params: the importance figure says it is noise
     assert importance_warning(4, 4) in "".join(page.scripts)
+
+
+def test_the_description_says_what_twice_the_trials_would_find_beside_its_figure(sweep, spec):
+    """4 complete trials (3.0, 1.0, 2.0, 4.0; lower is better): the best of 8 is expected at or
+    under 1.0, never above it; the figure draws the curve, its bands and the best so far."""
+    assert SweepPage(sweep.tracker, sweep.study, spec, sweep.storage).update(final=True)
+    text = sweep.parent_run().data.tags[TAG_NOTE]
+    [line] = [line for line in text.splitlines() if line.startswith("**More trials?**")]
+    mean, low, high = map(float, re.search(
+        r"expected best at 2x trials \(8\): (\S+) \[(\S+), (\S+)\] \(now 1\)", line).groups())
+    assert low <= mean <= high == 1.0
+    assert "assumes i.i.d. trials" in line
+    assert re.search(rf"runs/{sweep.parent}/artifacts/optuna/figures\.html\S*\): expected best "
+                     r"vs trials$", line)
+    figure = "".join(_Parsed(sweep.artifact("optuna/figures.html").read_text()).scripts)
+    assert "this sweep's best so far" in figure and "Dodge et al." in figure
 
 
 class _Parsed(HTMLParser):
