@@ -28,7 +28,7 @@ from trainers.base import Evaluation, build_config
 from trainers.losses import LOSSES, Critic, Means, r1_due, r1_penalty
 from trainers.models import n_params, update_ema
 from trainers.noise import eval_noise
-from trainers.params import check, check_same_config, state_header
+from trainers.params import check, check_mutable_change, check_same_config, state_header
 
 
 def check_core_config(config: Any, name: str) -> None:
@@ -58,6 +58,11 @@ class AdversarialTrainer:
     Config: ClassVar[type]
     EVAL_BATCH: ClassVar[int] = 500  # samples generated per forward pass in evaluate()
     METRICS: ClassVar[tuple[str, ...]] = ()  # eval/ metrics: only those scored from samples
+    # What population-based training may change mid-run: all read from self.config at each step
+    # or pushed into the optimizers by `reconfigure`; the models' shapes, the loss and the EMA's
+    # presence are fixed when the trainer is built.
+    MUTABLE: ClassVar[tuple[str, ...]] = ("lr_g", "lr_d", "beta1", "beta2", "gp_weight",
+                                          "r1_weight", "r1_every", "d_steps", "ema_decay")
 
     def __init__(self, config: Any, seed: int, device: str, amp: bool = False):
         if not isinstance(config, self.Config):
@@ -95,6 +100,24 @@ class AdversarialTrainer:
     def z_dim(self) -> int:
         """Noise coordinates the generator takes."""
         return self.g.z_dim
+
+    def _configure_optimizers(self) -> None:
+        """Set the Adam pair's learning rates and betas to the config's; their moments stay."""
+        cfg = self.config
+        for optimizer, lr in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"], group["betas"] = lr, (cfg.beta1, cfg.beta2)
+
+    def reconfigure(self, config: Any) -> None:
+        """Train from the next step on with `config` (a Config or a params dict), which may
+        differ from the current one in MUTABLE fields only (else ValueError naming the field).
+        Models, Adam moments, EMA, step and RNG states are kept; state_dict() then records
+        `config`, so a trainer built with it resumes from that checkpoint."""
+        if not isinstance(config, self.Config):
+            config = build_config(type(self), config, self.NAME)
+        check_mutable_change(self.config, config, self.MUTABLE, self.NAME)
+        self.config = config
+        self._configure_optimizers()
 
     # -- training ------------------------------------------------------------------------------
     def train_for(self, n: int) -> dict[str, float]:
@@ -200,6 +223,7 @@ class AdversarialTrainer:
             self.g_ema.load_state_dict(state["g_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self._configure_optimizers()  # the config is the truth, not what the optimizers saved
         self.step = int(state["step"])
         self.eval_z = state["eval_z"].cpu().clone()
         self._rng.set_state(state["rng"].cpu())

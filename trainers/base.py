@@ -18,6 +18,14 @@ How gansweep drives a trainer, on a Ray actor, for one trial:
         trainer.state_dict()            -> the checkpoint, with python/numpy/torch RNG states
     trainer.generator()                 -> logged as the trial's MLflow model (promote loads it)
 
+In a population-based training sweep (`scheduler: {name: pbt}`, for a trainer that declares
+MUTABLE), a member moves on to new hyperparameters from a checkpoint:
+
+    trainer = MyTrainer(old_config, data, seed, device)  # the config the checkpoint was written
+    trainer.load_state_dict(state)                       # with; for an exploited member, the
+    trainer.reconfigure(new_config)                      # checkpoint is another member's
+    ... and on as above, from trainer.step
+
 The Config convention: `Config` is a frozen dataclass. Each field is a parameter a spec may fix
 or search (int, float, str or bool), with a default (a known-good baseline) and a docstring;
 `__post_init__` raises ValueError naming the field for a bad value (`trainers.params.check`).
@@ -89,6 +97,11 @@ class GANTrainer(Protocol):
     refused before a sweep starts, and check-trainer checks that `evaluate` returns each; left
     out, the objective is only found missing once the first trial evaluates."""
 
+    MUTABLE: ClassVar[tuple[str, ...]]
+    """Optional (population-based training, `scheduler: {name: pbt}`): the Config fields
+    `reconfigure` can change mid-run (learning rates, Adam betas, loss weights, d_steps, ...;
+    never the architecture). Left out (or empty), the trainer cannot be used in a PBT sweep."""
+
     step: int
     """Generator steps trained so far: 0 when built, advanced by `train_for`, restored by
     `load_state_dict`. gansweep stops the trial when it reaches the trial's `budget.steps`."""
@@ -132,6 +145,14 @@ class GANTrainer(Protocol):
     def load_state_dict(self, state: dict) -> None:
         """Restore a `state_dict()` into a trainer built with the same config, data and seed: the
         next `train_for` must then return exactly what it would have without the round trip."""
+
+    def reconfigure(self, config: Any) -> None:
+        """Optional, with MUTABLE: train from the next step on with `config` (an instance of
+        Config that differs from the current one only in MUTABLE fields; anything else:
+        ValueError naming the field). Models, optimizer moments, step and RNG states are kept.
+        Afterwards state_dict() records the new config, so a trainer built with `config` loads
+        it (load_state_dict), and `evaluate` is unaffected. check-trainer checks that the next
+        `train_for` of such a reloaded copy is bitwise the reconfigured trainer's."""
 
 
 def build_config(trainer_cls: type, params: Mapping[str, Any], name: str = "") -> Any:
@@ -182,7 +203,37 @@ def contract_problems(obj: Any) -> list[str]:
                if not callable(getattr(obj, m, None))]
     if missing:
         problems.append(f"missing method(s) {', '.join(missing)}")
+    return problems + _mutable_problems(obj)
+
+
+def _mutable_problems(obj: type) -> list[str]:
+    """What is wrong with a trainer class's MUTABLE (none when it declares none): it must be a
+    tuple of its Config's field names, and come with a callable `reconfigure`."""
+    declared = getattr(obj, "MUTABLE", None)
+    if declared is None:
+        return []
+    if not (isinstance(declared, (tuple, list)) and all(isinstance(m, str) for m in declared)):
+        return [f"MUTABLE must be a tuple of Config field names, got {reprlib.repr(declared)}"]
+    problems = []
+    config = getattr(obj, "Config", None)
+    if inspect.isclass(config) and dataclasses.is_dataclass(config):
+        fields = {f.name for f in dataclasses.fields(config)}
+        unknown = [m for m in declared if m not in fields]
+        if unknown:
+            problems.append(f"MUTABLE names {', '.join(map(repr, unknown))}, not field(s) of "
+                            f"Config")
+    if declared and not callable(getattr(obj, "reconfigure", None)):
+        problems.append("MUTABLE is declared but reconfigure(config) is missing")
     return problems
+
+
+def mutable_params(trainer_cls: type) -> tuple[str, ...] | None:
+    """The Config fields a trainer class can change mid-run (population-based training): its
+    MUTABLE, when it declares some and has `reconfigure`; None when it does not support PBT."""
+    declared = getattr(trainer_cls, "MUTABLE", None)
+    if not declared or not callable(getattr(trainer_cls, "reconfigure", None)):
+        return None
+    return tuple(declared)
 
 
 def bad_metrics(metrics: Mapping[str, Any], namespaces: tuple[str, ...]) -> list[str]:

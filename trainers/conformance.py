@@ -4,16 +4,20 @@ It drives the trainer exactly as a gansweep actor does, in this process and in s
 train a chunk, evaluate and score, checkpoint through torch.save / torch.load(weights_only=True),
 train a second chunk, then resume a fresh trainer from the checkpoint and check that its second
 chunk is bitwise the same; finally export the generator with torch.export (as the MLflow model
-is logged) and run it on noise. Each check is one PASS / FAIL line with its reason; a failed
-prerequisite stops the checks that need it.
+is logged) and run it on noise. A trainer that declares MUTABLE (population-based training) is
+also reconfigured mid-run, and a trainer built with the new config must resume its checkpoint
+bitwise. Each check is one PASS / FAIL line with its reason; a failed prerequisite stops the
+checks that need it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import io
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +31,7 @@ from trainers.base import (
     build_config,
     contract_problems,
     declared_metrics,
+    mutable_params,
 )
 from trainers.params import describe, first_line
 from trainers.rng import process_rng_state, seed_everything, set_process_rng_state
@@ -35,6 +40,7 @@ from trainers.scoring import data_kind, sample_shape, score
 N_NOISE = 16  # the batch the generator is exported with, as gansweep logs it
 CHECKS = ("contract", "config", "data", "build", "train", "evaluate", "checkpoint", "resume",
           "generator")
+PBT_CHECK = "pbt"  # run after CHECKS for a trainer that declares MUTABLE
 
 
 class Failed(Exception):
@@ -67,6 +73,53 @@ def check_trainer(cls: Any, data: Any, params: dict | None = None, seed: int = 0
     return checks
 
 
+def checks_of(cls: Any) -> tuple[str, ...]:
+    """The checks `check_trainer` runs on `cls` when none fails: CHECKS, then PBT_CHECK for a
+    trainer that supports population-based training."""
+    return CHECKS + ((PBT_CHECK,) if mutable_params(cls) else ())
+
+
+def summary(cls: Any, checks: list[Check]) -> str:
+    """The report's last line: how many checks passed and failed, whether some did not run,
+    and that PBT is not checked for a trainer without MUTABLE."""
+    failed = sum(not c.passed for c in checks)
+    line = f"{len(checks) - failed} passed, {failed} failed"
+    if len(checks) != len(checks_of(cls)):
+        line += "; the checks after need the one that failed"
+    if inspect.isclass(cls) and not mutable_params(cls):
+        line += "; pbt: not supported (no MUTABLE)"
+    return line
+
+
+def changed_config(config: Any, fields: Iterable[str]) -> tuple[Any, tuple[str, ...]]:
+    """`config` with each of `fields` moved to another value its Config accepts (a number x1.25,
+    x0.8, +-0.5 or +-1, a bool flipped), and the fields moved; a field with no such value (a
+    string, or every try refused) stays as it is."""
+    moved = []
+    for name in fields:
+        value = getattr(config, name)
+        for candidate in _other_values(value):
+            try:
+                config = dataclasses.replace(config, **{name: candidate})
+            except Exception:  # the Config's own checks refuse it: try the next
+                continue
+            moved.append(name)
+            break
+    return config, tuple(moved)
+
+
+def _other_values(value: Any) -> tuple:
+    """Values to try in place of `value`, nearest first."""
+    if isinstance(value, bool):
+        return (not value,)
+    if isinstance(value, numbers.Integral):
+        return (value + 1, value - 1)
+    if isinstance(value, numbers.Real):
+        return tuple(v for v in (value * 1.25, value * 0.8, value + 0.5, value - 0.5)
+                     if v != value)
+    return ()
+
+
 class _Run:
     """The state shared by the checks of one trainer, in the order they run."""
 
@@ -78,8 +131,9 @@ class _Run:
 
     def steps(self) -> list[tuple[str, Callable[[], str]]]:
         runs = (self.contract, self.config, self.data_kind, self.build, self.train,
-                self.evaluate, self.checkpoint, self.resume, self.generator)
-        return list(zip(CHECKS, runs, strict=True))
+                self.evaluate, self.checkpoint, self.resume, self.generator, self.pbt)
+        names = checks_of(self.cls)
+        return list(zip(names, runs[:len(names)], strict=True))
 
     def contract(self) -> str:
         problems = contract_problems(self.cls)
@@ -213,10 +267,68 @@ class _Run:
             raise Failed("the exported generator gives other samples than the module")
         return f"noise ({N_NOISE}, {z_dim}) -> {tuple(out.shape)}; torch.export with any batch"
 
+    def pbt(self) -> str:
+        """A PBT member's move: train, reconfigure every MUTABLE field, checkpoint; a trainer
+        built with the new config loads the checkpoint and trains on bitwise as the original."""
+        mutable = mutable_params(self.cls)
+        new, moved = changed_config(self.cfg, mutable)
+        original = self._new()
+        original.train_for(self.steps_per_chunk)
+        fixed = self._refuses_a_fixed_change(original, mutable)
+        original.reconfigure(new)
+        state = _round_trip(original.state_dict())
+        saved_rng = process_rng_state()
+        straight = self._chunk(original)
+        stale = _stale_config(state, new)
+        if stale:
+            raise Failed(f"state_dict()['config'] after reconfigure has {stale}: the checkpoint "
+                         f"does not record the new config")
+        rebuilt = self._new(new)
+        try:
+            rebuilt.load_state_dict(state)
+        except Exception as exc:
+            raise Failed(f"a trainer built with the reconfigured config does not load "
+                         f"state_dict(): {describe(exc)}") from None
+        set_process_rng_state(saved_rng)
+        again = self._chunk(rebuilt)
+        differ = [key for key in sorted(set(straight) | set(again))
+                  if not _same(straight.get(key), again.get(key))]
+        if differ or not _same_tree(original.state_dict(), rebuilt.state_dict()):
+            what = (f"{differ[0]} {straight.get(differ[0])!r} reconfigured, "
+                    f"{again.get(differ[0])!r} rebuilt" if differ else "state_dict()")
+            raise Failed(f"after reconfigure, a trainer built with the new config and loaded "
+                         f"trains on differently: {what} (a new value reconfigure does not "
+                         f"apply?)")
+        kept = [m for m in mutable if m not in moved]
+        untried = f" (no other valid value for {', '.join(kept)})" if kept else ""
+        return (f"reconfigured {', '.join(moved) or 'nothing'}{untried}{fixed}; a trainer built "
+                f"with the new config resumes bitwise at step {rebuilt.step}")
+
+    def _refuses_a_fixed_change(self, trainer, mutable: tuple[str, ...]) -> str:
+        """reconfigure must refuse a change of a field outside MUTABLE (the first one its
+        Config lets change) with a ValueError naming it; the report's words for the check."""
+        fixed = [f.name for f in dataclasses.fields(self.cfg) if f.name not in mutable]
+        for name in fixed:
+            changed, moved = changed_config(self.cfg, [name])
+            if moved:
+                break
+        else:
+            return ""
+        try:
+            trainer.reconfigure(changed)
+        except ValueError as exc:
+            if name not in str(exc):
+                raise Failed(f"reconfigure refused a change of {name} (not in MUTABLE) with a "
+                             f"ValueError that does not name it: {first_line(exc)}") from None
+            return f"; refuses {name}"
+        raise Failed(f"reconfigure accepted a change of {name}, which is not in MUTABLE "
+                     f"(it must raise ValueError naming the field)")
+
     # -- helpers -------------------------------------------------------------------------------
-    def _new(self):
+    def _new(self, config: Any = None):
         seed_everything(self.seed)  # as the actor does before it builds a trainer
-        return self.cls(self.cfg, self.data, self.seed, self.device)
+        return self.cls(self.cfg if config is None else config, self.data, self.seed,
+                        self.device)
 
     def _score(self, trainer):
         return score(as_evaluation(trainer.evaluate()), self.data)
@@ -225,6 +337,25 @@ class _Run:
         metrics = trainer.train_for(self.steps_per_chunk)
         metrics = {k: v for k, v in metrics.items() if not k.startswith("perf/")}
         return {**metrics, **self._score(trainer).metrics}
+
+
+def _round_trip(state: dict) -> dict:
+    """`state` through torch.save and torch.load(weights_only=True), as a checkpoint goes."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+
+
+def _stale_config(state: Any, config: Any) -> str:
+    """The first field where a state's "config" (written as dataclasses.asdict of the config,
+    as trainers.params.state_header does) is not `config`'s, as `name old (not new)`; empty
+    when they agree or the state records its config some other way."""
+    written = state.get("config") if isinstance(state, dict) else None
+    expected = dataclasses.asdict(config)
+    if not isinstance(written, dict) or written.keys() != expected.keys():
+        return ""
+    differ = [k for k in expected if not _same(written[k], expected[k])]
+    return f"{differ[0]} {written[differ[0]]!r} (not {expected[differ[0]]!r})" if differ else ""
 
 
 def _same(a: Any, b: Any) -> bool:

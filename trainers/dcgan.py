@@ -108,6 +108,8 @@ class DCGANTrainer(AdversarialTrainer):
     Config = DCGANConfig
     DATA_KIND = "image"
     IMAGE_SIZES = IMAGE_SIZES  # the square sides it trains on, checked with the spec
+    # `_augment` reads the DiffAugment policy from self.config at every step: PBT may change it
+    MUTABLE = (*AdversarialTrainer.MUTABLE, "augment")
 
     def __init__(self, config: dict | DCGANConfig, data, seed: int, device: str = "cpu"):
         _check_data(data)

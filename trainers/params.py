@@ -92,6 +92,15 @@ def check_same_config(state: dict, config: Any) -> None:
                          f"{dataclasses.asdict(config)}")
 
 
+def check_mutable_change(old: Any, new: Any, mutable: tuple[str, ...], trainer: str) -> None:
+    """A trainer's `reconfigure` changes only its MUTABLE fields: raise a ValueError naming the
+    first other field that differs (the architecture, the data's shape, ... stay as built)."""
+    for field in dataclasses.fields(old):
+        if field.name not in mutable and getattr(old, field.name) != getattr(new, field.name):
+            raise ValueError(f"{trainer}.{field.name}: cannot change mid-run (mutable: "
+                             f"{', '.join(mutable)})")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none)."""
     lines = str(exc).strip().splitlines()

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from trainers.base import Evaluation, build_config
-from trainers.params import check, check_same_config, state_header
+from trainers.params import check, check_mutable_change, check_same_config, state_header
 
 NAME = "synthetic"
 
@@ -50,6 +50,7 @@ class SyntheticTrainer:
     Config = SyntheticConfig
     DATA_KIND = "none"
     METRICS = ("eval/loss", "eval/x_loss")
+    MUTABLE = ("x", "y")  # population-based training moves the point: the loss follows at once
     z_dim = 0  # no generator
 
     def __init__(self, config: dict | SyntheticConfig, data: None, seed: int, device: str = "cpu"):
@@ -60,6 +61,14 @@ class SyntheticTrainer:
         self.seed = seed
         self.device = device
         self.step = 0
+
+    def reconfigure(self, config: dict | SyntheticConfig) -> None:
+        """Go on from this step with a new x and y (a Config or a params dict); any other field
+        changed is a ValueError naming it. The loss is theirs from the next call on."""
+        if not isinstance(config, SyntheticConfig):
+            config = build_config(SyntheticTrainer, config, NAME)
+        check_mutable_change(self.config, config, self.MUTABLE, NAME)
+        self.config = config
 
     def _loss(self) -> float:
         cfg = self.config

@@ -20,7 +20,7 @@ def check_trainer_table(import_path: str, dataset: str | None, params: dict, ste
     """`gansweep check-trainer`: the report's lines, and whether every check passed. A trainer
     or dataset that cannot be imported raises SpecError (one line, exit 2)."""
     from trainers.base import contract_problems
-    from trainers.conformance import CHECKS, check_trainer
+    from trainers.conformance import check_trainer, summary
     from trainers.registry import PluginError, dataset_target, find_trainer
     from trainers.registry import trainer_target as resolve_trainer
 
@@ -47,7 +47,5 @@ def check_trainer_table(import_path: str, dataset: str | None, params: dict, ste
     lines = [f"check-trainer {import_path} on {where} (seed {seed}, {steps} steps a chunk, "
              f"{device})"]
     lines += [f"{'PASS' if c.passed else 'FAIL'}  {c.name:<10}  {c.detail}" for c in checks]
-    failed = sum(not c.passed for c in checks)
-    lines.append(f"{len(checks) - failed} passed, {failed} failed" + (
-        "" if len(checks) == len(CHECKS) else "; the checks after need the one that failed"))
-    return lines, failed == 0
+    lines.append(summary(cls, checks))
+    return lines, all(c.passed for c in checks)

@@ -9,9 +9,18 @@ import pytest
 import torch
 from PIL import Image
 
-from trainers import TRAINERS, Evaluation, load_dataset, score
-from trainers.base import as_evaluation, bad_metrics, contract_problems
-from trainers.conformance import CHECKS, check_trainer
+from trainers import (
+    TRAINERS,
+    Evaluation,
+    MLPGANConfig,
+    MLPGANTrainer,
+    SyntheticTrainer,
+    load_dataset,
+    score,
+)
+from trainers.base import as_evaluation, bad_metrics, contract_problems, mutable_params
+from trainers.conformance import CHECKS, changed_config, check_trainer, summary
+from trainers.params import check_mutable_change
 
 
 def test_every_built_in_trainer_keeps_the_contract():
@@ -25,8 +34,96 @@ def test_every_built_in_trainer_keeps_the_contract():
 ])
 def test_the_built_in_trainers_pass_every_check(name, data, params):
     checks = check_trainer(TRAINERS[name], load_dataset(data), params)
-    assert [c.name for c in checks] == list(CHECKS)
+    assert [c.name for c in checks] == [*CHECKS, "pbt"]
     assert all(c.passed for c in checks), [c for c in checks if not c.passed]
+    assert summary(TRAINERS[name], checks) == "10 passed, 0 failed"
+
+
+def test_the_built_in_trainers_say_what_pbt_may_change():
+    adversarial = ("lr_g", "lr_d", "beta1", "beta2", "gp_weight", "r1_weight", "r1_every",
+                   "d_steps", "ema_decay")
+    assert {name: mutable_params(cls) for name, cls in TRAINERS.items()} == {
+        "mlp_gan": adversarial, "dcgan": (*adversarial, "augment"), "synthetic": ("x", "y")}
+
+
+def test_changed_config_moves_each_field_to_a_value_the_config_accepts():
+    config = MLPGANConfig(r1_weight=0.0)
+    changed, moved = changed_config(config, ["lr_g", "beta2", "r1_weight", "d_steps", "ema",
+                                             "loss"])
+    assert moved == ("lr_g", "beta2", "r1_weight", "d_steps", "ema")  # a string has no other
+    assert (changed.lr_g, changed.beta2, changed.r1_weight, changed.d_steps, changed.ema,
+            changed.loss) == (1.25e-3, 0.999 * 0.8, 0.5, 3, True, "ns")  # beta2 < 1
+
+
+class IgnoresReconfigure(MLPGANTrainer):
+    """Refuses a fixed field as it should, then keeps training with its old config."""
+
+    def reconfigure(self, config):
+        check_mutable_change(self.config, config, self.MUTABLE, "ignores")
+
+
+class ForgetsTheOptimizers(MLPGANTrainer):
+    """Records the new config, but its Adam pair keeps the old learning rates and betas."""
+
+    def reconfigure(self, config):
+        check_mutable_change(self.config, config, self.MUTABLE, "forgets")
+        self.config = config
+
+
+class AcceptsAnything(MLPGANTrainer):
+    def reconfigure(self, config):
+        self.config = config
+        self._configure_optimizers()
+
+
+class VagueRefusal(MLPGANTrainer):
+    def reconfigure(self, config):
+        raise ValueError("not now")
+
+
+@pytest.mark.parametrize("trainer, reason", [
+    (IgnoresReconfigure, "state_dict()['config'] after reconfigure has lr_g 0.001 (not "
+                         "0.00125): the checkpoint does not record the new config"),
+    (ForgetsTheOptimizers, "after reconfigure, a trainer built with the new config and loaded "
+                           "trains on differently: "),
+    (AcceptsAnything, "reconfigure accepted a change of g_depth, which is not in MUTABLE"),
+    (VagueRefusal, "reconfigure refused a change of g_depth (not in MUTABLE) with a ValueError "
+                   "that does not name it: not now"),
+])
+def test_check_trainer_fails_a_reconfigure_that_does_not_keep_the_contract(trainer, reason):
+    checks = check_trainer(trainer, load_dataset("ring8"), {"g_width": 8, "d_width": 8})
+    assert [c.name for c in checks if not c.passed] == ["pbt"]
+    assert checks[-1].detail.startswith(reason), checks[-1].detail
+    assert summary(trainer, checks) == "9 passed, 1 failed"
+
+
+def test_a_trainer_without_mutable_is_not_checked_for_pbt_and_the_summary_says_so():
+    class NoPBT(SyntheticTrainer):
+        MUTABLE = ()
+
+    checks = check_trainer(NoPBT, None, {"x": 0.5})
+    assert [c.name for c in checks] == list(CHECKS)
+    assert summary(NoPBT, checks) == "9 passed, 0 failed; pbt: not supported (no MUTABLE)"
+
+
+@dataclass(frozen=True)
+class LearningRate:
+    lr: float = 1e-3
+
+
+@pytest.mark.parametrize("mutable, can_reconfigure, problem", [
+    ("lr", True, "MUTABLE must be a tuple of Config field names, got 'lr'"),
+    (("lr", 3), True, "MUTABLE must be a tuple of Config field names, got ('lr', 3)"),
+    (("lr", "width"), True, "MUTABLE names 'width', not field(s) of Config"),
+    (("lr",), False, "MUTABLE is declared but reconfigure(config) is missing"),
+])
+def test_contract_problems_name_a_bad_mutable(mutable, can_reconfigure, problem):
+    class PBTTrainer(SyntheticTrainer):
+        Config = LearningRate
+        MUTABLE = mutable
+        reconfigure = SyntheticTrainer.reconfigure if can_reconfigure else None
+
+    assert contract_problems(PBTTrainer) == [problem]
 
 
 def test_contract_problems_name_what_is_missing():

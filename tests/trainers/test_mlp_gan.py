@@ -222,3 +222,107 @@ def test_build_trainer_needs_a_known_name_and_a_mixture():
         build_trainer("gan9000", {}, load_dataset("ring8"), seed=0)
     with pytest.raises(TypeError, match="ring8"):
         build_trainer("mlp_gan", {}, load_dataset("none"), seed=0)
+
+
+# -- population-based training: reconfigure mid-run ---------------------------------------------
+def same_state(a, b):
+    """Two trainers hold bitwise the same weights, optimizer moments and RNG state."""
+    return all(torch.equal(x, y) for x, y in zip(
+        [*a.g.state_dict().values(), *a.d.state_dict().values(), a._rng.get_state()],
+        [*b.g.state_dict().values(), *b.d.state_dict().values(), b._rng.get_state()],
+        strict=True)) and (a.g_ema is None or same_weights(a.g_ema, b.g_ema))
+
+
+def test_reconfigure_sets_the_learning_rates_and_betas_the_optimizers_use():
+    trainer = make()
+    trainer.train_for(2)
+    trainer.reconfigure({**TINY, "lr_g": 2e-3, "lr_d": 5e-4, "beta1": 0.0, "beta2": 0.9})
+    assert [(g["lr"], g["betas"]) for g in trainer.opt_g.param_groups] == [(2e-3, (0.0, 0.9))]
+    assert [(g["lr"], g["betas"]) for g in trainer.opt_d.param_groups] == [(5e-4, (0.0, 0.9))]
+    assert trainer.step == 2 and trainer.config.lr_g == 2e-3
+
+
+@pytest.mark.parametrize("params, change", [
+    ({}, {"lr_g": 2e-3}),
+    ({}, {"lr_d": 2e-3}),
+    ({}, {"beta1": 0.0}),
+    ({}, {"beta2": 0.9}),
+    ({"loss": "wgan_gp"}, {"gp_weight": 1.0}),
+    ({}, {"r1_weight": 0.5}),
+    ({"r1_weight": 0.5, "d_steps": 1}, {"r1_every": 2}),
+    ({}, {"d_steps": 3}),
+    ({"ema": True}, {"ema_decay": 0.1}),  # below the warm-up's (1 + t) / (10 + t) at t = 3
+])
+def test_each_mutable_field_changes_training_from_the_next_step(params, change):
+    trainer = make(**params)
+    trainer.train_for(2)
+    unchanged = copy.deepcopy(trainer)
+    trainer.reconfigure(dataclasses.replace(trainer.config, **change))
+    assert same_state(trainer, unchanged)  # nothing moves until the next step
+    trainer.train_for(2)
+    unchanged.train_for(2)
+    assert not same_state(trainer, unchanged)
+
+
+def test_reconfigured_d_steps_is_how_many_d_steps_train_for_takes():
+    trainer = make(d_steps=1)
+    trainer.train_for(1)
+    trainer.reconfigure(dataclasses.replace(trainer.config, d_steps=2))
+    trainer.train_for(2)
+
+    def adam_steps(optimizer):
+        return {int(state["step"]) for state in optimizer.state.values()}
+
+    assert (adam_steps(trainer.opt_d), adam_steps(trainer.opt_g)) == ({1 + 2 * 2}, {3})
+
+
+def test_reconfigure_adds_a_penalty_that_was_off():
+    trainer = make(r1_weight=0.0)
+    assert "train/r1" not in trainer.train_for(1)
+    trainer.reconfigure(dataclasses.replace(trainer.config, r1_weight=0.1))
+    assert trainer.train_for(1)["train/r1"] > 0
+
+
+@pytest.mark.parametrize("field, value", [
+    ("g_width", 32), ("d_depth", 3), ("loss", "hinge"), ("ema", True), ("batch_size", 64),
+    ("clusters", 2), ("z_dim", 3)])
+def test_reconfigure_refuses_a_field_that_is_not_mutable_in_one_line(field, value):
+    trainer = make()
+    before = trainer.config
+    with pytest.raises(ValueError) as refused:
+        trainer.reconfigure({**TINY, "lr_g": 2e-3, field: value})
+    assert str(refused.value) == (
+        f"mlp_gan.{field}: cannot change mid-run (mutable: lr_g, lr_d, beta1, beta2, "
+        f"gp_weight, r1_weight, r1_every, d_steps, ema_decay)")
+    assert trainer.config is before and trainer.opt_g.param_groups[0]["lr"] == before.lr_g
+
+
+@pytest.mark.parametrize("params, change", [
+    ({}, {"lr_g": 3e-3, "lr_d": 2e-4, "beta1": 0.9, "d_steps": 3}),
+    ({"ema": True, "loss": "wgan_gp", "clusters": 4},
+     {"gp_weight": 2.0, "r1_weight": 0.2, "r1_every": 2, "ema_decay": 0.9, "beta2": 0.99}),
+])
+def test_state_after_reconfigure_resumes_bitwise_in_a_trainer_built_with_the_new_config(
+        params, change):
+    original = make(seed=1, **params)
+    original.train_for(3)
+    original.reconfigure({**TINY, **params, **change})
+    buf = io.BytesIO()
+    torch.save(original.state_dict(), buf)
+    state = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    with pytest.raises(ValueError, match="config"):  # the checkpoint records the new config
+        make(seed=1, **params).load_state_dict(state)
+    restored = make(seed=1, **params, **change)
+    restored.load_state_dict(state)
+    torch.manual_seed(123)  # disturbing the global RNG in between must not matter
+    after = [without_perf(t.train_for(4)) | scored(t) for t in (original, restored)]
+    assert after[0] == after[1]
+    assert same_state(original, restored)
+
+
+def test_reconfigure_leaves_evaluate_alone():
+    trainer = make(ema=True)
+    trainer.train_for(3)
+    before = trainer.evaluate()
+    trainer.reconfigure(dataclasses.replace(trainer.config, lr_g=5e-3, ema_decay=0.5))
+    assert torch.equal(trainer.evaluate().samples, before.samples)

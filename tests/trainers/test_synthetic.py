@@ -76,3 +76,26 @@ def test_fail_at_raises_once_training_reaches_that_step():
     trainer.train_for(2)
     with pytest.raises(RuntimeError, match="step 3"):
         trainer.train_for(2)
+
+
+@pytest.mark.parametrize("new", [{"x": 1.0, "y": -0.5}, SyntheticConfig(x=3.0)])
+def test_the_loss_follows_x_and_y_from_the_step_after_reconfigure(new):
+    trainer = SyntheticTrainer({"x": 0.5}, None, seed=0)
+    trainer.train_for(3)
+    trainer.reconfigure(new)
+    x, y = trainer.config.x, trainer.config.y
+    assert trainer.step == 3
+    assert trainer.evaluate().metrics["eval/loss"] == expected(x, y, 3)
+    assert trainer.train_for(2) == {"train/loss": expected(x, y, 5)}
+    restored = SyntheticTrainer(new, None, seed=0)  # a PBT member rebuilt from the checkpoint
+    restored.load_state_dict(trainer.state_dict())
+    assert restored.step == 5 and restored.evaluate() == trainer.evaluate()
+
+
+@pytest.mark.parametrize("field, value", [("sleep_s", 0.5), ("nan_at", 4), ("fail_at", 9)])
+def test_reconfigure_refuses_anything_but_x_and_y_naming_the_field(field, value):
+    trainer = SyntheticTrainer({"x": 0.5}, None, seed=0)
+    with pytest.raises(ValueError, match=rf"^synthetic\.{field}: cannot change mid-run "
+                                         r"\(mutable: x, y\)$"):
+        trainer.reconfigure({"x": 2.0, field: value})
+    assert trainer.config == SyntheticConfig(x=0.5)

@@ -22,7 +22,7 @@ def test_the_example_plugin_passes_check_trainer(project):
     # the free metrics of image data: FD in the classifier's features, class coverage and KL
     evaluate = next(line for line in lines if line.split()[1] == "evaluate")
     assert all(m in evaluate for m in ("eval/fd", "eval/class_coverage", "eval/class_kl"))
-    assert lines[-1] == "9 passed, 0 failed"
+    assert lines[-1] == "9 passed, 0 failed; pbt: not supported (no MUTABLE)"
 
 
 @pytest.mark.parametrize("broken, check, reason", [
@@ -47,4 +47,33 @@ def test_check_trainer_passes_the_built_in_dcgan_on_digits():
     result = CliRunner().invoke(main, ["check-trainer", "dcgan", "--dataset", "digits",
                                        "-p", "base_width=8", "-p", "z_dim=8"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1] == "9 passed, 0 failed"
+    lines = result.output.strip().splitlines()
+    assert lines[-2].startswith("PASS  pbt         reconfigured lr_g, lr_d, beta1, beta2, "
+                                "gp_weight, r1_weight, r1_every, d_steps, ema_decay (no other "
+                                "valid value for augment); refuses n_blocks; a trainer built "
+                                "with the new config resumes bitwise at step 6"), lines[-2]
+    assert lines[-1] == "10 passed, 0 failed"
+
+
+PBT_PLUGIN = '''\
+from trainers.mlp_gan import MLPGANTrainer
+from trainers.params import check_mutable_change
+
+
+class KeepsItsOldRates(MLPGANTrainer):
+    """Says PBT may change its learning rates, then trains on with the old ones."""
+
+    def reconfigure(self, config):
+        check_mutable_change(self.config, config, self.MUTABLE, "keeps")
+'''
+
+
+def test_check_trainer_fails_a_plugin_whose_reconfigure_ignores_the_new_config(project):
+    (project / "pbt_gans.py").write_text(PBT_PLUGIN)
+    result = CliRunner().invoke(main, ["check-trainer", "pbt_gans:KeepsItsOldRates",
+                                       "-p", "g_width=16", "-p", "d_width=16"])
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("FAIL")]
+    assert failed == ["FAIL  pbt         state_dict()['config'] after reconfigure has lr_g 0.001 "
+                      "(not 0.00125): the checkpoint does not record the new config"]
+    assert result.output.strip().splitlines()[-1] == "9 passed, 1 failed"
