@@ -1,5 +1,6 @@
 """What changed between two specs of one sweep, in the fields that decide what its trials mean:
-the trainer, the dataset, the objectives, the fixed parameters and the search space.
+the trainer, the dataset, the objectives, the fixed parameters, the search space and the pbt
+scheduler (its members are the trials, and their results depend on its rules).
 
 A relaunch with a changed space would feed Optuna's sampler trials drawn from another space as
 if they were this one's (and mix two spaces in one study): `gansweep launch` refuses it, naming
@@ -13,6 +14,7 @@ import dataclasses
 import reprlib
 from typing import Any
 
+from orchestrator.spec.population import PopulationSpec
 from orchestrator.spec.sweep import SweepSpec
 
 PARAM_KEYS = {"kind": "type"}  # a Param field as the spec spells it
@@ -20,7 +22,8 @@ PARAM_KEYS = {"kind": "type"}  # a Param field as the spec spells it
 
 def first_change(old: SweepSpec, new: SweepSpec) -> tuple[str, str] | None:
     """(field, "was X, now Y") for the first field the two specs differ in, None when none:
-    trainer, dataset, objective(s), fixed.KEY, then space.PARAM[.FIELD] in the old order."""
+    trainer, dataset, objective(s), fixed.KEY, space.PARAM[.FIELD] in the old order, then
+    scheduler[.FIELD]."""
     for field, was, now in (("trainer", old.trainer_target, new.trainer_target),
                             ("dataset", old.dataset_target, new.dataset_target)):
         if was != now:
@@ -34,7 +37,7 @@ def first_change(old: SweepSpec, new: SweepSpec) -> tuple[str, str] | None:
         was, now = old.fixed.get(key, _UNSET), new.fixed.get(key, _UNSET)
         if not _same(was, now):
             return f"fixed.{key}", _was_now(was, now)
-    return _space_change(old.space, new.space)
+    return _space_change(old.space, new.space) or _scheduler_change(old.scheduler, new.scheduler)
 
 
 def _space_change(old: tuple, new: tuple) -> tuple[str, str] | None:
@@ -47,6 +50,22 @@ def _space_change(old: tuple, new: tuple) -> tuple[str, str] | None:
             a, b = getattr(was, f.name), getattr(now, f.name)
             if not _same(a, b):
                 return f"space.{name}.{PARAM_KEYS.get(f.name, f.name)}", _was_now(a, b)
+    return None
+
+
+def _scheduler_change(old: PopulationSpec | None, new: PopulationSpec | None
+                      ) -> tuple[str, str] | None:
+    """A pbt sweep's members are its trials, and what each reached depends on the exploit and
+    explore rules it trained under: turning pbt on or off, or changing a rule, is a change."""
+    if old is None or new is None:
+        if old is new:
+            return None
+        return "scheduler", _was_now(_UNSET if old is None else "pbt",
+                                     _UNSET if new is None else "pbt")
+    for f in dataclasses.fields(old):
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if not _same(a, b):
+            return f"scheduler.{f.name}", _was_now(a, b)
     return None
 
 

@@ -21,6 +21,7 @@ import yaml
 
 from orchestrator.errors import FieldError, SpecError
 from orchestrator.spec.health import HealthSpec, parse_health
+from orchestrator.spec.population import PopulationSpec, check_sweep, parse_scheduler
 from orchestrator.spec.search import (
     Objective,
     PrunerSpec,
@@ -35,8 +36,8 @@ from orchestrator.spec.space import Param, parse_space
 from orchestrator.stores.redact import ROOT_SECRET, redact_uri
 
 TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectives", "budget",
-              "sampler", "pruner", "health", "enqueue", "resources", "storage", "max_retries",
-              "fixed", "space")
+              "sampler", "pruner", "scheduler", "health", "enqueue", "resources", "storage",
+              "max_retries", "fixed", "space")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: no trailing newline
 MAX_NAME = 100  # a checkpoint folder and MLflow names are built from it
 MAX_SPEC_BYTES = 1 << 20  # the largest shipped spec is 3 KiB
@@ -97,6 +98,7 @@ class SweepSpec:
     storage: Storage = Storage()
     max_retries: int = 2  # a trial whose actor dies resumes this many times, then FAILs
     health: HealthSpec = HealthSpec()  # the GAN-health pruning rules (on by default)
+    scheduler: PopulationSpec | None = None  # population-based training; None: trials on their own
     text: str = field(repr=False, default="")
     trainer_target: str = ""  # what `trainer` resolves to: a built-in name or module:Class
     dataset_target: str = ""  # what `dataset` resolves to: a built-in name, a file or module:fn
@@ -148,6 +150,9 @@ class SweepSpec:
             return self
         if trials < 1:
             raise SpecError(f"--trials: must be >= 1, got {trials}")
+        if self.scheduler is not None and trials != self.scheduler.population:
+            raise SpecError(f"--trials: a pbt sweep trains scheduler.population "
+                            f"({self.scheduler.population}) members")
         return dataclasses.replace(self, budget=dataclasses.replace(self.budget, trials=trials))
 
 
@@ -230,7 +235,11 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
     _check_params(trainer_name, trainer_cls, fixed, space)
     objectives = parse_objectives(raw)
     _check_objectives(raw, objectives, trainer_name, trainer_cls, kind)
-    budget = _budget(_section(raw, "budget"))
+    scheduler = parse_scheduler(raw.get("scheduler"), space, fixed, trainer_name, trainer_cls,
+                                len(objectives))
+    budget = _budget(_section(raw, "budget"), None if scheduler is None else scheduler.population)
+    if scheduler is not None:
+        check_sweep(scheduler, budget, parse_pruner(raw.get("pruner"), len(objectives)))
     if budget.confirm is not None and len(objectives) > 1:
         raise FieldError("budget.confirm", f"a sweep with {len(objectives)} objectives has no "
                                            f"single ranking of configs to confirm")
@@ -251,6 +260,7 @@ def _build(raw: Any, text: str, path: str) -> SweepSpec:
         storage=_storage(_section(raw, "storage")),
         max_retries=_int("", raw, "max_retries", 2, 0),
         health=parse_health(raw.get("health")),
+        scheduler=scheduler,
         text=text,
         trainer_target=trainer_target,
         dataset_target=dataset_target,
@@ -419,10 +429,12 @@ def _float(section: str, raw: dict, key: str, default: float, minimum: float) ->
     return float(value)
 
 
-def _budget(raw: dict) -> Budget:
+def _budget(raw: dict, trials: int | None = None) -> Budget:
+    """`budget`; `trials` is budget.trials when the spec leaves it out (a pbt sweep's
+    population), None when it is required."""
     _fields("budget", raw, ("trials", "steps", "eval_every", "log_every", "eval_samples", "time",
                             "chunk_timeout", "confirm"))
-    trials = _int("budget", raw, "trials", None, 1)
+    trials = _int("budget", raw, "trials", trials, 1)
     steps = _int("budget", raw, "steps", None, 1)
     eval_every = _int("budget", raw, "eval_every", steps, 1)
     if eval_every > steps:

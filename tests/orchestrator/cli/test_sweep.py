@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from tests.conftest import SYNTHETIC
+from tests.conftest import RING8_TINY, SYNTHETIC
 
 LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(  # 9**9 x's when expanded
     f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
@@ -26,6 +26,11 @@ PLANTED = "PLANTED-pw-7f3a"  # a password no message may show
 def _swap(old: str, new: str) -> bytes:
     assert old in SYNTHETIC, old
     return SYNTHETIC.replace(old, new).encode()
+
+
+def _pbt(fields: str, spec: str = SYNTHETIC) -> bytes:
+    """`spec` (4 trials of 4 steps, or of 60 for RING8_TINY) as a pbt sweep with these fields."""
+    return (spec + f"scheduler: {{name: pbt, population: 4, {fields}}}\n").encode()
 
 
 CASES = [  # (id, spec bytes, what the one line must start with after "gansweep: error: ")
@@ -106,6 +111,19 @@ CASES = [  # (id, spec bytes, what the one line must start with after "gansweep:
     ("credential in storage.checkpoints",
      _swap("name: synth", f"name: synth\nstorage: {{checkpoints: 's3://b/c?secret_key={PLANTED}'}}"),
      "spec.yaml: storage.checkpoints: s3://b/c?secret_key=***: holds a credential"),
+    ("pbt population 1", _pbt("interval: 2").replace(b"population: 4", b"population: 1"),
+     "spec.yaml: scheduler.population: must be >= 2, got 1"),
+    ("pbt quantile 0.7", _pbt("interval: 2, quantile: 0.7"),
+     "spec.yaml: scheduler.quantile: must be in (0, 0.5], got 0.7"),
+    ("pbt interval between evals", _pbt("interval: 3"),
+     "spec.yaml: scheduler.interval: must be a multiple of budget.eval_every (2), got 3"),
+    ("pbt perturb factor <= 0", _pbt("interval: 2, perturb: [-0.5, 1.2]"),
+     "spec.yaml: scheduler.perturb: factors must be > 0, got -0.5"),
+    ("pbt mutable not in the space", _pbt("interval: 2, mutable: [lr_x]"),
+     "spec.yaml: scheduler.mutable: lr_x is not a searched parameter (space: x, y)"),
+    ("pbt mutable architecture", _pbt("interval: 20, mutable: [g_depth]", RING8_TINY),
+     "spec.yaml: scheduler.mutable: g_depth cannot change mid-run in trainer mlp_gan (it can "
+     "change: lr_g, lr_d"),
 ]
 
 

@@ -45,3 +45,20 @@ def test_the_first_changed_field_is_named_with_both_values(old, new, expected):
 def test_what_does_not_change_the_trials_meaning_is_no_change(old, new):
     assert old in RING8_TINY
     assert first_change(_spec(RING8_TINY), _spec(RING8_TINY.replace(old, new))) is None
+
+
+PBT = "scheduler: {name: pbt, population: 4, interval: 20}\n"
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("", PBT, ("scheduler", "was not set, now 'pbt'")),
+    (PBT, "", ("scheduler", "was 'pbt', now not set")),
+    (PBT, PBT.replace("interval: 20", "interval: 40"), ("scheduler.interval", "was 20, now 40")),
+    (PBT, PBT.replace("20}", "20, mutable: [lr_g, gp_weight]}"), None),  # the default, written
+    (PBT, PBT.replace("20}", "20, mutable: [lr_g]}"),
+     ("scheduler.mutable", "was ['lr_g', 'gp_weight'], now ['lr_g']")),
+    (PBT, PBT.replace("20}", "20, perturb: [0.5, 2.0]}"),
+     ("scheduler.perturb", "was [0.8, 1.2], now [0.5, 2.0]")),
+])
+def test_turning_pbt_on_or_off_or_changing_its_rules_is_a_change(old, new, expected):
+    assert first_change(_spec(RING8_TINY + old), _spec(RING8_TINY + new)) == expected
