@@ -43,11 +43,17 @@ class TrialSpec:
     keep_checkpoints: int = 2
     objective: str = ""  # the metric sample titles show and the best-step generator follows
     maximize: bool = False
+    # population-based training (orchestrator/driver/population.py) and its replay by confirm:
+    mutable: tuple[str, ...] = ()  # params that may change mid-run, logged as hp/NAME metrics
+    resume: bool = False  # continue from the last checkpoint (a member going on after a round)
+    first_params: dict[str, Any] | None = None  # the run's params when `params` changed since
+    schedule: tuple[tuple[int, dict[str, Any]], ...] = ()  # (from step, params) to replay
 
     @property
     def run_params(self) -> dict[str, Any]:
-        """What the trial's run shows as params: its params and its seed."""
-        return {**self.params, "seed": self.seed}
+        """What the trial's run shows as params: its params (its first ones, when they change as
+        it trains: MLflow params never change) and its seed."""
+        return {**(self.first_params or self.params), "seed": self.seed}
 
 
 @dataclass(frozen=True)

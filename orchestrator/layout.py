@@ -91,6 +91,7 @@ TRACEBACK = "errors/traceback.txt"
 # of the parent run
 SPEC_DIR = "spec"  # spec/<the spec's file name>
 SHEET, FIGURES = "contact_sheet.png", "optuna/figures.html"
+LINEAGE_PNG = "pbt_lineage.png"  # a PBT sweep's: who copied whom (tracking/figures.py)
 TRIALS_CSV = "optuna/trials.csv"
 HISTORY_PNG, IMPORTANCES_PNG = "optuna/history.png", "optuna/importances.png"
 INTERMEDIATE_PNG, PARETO_PNG = "optuna/intermediate_values.png", "optuna/pareto_front.png"
@@ -134,6 +135,9 @@ LAUNCH_ATTR = "gansweep.launch"  # what `gansweep resume NAME` needs (study/reco
 LEASE_ATTR = "gansweep.driver"  # the driver holding the sweep (driver/lease.py)
 CONFIRM_OF_ATTR = "gansweep.confirm_of"  # on a confirm study: the sweep it confirms
 CONFIRM_AT_ATTR = "gansweep.confirm_at"  # on a confirm study: --at of its last table
+# a PBT sweep's (driver/population.py): the step of the last round applied, and the round being
+# applied ({"step", "exploits"}: kept so that a driver resumed mid-round applies the same one)
+PBT_ROUND_ATTR, PBT_PLAN_ATTR = "gansweep.pbt.round", "gansweep.pbt.plan"
 
 # -- Optuna: each trial's attributes --------------------------------------------------------------
 RUN_ATTR = "mlflow_run_id"
@@ -146,6 +150,13 @@ DIVERGED_STEP_ATTR = "diverged_step"
 # a confirm trial's: the sweep trial it retrains, and which of its fresh seeds
 CONFIRMS_ATTR, SEED_INDEX_ATTR = "confirms_trial", "seed_index"
 RUN_TAG_OF_ATTR = {CONFIRMS_ATTR: TAG_CONFIRMS, SEED_INDEX_ATTR: TAG_SEED_INDEX}
+# a PBT member's: the params it trains with now (the trial's own params are its first), the
+# schedule its state was trained under ([[from step, params], ...]: what confirm replays), and
+# its exploits ([[step, donor trial], ...])
+PBT_PARAMS_ATTR, PBT_SCHEDULE_ATTR = "gansweep.pbt.params", "gansweep.pbt.schedule"
+PBT_LINEAGE_ATTR = "gansweep.pbt.lineage"
+# a PBT member run's metrics: its mutable params over steps, and the donor of each exploit
+HP_PREFIX, DONOR_METRIC = "hp/", "pbt/donor"
 
 
 def run_tags(attrs: dict) -> dict[str, str]:

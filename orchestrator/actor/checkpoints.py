@@ -69,6 +69,12 @@ class TrialCheckpoints:
                 return payload
         return None
 
+    def load(self, step: int) -> dict[str, Any]:
+        """The checkpoint at `step` (FileNotFoundError when there is none)."""
+        fs, folder = self._dir()
+        with fs.open_input_file(f"{folder}/step-{step:08d}.pt") as src:
+            return torch.load(io.BytesIO(src.read()), weights_only=True)
+
     def clear(self) -> None:
         """Remove what an earlier sweep of the same name left for this trial number."""
         fs, folder = self._dir()

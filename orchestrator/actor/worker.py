@@ -133,28 +133,62 @@ class TrialWorker:
             tags = {**self.placement(), TAG_ATTEMPT: str(spec.attempt)}
             seed_everything(spec.seed)  # for trainers that draw from the global RNGs
             self.device_name = tags[TAG_DEVICE]  # training and scoring both run there
-            trainer = build_trainer(spec.trainer, spec.params, self.data, spec.seed,
-                                    self.device_name)
-            payload = self.checkpoints.load_latest(self.run_id) if spec.attempt > 1 else None
+            resuming = spec.attempt > 1 or spec.resume
+            payload = self.checkpoints.load_latest(self.run_id) if resuming else None
+            # params that change mid-run: built as the checkpoint was written, then changed
+            built = payload["spec"]["params"] if payload is not None and spec.mutable \
+                else spec.params
+            trainer = build_trainer(spec.trainer, built, self.data, spec.seed, self.device_name)
             if payload is not None:
                 trainer.load_state_dict(payload["trainer"])
                 set_process_rng_state(payload["rng"])
                 self.best = _best_from(payload.get("best"), trainer)
                 tags[TAG_RESUMED_FROM] = str(trainer.step)
-            elif spec.attempt == 1:
+            elif not resuming:
                 self.checkpoints.clear()  # files an earlier sweep of this name left behind
-            if spec.attempt > 1:  # metrics continue after what the run already has
+            self.trainer = trainer
+            if built != spec.params:
+                self._reconfigure(spec.params)
+            if resuming:  # metrics continue after what the run already has
                 from orchestrator.tracking.runs import logged_steps
 
                 self.logged = logged_steps(self.logger.client, self.run_id)
                 if payload is not None:
                     self._log(_rows(payload["unwritten"]))
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
-            self.logger.log_start(self.run_id, spec.run_params, tags, wait=spec.attempt > 1)
-            self.trainer, self._since = trainer, time.perf_counter()
+            self.logger.log_start(self.run_id, spec.run_params, tags, wait=resuming)
+            self._follow_schedule()
+            self._log_hparams()
+            self._since = time.perf_counter()
         except Exception as exc:
+            self.trainer = None
             self.start_error = f"{type(exc).__name__}: {exc}"
             self._log_traceback()
+
+    def _reconfigure(self, params: dict[str, Any]) -> None:
+        """Train with `params` from the next step on (population-based training: the trainer's
+        `reconfigure`, trainers/base.py); the checkpoints record them."""
+        from trainers.base import build_config
+
+        trainer = self.trainer
+        trainer.reconfigure(build_config(type(trainer), params))
+        self.spec = dataclasses.replace(self.spec, params=dict(params))
+
+    def _follow_schedule(self) -> None:
+        """A replayed schedule (a PBT member's, retrained by confirm): the params in force at
+        the trainer's step."""
+        due = [params for step, params in self.spec.schedule if step <= self.trainer.step]
+        if due and due[-1] != self.spec.params:
+            self._reconfigure(due[-1])
+            self._log_hparams()
+
+    def _log_hparams(self) -> None:
+        """The mutable params at the current step, as hp/NAME metrics: a run's schedule."""
+        spec, step = self.spec, self.trainer.step
+        rows = [MetricRow(f"hp/{name}", float(spec.params[name]), int(time.time() * 1000), step)
+                for name in spec.mutable if isinstance(spec.params.get(name), (int, float))]
+        if rows:
+            self._log(rows)
 
     def train(self, n_steps: int) -> ChunkResult:
         """Train up to `n_steps` more steps, evaluate, checkpoint and log; never raises.
@@ -171,6 +205,9 @@ class TrialWorker:
             return ChunkResult(spec.number, 0, {}, error=self.start_error)
         self.logger.retry_unwritten()
         try:
+            if spec.schedule:
+                self._follow_schedule()
+                spec = self.spec
             n_steps = min(n_steps, spec.total_steps - trainer.step)
             rows: list[tuple[int, dict[str, float]]] = []
             while n_steps > 0:  # train metrics at a fixed cadence, written in one batch below
@@ -332,6 +369,29 @@ def salvage_metrics(spec: TrialSpec, tracking_uri: str) -> str | None:
         for i in range(0, len(fresh), MAX_BATCH):
             batch = metrics(fresh[i:i + MAX_BATCH])
             with_retries(lambda b=batch: client.log_batch(spec.run_id, metrics=b))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def copy_state(recipient: TrialSpec, donor: int, step: int) -> str | None:
+    """Population-based training's exploit: the donor trial's checkpoint at `step` becomes the
+    recipient's newest, written as the recipient's (its run id and spec; the donor's params,
+    which its state was trained with; no best-step generator and no metrics of the donor's
+    run), so that the recipient's actor resumes from it. Run as a task beside the driver, as
+    `salvage_metrics`; returns why it could not, or None."""
+    from orchestrator.actor.checkpoints import TrialCheckpoints
+
+    try:
+        source = TrialCheckpoints(recipient.checkpoint_root, recipient.sweep, donor,
+                                  recipient.keep_checkpoints)
+        payload = source.load(step)
+        spec = dict(payload["spec"])
+        spec.update(number=recipient.number, run_id=recipient.run_id)
+        payload.update(spec=spec, run_id=recipient.run_id, best=None, unwritten=[],
+                       attempt=recipient.attempt, donor=donor)
+        TrialCheckpoints(recipient.checkpoint_root, recipient.sweep, recipient.number,
+                         recipient.keep_checkpoints).save(payload, step)
         return None
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"

@@ -34,6 +34,7 @@ from orchestrator.layout import (
     CONFIRM_TABLE_CSV,
     CONFIRM_TABLE_TXT,
     CONFIRMS_ATTR,
+    PBT_SCHEDULE_ATTR,
     SEED_INDEX_ATTR,
     TAG_CONFIRMED_AT,
     TAG_CONFIRMED_BOUND,
@@ -68,6 +69,7 @@ def confirm_spec(spec: SweepSpec, trials: int) -> SweepSpec:
     # every trial is enqueued: random never draws (a grid sampler would cap the budget)
     return dataclasses.replace(
         spec, name=confirm_name(spec.name), budget=budget, pruner=PrunerSpec(), enqueue=(),
+        scheduler=None,  # a PBT member's config is its schedule: each run replays it
         health=HealthSpec.off(),  # a config retrained to be measured: nothing stops it early
         sampler=SamplerSpec("random", fresh_seed(spec.sampler.seed)))
 
@@ -87,8 +89,10 @@ def enqueue_missing(study: optuna.Study, chosen: list[FrozenTrial], seeds: int,
     """Enqueue the `missing_pairs`; returns how many trials the study then has in all: the
     confirm's budget."""
     for source, index in missing_pairs(study, chosen, seeds, retry):
-        study.enqueue_trial(source.params, user_attrs={CONFIRMS_ATTR: source.number,
-                                                       SEED_INDEX_ATTR: index})
+        schedule = source.user_attrs.get(PBT_SCHEDULE_ATTR)  # a PBT member's: replayed
+        study.enqueue_trial(source.params, user_attrs={
+            CONFIRMS_ATTR: source.number, SEED_INDEX_ATTR: index,
+            **({PBT_SCHEDULE_ATTR: schedule} if schedule else {})})
     return len(study.get_trials(deepcopy=False))
 
 

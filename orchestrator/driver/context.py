@@ -48,6 +48,10 @@ class Actors(Protocol):
         """The metrics a dead actor left in its trial's checkpoint, written; the result is why
         that could not be done, or None."""
 
+    def copy_state(self, recipient: TrialSpec, donor: int, step: int) -> Hashable:
+        """PBT's exploit: trial `donor`'s checkpoint at `step` becomes the recipient's newest;
+        the result is why that could not be done, or None."""
+
     def retire(self, actor: Any) -> None:
         """The actor ends once the calls it was given are done."""
 

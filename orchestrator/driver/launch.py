@@ -323,6 +323,8 @@ def _run(ctx: SweepContext, pool, lease):
         ctx.tracker.log_sweep_facts(data.sweep_metrics, data.tags)
     else:
         ctx.tracker.trial_tags = dict(data.tags)
+    if spec.scheduler is not None:  # population-based training
+        from orchestrator.driver.population import PopulationScheduler as Scheduler
     scheduler = Scheduler(ctx, pool)
     signals = StopOnSignal(scheduler.request_stop, lambda: bool(scheduler.stop_requested),
                            ctx.notice)

@@ -109,7 +109,7 @@ class Scheduler:
         for actor in self.starting.values():  # never placed, and no work left for them
             self.pool.kill(actor)
         self.workers = [w for w in self.workers if id(w) not in unplaced]  # nothing to flush
-        for active in list(self.waiting) + ([self.prepared] if self.prepared else []):
+        for active in self._unfinished():
             if not self.stop_requested:
                 self.notice(f"trial {active.trial.number}: no actor could take it; `gansweep "
                             f"resume {self.spec.name}` continues it")
@@ -164,14 +164,17 @@ class Scheduler:
     def abort(self, why: str) -> None:
         """The driver is stopping at once: no run is left RUNNING in MLflow, and every trial that
         had not ended stays RUNNING in Optuna, to be resumed from its last checkpoint."""
-        actives = list(self.in_flight.values()) + list(self.waiting)
-        for active in actives + ([self.prepared] if self.prepared else []):
+        for active in list(self.in_flight.values()) + self._unfinished():
             self._close(active, RUNNING, why)
             self.suspended.append(active.trial.number)
         self.in_flight.clear()
         self.waiting.clear()
         self.prepared = None
         self._end_actors(now=True)
+
+    def _unfinished(self) -> list[Active]:
+        """Trials not in flight that have not ended: waiting to resume, or asked ahead."""
+        return list(self.waiting) + ([self.prepared] if self.prepared else [])
 
     def _work_left(self) -> bool:
         """Trials an actor could take now: waiting to resume, or new ones from the budget."""

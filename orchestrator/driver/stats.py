@@ -26,4 +26,5 @@ class SweepStats:
     steps_trained: int = 0
     resumed: int = 0  # trials continued from a checkpoint after a lost actor or driver
     started_at: float = field(default_factory=time.time)
+    exploits: int = 0  # PBT: members that copied a better member's state
     phase: str = "search"  # or "confirm": the sweep's confirm phase (driver/confirm.py)

@@ -4,6 +4,7 @@ and the one exit of a trial to Optuna (`tell`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from orchestrator.driver.health import History
 from orchestrator.errors import SpecError, describe
 from orchestrator.layout import (
     ATTEMPT_ATTR,
+    CONFIRMS_ATTR,
     DIVERGED_STEP_ATTR,
+    PBT_SCHEDULE_ATTR,
     PRUNED_REASON_ATTR,
     REASON_ATTR,
     RUN_ATTR,
@@ -54,6 +57,18 @@ def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> None:
         study.tell(trial, state=TrialState[outcome.state])
 
 
+def replayed(spec: TrialSpec, attrs: dict) -> TrialSpec:
+    """A confirm trial of a PBT member retrains its schedule ([[from step, params], ...]): the
+    params change as it trains, as they did for the member's state."""
+    if CONFIRMS_ATTR not in attrs or not attrs.get(PBT_SCHEDULE_ATTR):
+        return spec
+    schedule = tuple((int(step), dict(params)) for step, params in attrs[PBT_SCHEDULE_ATTR])
+    changing = tuple(sorted({name for _, params in schedule for name, value in params.items()
+                             if value != schedule[0][1].get(name)}))
+    return dataclasses.replace(spec, schedule=schedule, mutable=changing,
+                               first_params=dict(spec.params))
+
+
 class TrialMaker:
     """Makes `Active` trials; one whose params the sampler cannot draw FAILs (none is left
     RUNNING without params)."""
@@ -71,7 +86,8 @@ class TrialMaker:
         # made first, then recorded: a driver dying between leaves it findable
         run_id = self.tracker.create_trial_run(trial.number, run_tags(trial.user_attrs))
         trial.set_user_attr(RUN_ATTR, run_id)
-        return Active(trial, self.trial_spec(trial.number, params, seed, run_id))
+        spec = replayed(self.trial_spec(trial.number, params, seed, run_id), trial.user_attrs)
+        return Active(trial, spec)
 
     def unclosed(self) -> list[tuple[Active, str]]:
         """Trials that ended while their run could not be closed (a disk that filled up, a
@@ -137,7 +153,7 @@ class TrialMaker:
             attempt = int(attrs.get(ATTEMPT_ATTR, 1)) + 1
             trial.set_user_attr(ATTEMPT_ATTR, attempt)
             step = max(frozen.intermediate_values, default=0)
-            spec = self.trial_spec(frozen.number, params, seed, run_id, attempt)
+            spec = replayed(self.trial_spec(frozen.number, params, seed, run_id, attempt), attrs)
             found.append(Active(trial, spec, step=step, waiting_since=time.time()))
             notice(f"trial {frozen.number}: left running by an earlier driver; resuming "
                    f"from its last checkpoint (reported step {step}, attempt {attempt})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import logging
+import math
 import warnings
 from collections.abc import Callable
 
@@ -35,6 +36,8 @@ from orchestrator.study.expected import (
     complete_values,
     shown,
 )
+from orchestrator.study.ranking import ranked
+from orchestrator.study.results import exploits, is_member
 
 log = logging.getLogger(__name__)
 # "one in ten": a regression needs ~10 observations per predictor before its attributions mean
@@ -46,6 +49,8 @@ SHEET_WIDTH = 800  # px at most: a run's description column in a 1280 px window
 LABEL_HEIGHT = 22
 GAP = 6
 EXPECTED_TITLE = "Expected best vs trials"
+LINEAGE_TITLE = "PBT lineage: who copied whom"
+LINEAGE_WIDTH_IN, LANE_IN, DPI = 8.0, 0.34, 100  # 800 px wide, as the contact sheet at most
 
 
 # -- interactive figures ------------------------------------------------------------------------
@@ -186,6 +191,146 @@ def _known(importances: dict[str, float]):
             return dict(importances)
 
     return Known()
+
+
+# -- PBT lineage --------------------------------------------------------------------------------
+def lineage_figure(trials: list[FrozenTrial], interval: int, steps: int, metric: str,
+                   maximize: bool) -> bytes | None:
+    """A PBT population's history as PNG: x = step (0..steps), one lane per member (y = its
+    trial number) coloured along its evaluations by its rank on `metric` among the members
+    evaluated at that step; at each exploit an arrow from the donor's lane to the recipient's
+    at that step; each member's final value at the right end, the best member's lane bold.
+    None when no trial is a member.
+
+    Coloured by the objective, not by a mutable param: the objective is what each round ranks,
+    and every evaluation is on the member's trial, while the params it trained with between two
+    of its exploits are not (its schedule becomes its donor's up to its last exploit; its run's
+    hp/ metrics keep them). By its rank at each step, not its value: a GAN's objective falls by
+    orders of magnitude over a run, the whole population together, so a colour of the value
+    tells the step and hardly the member; the rank is what a round acts on, so the arrows run
+    from dark (leading) lanes into light ones, and a recipient darkens after its copy.
+
+    Drawn on a `Figure` of its own, not through pyplot: the page draws it on its own thread,
+    and pyplot's figure registry and global style are not thread-safe."""
+    members = sorted((t for t in trials if is_member(t)), key=lambda t: t.number)
+    if not members:
+        return None
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(LINEAGE_WIDTH_IN, max(2.8, 1.5 + LANE_IN * len(members))))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    cmap, ranks = matplotlib.colormaps["viridis"], step_ranks(members, maximize)
+    top = ranked(members, maximize) or ranked(members, maximize, running=True)
+    best = top[0].trial.number if top else None
+    for t in members:
+        _lane(axes, t, steps, ranks, cmap, bold=t.number == best)
+    _exploit_arrows(axes, members, steps)
+    _lineage_axes(axes, members, interval, steps, best)
+    if ranks:
+        from matplotlib.cm import ScalarMappable
+
+        bar = figure.colorbar(ScalarMappable(cmap=cmap), ax=axes, pad=0.01, fraction=0.04,
+                              ticks=[0, 1])
+        bar.ax.set_yticklabels(["best", "worst"], fontsize=8)
+        bar.ax.invert_yaxis()  # the best on top, as the first lane
+        bar.set_label(f"rank by {metric} at each evaluation", fontsize=8)
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def step_ranks(members: list[FrozenTrial], maximize: bool) -> dict[tuple[int, int], float]:
+    """(trial, step) -> the member's rank among those that reported a finite value at that
+    step, from 0 (the best) to 1 (the worst); a member alone at its step ranks 0."""
+    by_step: dict[int, list[tuple[float, int]]] = {}
+    for t in members:
+        for step, value in t.intermediate_values.items():
+            if math.isfinite(value):
+                by_step.setdefault(step, []).append((-value if maximize else value, t.number))
+    found = {}
+    for step, scored in by_step.items():
+        order = sorted(scored)
+        for i, (_, number) in enumerate(order):
+            found[number, step] = i / (len(order) - 1) if len(order) > 1 else 0.0
+    return found
+
+
+def _lane(axes, t: FrozenTrial, steps: int, ranks: dict[tuple[int, int], float], cmap,
+          bold: bool) -> None:
+    """One member's lane: grey where it has not reported; each stretch up to an evaluation in
+    the colour of its rank there; its final value (or state) at the right end."""
+    from matplotlib.collections import LineCollection
+
+    y = t.number
+    axes.plot([0, steps], [y, y], color="0.88", linewidth=1, zorder=1, solid_capstyle="butt")
+    reported = sorted((s, v) for s, v in t.intermediate_values.items() if math.isfinite(v))
+    segments, colors, start = [], [], 0
+    for step, _ in reported:
+        segments.append([(start, y), (step, y)])
+        colors.append(cmap(ranks[t.number, step]))
+        start = step
+    width = 7.0 if bold else 4.0
+    if bold and segments:  # a black rim: the best member's lane reads at a glance
+        axes.add_collection(LineCollection(segments, colors="black", linewidths=width + 2.5,
+                                           capstyle="butt", zorder=2))
+    if segments:
+        axes.add_collection(LineCollection(segments, colors=colors, linewidths=width,
+                                           capstyle="butt", zorder=3))
+    final = t.values[0] if t.state == TrialState.COMPLETE and t.values else (
+        reported[-1][1] if reported else None)
+    label = "-" if final is None else f"{final:.4g}"
+    if t.state != TrialState.COMPLETE:
+        label += f" ({t.state.name.lower()})"
+    axes.text(steps * 1.015, y, label, va="center", fontsize=8,
+              fontweight="bold" if bold else "normal")
+
+
+def _exploit_arrows(axes, members: list[FrozenTrial], steps: int) -> None:
+    """An arrow from the donor's lane to the recipient's at each exploit's step (a dot at the
+    donor); the exploits of one round side by side, a little apart, so that none hides
+    another."""
+    from matplotlib.patches import FancyArrowPatch
+
+    rounds: dict[int, list[tuple[int, int]]] = {}
+    for t in members:
+        for step, donor in exploits(t):
+            rounds.setdefault(step, []).append((donor, t.number))
+    apart = steps * 0.02
+    for step, found in rounds.items():
+        for i, (donor, recipient) in enumerate(sorted(found)):
+            x = step + (i - (len(found) - 1) / 2) * apart
+            axes.plot([x], [donor], "o", color="black", markersize=3.5, zorder=5)
+            axes.add_patch(FancyArrowPatch((x, donor), (x, recipient), arrowstyle="-|>",
+                                           mutation_scale=11, linewidth=1.2, color="black",
+                                           shrinkA=0, shrinkB=4, zorder=5))
+
+
+def _lineage_axes(axes, members: list[FrozenTrial], interval: int, steps: int,
+                  best: int | None) -> None:
+    """Steps across with a dotted line at each round, a member per row (the first on top), the
+    best member's number bold; room on the right for the final values."""
+    for step in range(interval, steps, interval):
+        axes.axvline(step, color="0.6", linestyle=":", linewidth=0.8, zorder=0)
+    rounds = list(range(0, steps + 1, interval))
+    if len(rounds) <= 12:  # else matplotlib's own ticks
+        axes.set_xticks(rounds + ([steps] if rounds[-1] != steps else []))
+    numbers = [t.number for t in members]
+    axes.set_yticks(numbers, [str(n) for n in numbers])
+    for label, n in zip(axes.get_yticklabels(), numbers, strict=True):
+        label.set_fontweight("bold" if n == best else "normal")
+    axes.set_xlim(0, steps * 1.14)
+    axes.spines["bottom"].set_bounds(0, steps)
+    axes.set_ylim(max(numbers) + 0.7, min(numbers) - 0.7)  # the first member on top
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.set_xlabel("step")
+    axes.set_ylabel("member (trial)")
+    axes.set_title(LINEAGE_TITLE, loc="left", fontsize=11, pad=16)
+    axes.text(0, 1.01, "arrow: the donor's state (dot) copied into the member it points to; "
+                       "bold: the best member; right: final values", transform=axes.transAxes,
+              fontsize=8, color="0.35", va="bottom")
 
 
 # -- contact sheet ------------------------------------------------------------------------------

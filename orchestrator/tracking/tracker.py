@@ -208,6 +208,12 @@ class SweepTracker:
         self.client.log_batch(self.parent_run_id, metrics=[
             Metric(role_metric(k, self.role), float(v), now, step) for k, v in metrics.items()])
 
+    def log_trial_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        """Metrics the driver writes into a trial's run: a PBT member's exploit (pbt/donor)."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step)
+                                               for k, v in metrics.items()])
+
     def set_sweep_tags(self, tags: dict[str, str]) -> None:
         self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.boundary import ActorLost, ChunkResult, TrialSpec
+from orchestrator.boundary import DIVERGED, ActorLost, ChunkResult, TrialSpec
 
 DIE = "die"
 
@@ -47,6 +47,7 @@ class Script:
     dies_at: dict[int, list[int]] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
     hangs_at: dict[int, int] = field(default_factory=dict)
+    diverges_at: dict[int, int] = field(default_factory=dict)  # once, at that step (no checkpoint)
     unplaceable: int = 0  # actors made up front that never start
 
     def chunk(self, spec: TrialSpec, step: int) -> dict[str, float] | str:
@@ -64,6 +65,8 @@ class FakePool:
         self.now = 0.0
         self.calls: list[tuple[str, str, Any]] = []  # (call, actor, what), in order
         self.salvaged: list[int] = []
+        self.chunks: list[tuple[int, int]] = []  # (trial, the step its chunk trains to), in order
+        self.copied: list[tuple[int, int, int]] = []  # PBT exploits: (recipient, donor, step)
         self.checkpoints: dict[int, int] = {}  # trial number -> step of its last chunk
         self._ids = itertools.count()
         self._done: dict[Ref, tuple[float, Any]] = {}  # ref -> (finished at, result or error)
@@ -90,7 +93,8 @@ class FakePool:
     def start(self, actor: FakeActor, spec: TrialSpec) -> None:
         self.calls.append(("start", actor.name, spec.number))
         actor.spec = spec
-        actor.step = self.checkpoints.get(spec.number, 0) if spec.attempt > 1 else 0
+        resumes = spec.attempt > 1 or spec.resume
+        actor.step = self.checkpoints.get(spec.number, 0) if resumes else 0
 
     def train(self, actor: FakeActor, steps: int) -> Ref:
         spec = actor.spec
@@ -102,6 +106,10 @@ class FakePool:
             return self._ref(math.inf, None)
         actor.free_at = begin + self.script.seconds.get(spec.number, 1.0)
         step = min(actor.step + steps, spec.total_steps)
+        self.chunks.append((spec.number, step))
+        if self.script.diverges_at.get(spec.number) == step:
+            del self.script.diverges_at[spec.number]
+            return self._ref(actor.free_at, ChunkResult(spec.number, step, {}, error=DIVERGED))
         found = self.script.chunk(spec, step)
         if found == DIE:
             actor.dead = True
@@ -121,6 +129,11 @@ class FakePool:
 
     def salvage(self, spec: TrialSpec) -> Ref:
         self.salvaged.append(spec.number)
+        return self._ref(self.now, None)
+
+    def copy_state(self, recipient: TrialSpec, donor: int, step: int) -> Ref:
+        self.copied.append((recipient.number, donor, step))
+        self.checkpoints[recipient.number] = step
         return self._ref(self.now, None)
 
     def retire(self, actor: FakeActor) -> None:
@@ -166,6 +179,7 @@ class FakeTracker:
         self.closed: dict[str, tuple[str, str]] = {}  # run id -> (state, reason)
         self.progress: list[dict[str, float]] = []
         self.left_open: set[str] = set()  # runs still RUNNING in MLflow
+        self.trial_metrics: list[tuple[str, dict[str, float], int]] = []  # the driver's writes
 
     def open_trial_runs(self) -> set[str]:
         return self.left_open - set(self.closed)
@@ -184,3 +198,6 @@ class FakeTracker:
 
     def log_progress(self, metrics: dict[str, float], step: int) -> None:
         self.progress.append(dict(metrics))
+
+    def log_trial_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        self.trial_metrics.append((run_id, dict(metrics), step))
