@@ -90,7 +90,9 @@ def enqueue_missing(study: optuna.Study, chosen: list[FrozenTrial], seeds: int,
     confirm's budget."""
     for source, index in missing_pairs(study, chosen, seeds, retry):
         schedule = source.user_attrs.get(PBT_SCHEDULE_ATTR)  # a PBT member's: replayed
-        study.enqueue_trial(source.params, user_attrs={
+        first = schedule[0][1] if schedule else source.params  # where its line began
+        params = {k: first.get(k, v) for k, v in source.params.items()}
+        study.enqueue_trial(params, user_attrs={
             CONFIRMS_ATTR: source.number, SEED_INDEX_ATTR: index,
             **({PBT_SCHEDULE_ATTR: schedule} if schedule else {})})
     return len(study.get_trials(deepcopy=False))

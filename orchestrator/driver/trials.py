@@ -65,8 +65,9 @@ def replayed(spec: TrialSpec, attrs: dict) -> TrialSpec:
     schedule = tuple((int(step), dict(params)) for step, params in attrs[PBT_SCHEDULE_ATTR])
     changing = tuple(sorted({name for _, params in schedule for name, value in params.items()
                              if value != schedule[0][1].get(name)}))
-    return dataclasses.replace(spec, schedule=schedule, mutable=changing,
-                               first_params=dict(spec.params))
+    first = dict(schedule[0][1])  # its line's first params (a donor's architecture, maybe)
+    return dataclasses.replace(spec, params=first, schedule=schedule, mutable=changing,
+                               first_params=first)
 
 
 class TrialMaker:
