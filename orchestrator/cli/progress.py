@@ -76,8 +76,9 @@ STATE_ORDER = {"COMPLETE": 0, "RUNNING": 1, "PRUNED": 2, "WAITING": 3, "FAIL": 4
 def trials_table(name: str, rows: list[dict[str, Any]], goals: list[dict[str, str]],
                  best: int | None, wide: bool = False, console: Console | None = None) -> None:
     """One line per trial, best first: complete trials by the (first) objective, then those
-    running, pruned and failed; `best` starred. In 80 columns the params and reasons are cut
-    (`wide`: all of them, and the MLflow run id)."""
+    running, pruned and failed; `best` starred; a PBT member's exploits and its last donor
+    (`2 <-5`). In 80 columns the params and reasons are cut (`wide`: all of them, and the
+    MLflow run id)."""
     maximize = bool(goals) and goals[0]["direction"] == "maximize"
     first = goals[0]["metric"] if goals else None
 
@@ -93,8 +94,10 @@ def trials_table(name: str, rows: list[dict[str, Any]], goals: list[dict[str, st
         found = next(r for r in rows if r["number"] == best)
         title += f", best #{best} {first}={found['values'][first]:.5g} ({goals[0]['direction']})"
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-    for column, width in (("#", 3), ("state", 8), ("value", 7), ("step", 4), ("try", 3)):
-        table.add_column(column, justify="left" if column == "state" else "right",
+    pbt = any(r.get("exploits") is not None for r in rows)  # a PBT sweep's members
+    columns = [("#", 3), ("state", 8), ("value", 7), ("step", 4), ("try", 3)]
+    for column, width in columns + ([("exploits", 8)] if pbt else []):
+        table.add_column(column, justify="left" if column in ("state", "exploits") else "right",
                          no_wrap=True, min_width=width, overflow="ellipsis",
                          max_width=None if wide or column != "state" else 20)
     console = console or (Console(width=100_000) if wide else Console())
@@ -102,7 +105,8 @@ def trials_table(name: str, rows: list[dict[str, Any]], goals: list[dict[str, st
         max(width, *(len(cell) for cell in cells)) + 3 for width, cells in (
             (3, [f"*{r['number']}" for r in rows]), (8, [_state(r)[:20] for r in rows]),
             (7, [_value(r) for r in rows]), (4, [str(r["last_step"]) for r in rows]),
-            (3, [str(r.get("attempt", 1)) for r in rows]))))
+            (3, [str(r.get("attempt", 1)) for r in rows]),
+            *([(8, [_exploits(r) for r in rows])] if pbt else []))))
     table.add_column("params", no_wrap=True, overflow="ellipsis", max_width=room)
     if wide:
         table.add_column("mlflow run", no_wrap=True)
@@ -113,7 +117,7 @@ def trials_table(name: str, rows: list[dict[str, Any]], goals: list[dict[str, st
         cells = [("*" if row["number"] == best else "") + str(row["number"]), _state(row),
                  _value(row),
                  str(row["last_step"] if row["last_step"] is not None else ""),
-                 str(row.get("attempt", 1)), params]
+                 str(row.get("attempt", 1)), *([_exploits(row)] if pbt else []), params]
         table.add_row(*cells, *([row["run_id"] or ""] if wide else []))
     console.print(table)
     hint = GOOD_VALUES.get(first or "")
@@ -123,6 +127,14 @@ def trials_table(name: str, rows: list[dict[str, Any]], goals: list[dict[str, st
 
 def _state(row: dict[str, Any]) -> str:
     return row["state"] + (f": {row['reason']}" if row["reason"] else "")
+
+
+def _exploits(row: dict[str, Any]) -> str:
+    """A PBT member's exploits and the donor of its last: `2 <-5`; `0`; "" for no member."""
+    found = row.get("exploits")
+    if found is None:
+        return ""
+    return f"{len(found)} <-{found[-1][1]}" if found else "0"
 
 
 def _value(row: dict[str, Any]) -> str:

@@ -16,23 +16,34 @@ from orchestrator.cli.common import friendly_errors, load_sweep_study, storage_o
 @storage_option
 @friendly_errors
 def status(name, as_json, wide, storage) -> None:
-    """Every trial of sweep NAME, best first: state, objective, step, attempt, params; without
-    NAME, the sweeps in the study storage (the project's, when run inside one)."""
+    """Every trial of sweep NAME, best first: state, objective, step, attempt, params (and a
+    PBT member's exploits, with a line on its population); without NAME, the sweeps in the
+    study storage (the project's, when run inside one)."""
     from orchestrator.cli.progress import trials_table
-    from orchestrator.study.results import best_trials, objectives, trial_rows
+    from orchestrator.study.results import (
+        best_trials,
+        objectives,
+        pbt_line,
+        pbt_summary,
+        trial_rows,
+    )
 
     if name is None:
         return _sweeps(storage, as_json)
     study = load_sweep_study(name, storage)
-    rows, goals = trial_rows(study), objectives(study)
+    rows, goals, pbt = trial_rows(study), objectives(study), pbt_summary(study)
     if as_json:  # `direction` for one objective only: Optuna has none for several
         single = {"direction": goals[0]["direction"]} if len(goals) == 1 else {}
         click.echo(to_json({"sweep": name, **single, "directions": [
-            g["direction"] for g in goals], "objectives": goals, "trials": rows}))
+            g["direction"] for g in goals], "objectives": goals,
+            **({"pbt": pbt} if pbt else {}), "trials": rows}))
     else:
         front = best_trials(study) if len(goals) == 1 else []
         trials_table(name, rows, goals, front[0]["number"] if front else None, wide)
-        _expected_best(study, goals)
+        if pbt:
+            click.echo(pbt_line(pbt))
+        else:  # a PBT sweep's members copy each other: no i.i.d. draws to extrapolate
+            _expected_best(study, goals)
 
 
 @click.command()

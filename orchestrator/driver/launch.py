@@ -82,6 +82,10 @@ def launch(spec: SweepSpec, settings: Settings,
     confirm_left = 0 if confirm_of else _confirm_left(spec, earlier, settings.storage)
     if earlier is not None and budget_met(earlier, spec.budget.trials) and not confirm_left:
         used = trials_used(earlier)  # before Ray starts
+        if spec.scheduler is not None:  # a population trains once
+            notice(f"{spec.name}: its population of {used} has trained; give the sweep "
+                   f"another name to train a new one")
+            return None
         notice(f"{spec.name}: budget met, {used} of {spec.budget.trials} trials done; "
                f"--trials {used + spec.budget.trials} runs {spec.budget.trials} more")
         return None

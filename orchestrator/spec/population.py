@@ -17,14 +17,11 @@ import math
 import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.errors import FieldError
 from orchestrator.spec.search import PrunerSpec
 from orchestrator.spec.space import Param
-
-if TYPE_CHECKING:
-    from orchestrator.spec.sweep import Budget  # sweep.py imports this module
 
 SCHEDULERS = ("pbt",)
 FIELDS = ("name", "population", "interval", "quantile", "perturb", "resample_probability",
@@ -88,9 +85,10 @@ def parse_scheduler(raw: Any, space: tuple[Param, ...], fixed: Mapping[str, Any]
                           _mutable(raw.get("mutable"), space, fixed, trainer_name, can_change))
 
 
-def check_sweep(spec: PopulationSpec, budget: Budget, pruner: PrunerSpec) -> None:
-    """What a pbt sweep asks of the rest of its spec: the population is its trials, members are
-    compared on fresh evaluations at least once before the end, and no pruner stops them."""
+def check_sweep(spec: PopulationSpec, budget: Any, pruner: PrunerSpec) -> None:
+    """What a pbt sweep asks of the rest of its spec (`budget`: sweep.py's Budget; sweep.py
+    imports this module): the population is its trials, members are compared on fresh
+    evaluations at least once before the end, and no pruner stops them."""
     if budget.trials != spec.population:
         raise FieldError("budget.trials", f"a pbt sweep trains scheduler.population "
                                           f"({spec.population}) members, got {budget.trials}")

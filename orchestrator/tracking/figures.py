@@ -1,6 +1,6 @@
 """The sweep page's pictures: Optuna's interactive figures in one HTML file (with, for one
-objective, the expected best vs trials: would more trials help?), and a contact sheet of the
-best trials' latest samples.
+objective, the expected best vs trials: would more trials help?), a contact sheet of the
+best trials' latest samples, and a PBT population's lineage (matplotlib, PNG).
 
 `figures_html` writes every figure into ONE self-contained file, `optuna/figures.html`, with
 plotly.js inlined once (~4.7 MB): MLflow's artifact viewer shows it offline (its iframe allows
@@ -51,6 +51,7 @@ GAP = 6
 EXPECTED_TITLE = "Expected best vs trials"
 LINEAGE_TITLE = "PBT lineage: who copied whom"
 LINEAGE_WIDTH_IN, LANE_IN, DPI = 8.0, 0.34, 100  # 800 px wide, as the contact sheet at most
+CHAR_WIDTH = 0.012  # of the steps axis, one character of a final value (8 pt) takes about
 
 
 # -- interactive figures ------------------------------------------------------------------------
@@ -225,10 +226,9 @@ def lineage_figure(trials: list[FrozenTrial], interval: int, steps: int, metric:
     cmap, ranks = matplotlib.colormaps["viridis"], step_ranks(members, maximize)
     top = ranked(members, maximize) or ranked(members, maximize, running=True)
     best = top[0].trial.number if top else None
-    for t in members:
-        _lane(axes, t, steps, ranks, cmap, bold=t.number == best)
+    labels = [_lane(axes, t, steps, ranks, cmap, bold=t.number == best) for t in members]
     _exploit_arrows(axes, members, steps)
-    _lineage_axes(axes, members, interval, steps, best)
+    _lineage_axes(axes, members, interval, steps, best, max(map(len, labels)))
     if ranks:
         from matplotlib.cm import ScalarMappable
 
@@ -259,9 +259,10 @@ def step_ranks(members: list[FrozenTrial], maximize: bool) -> dict[tuple[int, in
 
 
 def _lane(axes, t: FrozenTrial, steps: int, ranks: dict[tuple[int, int], float], cmap,
-          bold: bool) -> None:
+          bold: bool) -> str:
     """One member's lane: grey where it has not reported; each stretch up to an evaluation in
-    the colour of its rank there; its final value (or state) at the right end."""
+    the colour of its rank there; its final value (and state, if not complete) at the right
+    end, which it returns."""
     from matplotlib.collections import LineCollection
 
     y = t.number
@@ -286,6 +287,7 @@ def _lane(axes, t: FrozenTrial, steps: int, ranks: dict[tuple[int, int], float],
         label += f" ({t.state.name.lower()})"
     axes.text(steps * 1.015, y, label, va="center", fontsize=8,
               fontweight="bold" if bold else "normal")
+    return label
 
 
 def _exploit_arrows(axes, members: list[FrozenTrial], steps: int) -> None:
@@ -309,9 +311,9 @@ def _exploit_arrows(axes, members: list[FrozenTrial], steps: int) -> None:
 
 
 def _lineage_axes(axes, members: list[FrozenTrial], interval: int, steps: int,
-                  best: int | None) -> None:
+                  best: int | None, label_chars: int) -> None:
     """Steps across with a dotted line at each round, a member per row (the first on top), the
-    best member's number bold; room on the right for the final values."""
+    best member's number bold; room on the right for final values of `label_chars`."""
     for step in range(interval, steps, interval):
         axes.axvline(step, color="0.6", linestyle=":", linewidth=0.8, zorder=0)
     rounds = list(range(0, steps + 1, interval))
@@ -321,7 +323,7 @@ def _lineage_axes(axes, members: list[FrozenTrial], interval: int, steps: int,
     axes.set_yticks(numbers, [str(n) for n in numbers])
     for label, n in zip(axes.get_yticklabels(), numbers, strict=True):
         label.set_fontweight("bold" if n == best else "normal")
-    axes.set_xlim(0, steps * 1.14)
+    axes.set_xlim(0, steps * (1.03 + CHAR_WIDTH * label_chars))
     axes.spines["bottom"].set_bounds(0, steps)
     axes.set_ylim(max(numbers) + 0.7, min(numbers) - 0.7)  # the first member on top
     axes.spines[["top", "right"]].set_visible(False)

@@ -3,7 +3,8 @@
 The page is the parent run: params (what the sweep searches with, written once), a markdown
 description (`mlflow.note.content`: progress, the best trial, a top-k table linking each run),
 `contact_sheet.png` (the top-k trials' latest `samples.png` side by side), `optuna/figures.html`
-(Optuna's interactive figures) and the `gansweep.best_run_id` tag.
+(Optuna's interactive figures), for a PBT sweep `pbt_lineage.png` (who copied whom) and its
+population's line in the description, and the `gansweep.best_run_id` tag.
 
 Writing it downloads k images and uploads a few MB, so it never runs on the scheduler's thread:
 `SweepPage` owns a thread and an MLflow client of its own, rewrites the page at most every
@@ -29,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from orchestrator.layout import (
     CONFIRM_AT_ATTR,
     FIGURES,
+    LINEAGE_PNG,
     PRUNED_REASON_ATTR,
     PRUNER,
     SAMPLES_PNG,
@@ -43,8 +45,15 @@ from orchestrator.spec.sweep import SweepSpec
 from orchestrator.stores.redact import mask_secrets
 from orchestrator.study.expected import ASSUMES, shown, summary_line
 from orchestrator.study.ranking import ConfirmRow, Ranked, confirm_table, ranked
+from orchestrator.study.results import counted, exploits, is_member, line_text, member_line
 from orchestrator.study.studies import load_confirm_study, open_storage
-from orchestrator.tracking.figures import EXPECTED_TITLE, contact_sheet, figures_html
+from orchestrator.tracking.figures import (
+    EXPECTED_TITLE,
+    LINEAGE_TITLE,
+    contact_sheet,
+    figures_html,
+    lineage_figure,
+)
 from orchestrator.tracking.tracker import SweepTracker
 from orchestrator.tracking.ui import run_route, training_route
 
@@ -108,6 +117,7 @@ class Page:
     final: bool = False
     confirmed: tuple[ConfirmRow, ...] = ()  # `gansweep confirm`'s table
     confirmed_at: str = "last"
+    has_lineage: bool = False  # a PBT sweep's LINEAGE_PNG is on the parent run
 
     def run_link(self, run_id: str, artifact: str = "") -> str:
         """A link inside the MLflow UI (hash routes: relative links work in its markdown), in
@@ -121,8 +131,9 @@ def note(page: Page) -> str:
     """The parent run's markdown description, under MLflow's tag limit (fewer table rows if
     needed)."""
     for rows in range(len(page.top), -1, -1):
-        sections = (_status(page), _best(page), _expected(page), _table(page, rows), _pruned(page),
-                    _confirmed(page), _pictures(page), _setup(page))
+        sections = (_status(page), _best(page), _population(page), _expected(page),
+                    _table(page, rows), _pruned(page), _confirmed(page), _pictures(page),
+                    _setup(page))
         text = "\n\n".join(part for part in sections if part)
         if len(text) <= MAX_NOTE:
             return text
@@ -148,11 +159,28 @@ def _best(page: Page) -> str:
             f"{best.value:.6g} ({page.spec.objective.direction})")
 
 
+def _population(page: Page) -> str:
+    """A PBT sweep's population: its rounds, its exploits, and where the best member's final
+    state came from (its line back through its donors)."""
+    pbt = page.spec.scheduler
+    if pbt is None:
+        return ""
+    members = [t for t in page.trials if is_member(t)]
+    text = (f"**PBT** population {pbt.population}, a round every {pbt.interval} steps: "
+            f"{counted(sum(len(exploits(t)) for t in members), 'exploit')}")
+    best = best_complete(members, page.spec) or next(
+        (r for r in page.top if is_member(r.trial)), None)
+    if best is not None:
+        text += f"; the best member's line: {line_text(member_line(members, best.trial.number))}"
+    return text
+
+
 def _expected(page: Page) -> str:
-    """Would more trials help? (orchestrator/study/expected.py; its figure is in FIGURES)"""
+    """Would more trials help? (orchestrator/study/expected.py; its figure is in FIGURES) Not
+    for a PBT sweep: its members copy each other, they are no i.i.d. draws."""
     goal = page.spec.objective
-    found = None if page.spec.multi else shown(page.trials, goal.metric,
-                                               goal.direction == "maximize")
+    found = None if page.spec.multi or page.spec.scheduler is not None else shown(
+        page.trials, goal.metric, goal.direction == "maximize")
     if found is None:
         return ""
     figure = (f" · [figure]({page.run_link(page.parent_run_id, FIGURES)}): "
@@ -213,7 +241,12 @@ def _pictures(page: Page) -> str:
     if page.has_sheet:  # the server serves artifacts at get-artifact, beside the UI
         parts.append(f"![latest samples of the top trials](get-artifact?path={SHEET}"
                      f"&run_uuid={parent}&v={int(time.time())})")
+    if page.has_lineage:
+        parts.append(f"![{LINEAGE_TITLE}](get-artifact?path={LINEAGE_PNG}&run_uuid={parent}"
+                     f"&v={int(time.time())})")
     links = [f"[{SHEET}]({page.run_link(parent, SHEET)})"] if page.has_sheet else []
+    if page.has_lineage:
+        links.append(f"[{LINEAGE_PNG}]({page.run_link(parent, LINEAGE_PNG)})")
     if page.has_figures:
         links.append(f"[interactive figures]({page.run_link(parent, FIGURES)}) (history, "
                      f"parallel coordinates, slice, contour, importances)")
@@ -273,6 +306,7 @@ class SweepPage:
         self.updated_at = 0.0
         self.seen: tuple | None = None  # what the last update showed, to skip an unchanged one
         self.drawn: tuple | None = None  # the finished trials the figures were drawn from
+        self.has_lineage = False  # a PBT sweep's lineage figure was written
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sweep-page", daemon=True)
 
@@ -323,7 +357,8 @@ class SweepPage:
 
     def _write(self, final: bool) -> None:
         trials = self.study.get_trials(deepcopy=False)
-        seen = tuple((t.number, t.state, len(t.intermediate_values)) for t in trials)
+        seen = tuple((t.number, t.state, len(t.intermediate_values), len(exploits(t)))
+                     for t in trials)
         if seen == self.seen and not final:
             return
         top = top_trials(trials, self.spec)
@@ -333,14 +368,15 @@ class SweepPage:
             files[SHEET] = sheet
         tracker = self.tracker
         confirmed, at = self._confirmed()
+        has_lineage = self.has_lineage or LINEAGE_PNG in files
         page = Page(self.spec, tracker.experiment_id, tracker.parent_run_id, trials, top,
                     has_sheet=sheet is not None,
                     has_figures=self.drawn is not None or FIGURES in files, final=final,
-                    confirmed=confirmed, confirmed_at=at)
+                    confirmed=confirmed, confirmed_at=at, has_lineage=has_lineage)
         best = best_complete(trials, self.spec)
         tags = {TAG_BEST_RUN: best.run_id} if best is not None and best.run_id else {}
         tracker.log_page(note(page), tags, files)
-        self.seen = seen
+        self.seen, self.has_lineage = seen, has_lineage
         if FIGURES in files:  # drawn and written: not again until more trials finish
             self.drawn = tuple(t.number for t in trials if t.state.is_finished())
 
@@ -358,15 +394,32 @@ class SweepPage:
         return tuple(confirm_table(self.study, confirm, at)), at
 
     def _figures(self, trials: list[FrozenTrial], final: bool) -> dict[str, bytes]:
-        """The figures, redrawn only when trials finished since they were last drawn."""
+        """The figures: Optuna's redrawn only when trials finished since they were last drawn;
+        a PBT sweep's lineage at every update (its members finish only at the end, and each
+        evaluation and round changes it; it takes a fraction of a second)."""
+        files = self._lineage(trials)
         finished = tuple(t.number for t in trials if t.state.is_finished())
         if finished == self.drawn and not final:
-            return {}
+            return files
         found = figures_html(self.study, self.spec.objective.metric,
                              f"Sweep {self.spec.name}: {len(finished)} trials finished")
-        if found is None:
+        if found is not None:
+            files[FIGURES] = found
+        return files
+
+    def _lineage(self, trials: list[FrozenTrial]) -> dict[str, bytes]:
+        """A PBT sweep's LINEAGE_PNG, once a member exists; {} for other sweeps, or when it
+        cannot be drawn (a warning: the rest of the page is still written)."""
+        pbt, spec = self.spec.scheduler, self.spec
+        if pbt is None:
             return {}
-        return {FIGURES: found}
+        try:
+            found = lineage_figure(trials, pbt.interval, spec.budget.steps, spec.objective.metric,
+                                   spec.objective.direction == "maximize")
+        except Exception as exc:  # a page must never fail the sweep
+            log.warning("sweep page: no lineage figure: %s: %s", type(exc).__name__, exc)
+            return {}
+        return {} if found is None else {LINEAGE_PNG: found}
 
     def _tiles(self, top: list[Ranked]) -> list[tuple[str, bytes]]:
         """(label, samples.png) of each top trial whose run has one yet."""

@@ -133,3 +133,43 @@ def test_status_says_what_twice_the_trials_would_find_once_three_are_complete(tm
         pareto.add_trial(create_trial(values=[v, v]))
     output = CliRunner().invoke(main, ["status", "p", "--storage", storage]).output
     assert "expected best" not in output
+
+
+def test_status_of_a_pbt_sweep_says_its_rounds_and_each_members_exploits_in_80_columns(
+        tmp_path, monkeypatch):
+    """One line on the population (from the launch record and the study), and a column with
+    each member's exploits and the donor of its last; no i.i.d. extrapolation for members that
+    copy each other; --json carries both."""
+    from orchestrator.layout import PBT_LINEAGE_ATTR, PBT_PARAMS_ATTR, PBT_ROUND_ATTR
+
+    monkeypatch.setenv("COLUMNS", "80")
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(storage=storage, study_name="p", direction="minimize")
+    study.set_metric_names(["eval/reverse_kl"])
+    study.set_user_attr(LAUNCH_ATTR, {"spec": "name: p\nscheduler: {name: pbt, population: 4, "
+                                              "interval: 500}\n"})
+    study.set_user_attr(PBT_ROUND_ATTR, 1500)
+    dists = {"learning_rate_generator": FloatDistribution(1e-5, 1e-2, log=True)}
+    lineages = {0: [], 1: [[500, 0], [1500, 3]], 2: [[1000, 0]], 3: []}
+    for number, value in ((0, 0.4), (1, 0.1), (2, 0.3), (3, 0.2)):
+        params = {"learning_rate_generator": 1.234567e-4 * (number + 1)}
+        study.add_trial(create_trial(params=params, distributions=dists, value=value,
+                                     intermediate_values={2000: value},
+                                     user_attrs={PBT_PARAMS_ATTR: params,
+                                                 PBT_LINEAGE_ATTR: lineages[number]}))
+    result = CliRunner().invoke(main, ["status", "p", "--storage", storage])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80, result.output
+    assert "pbt: population 4, round every 500 steps, last round at step 1500, 3 exploits" in \
+        lines
+    header = next(line for line in lines if " exploits " in line)
+    rows = [line for line in lines if re.match(r"\s*\*?\d+\s", line)]
+    at = header.index("exploits")
+    assert [(row.split()[0], row[at:at + 8].strip()) for row in rows] == [
+        ("*1", "2 <-3"), ("3", "0"), ("2", "1 <-0"), ("0", "0")]
+    assert "expected best" not in result.output
+    found = json.loads(CliRunner().invoke(main, ["status", "p", "--json", "--storage",
+                                                 storage]).output)
+    assert found["pbt"] == {"population": 4, "interval": 500, "last_round": 1500, "exploits": 3}
+    assert found["trials"][1]["exploits"] == [[500, 0], [1500, 3]]

@@ -170,3 +170,38 @@ def test_a_trainer_without_pbt_support_is_refused_in_one_line(tmp_path, write_sp
     assert line.startswith("gansweep: error: plain.yaml: scheduler: trainer plain_trainer:Plain "
                            "does not support pbt")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.cluster  # a PBT member's actor killed mid-sweep (~30 s): make test-cluster
+def test_a_pbt_member_whose_actor_is_killed_resumes_and_the_rounds_go_on(
+        ray_local, settings, write_spec):
+    import threading
+
+    from orchestrator.actor.checkpoints import TrialCheckpoints
+    from orchestrator.driver.launch import launch
+    from orchestrator.spec.sweep import SweepSpec
+    from tests.orchestrator.driver.test_fault_tolerance import _trial_runs
+
+    spec = SweepSpec.load(write_spec(PBT_SLOW.replace("STEPS", "40").replace("SLEEP", "0.1")))
+    done: dict = {}
+    driver = threading.Thread(target=lambda: done.update(stats=launch(spec, settings,
+                                                                      notice=lambda m: None)))
+    driver.start()
+
+    def victim():  # an actor that trained member 0, once it has checkpointed
+        runs = [r for r in _trial_runs(settings.tracking_uri)
+                if r.data.tags.get("gansweep.trial") == "0" and "gansweep.pid" in r.data.tags]
+        if runs and TrialCheckpoints(settings.checkpoint_root, "ft", 0).steps():
+            return runs[0]
+    run = _wait_for("member 0 to checkpoint", victim)
+    os.kill(int(run.data.tags["gansweep.pid"]), signal.SIGKILL)
+    driver.join(timeout=180)
+    assert not driver.is_alive() and done["stats"].resumed >= 1
+    study = optuna.load_study(study_name="ft", storage=settings.storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    # members share the actors: the one killed was training member 0 or another by then
+    assert max(t.user_attrs.get("attempt", 1) for t in study.trials) == 2
+    assert study.user_attrs[PBT_ROUND_ATTR] == 30  # every round happened, with all four
+    for t in study.trials:
+        final = t.user_attrs[PBT_PARAMS_ATTR]
+        assert t.value == pytest.approx((final["x"] - 1) ** 2 + (final["y"] + 0.5) ** 2 + 1 / 41)

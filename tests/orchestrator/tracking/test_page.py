@@ -21,7 +21,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from PIL import Image
 
-from orchestrator.layout import TAG_BEST_RUN, TAG_NOTE
+from orchestrator.layout import PBT_LINEAGE_ATTR, PBT_PARAMS_ATTR, TAG_BEST_RUN, TAG_NOTE
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.study.ranking import Ranked
 from orchestrator.study.studies import open_storage, reopen_trial
@@ -172,6 +172,7 @@ def test_description_lists_the_top_trials_best_first_with_links_to_their_runs(sw
     # the spec's budget is 4, but 7 trials ran (a launch with a larger --trials): of 7
     assert "4 complete, 1 pruned, 1 failed, 1 running, of 7 trials" in text
     assert f"#/experiments/{exp}/runs/{sweep.parent}/artifacts/optuna/figures.html" in text
+    assert "**PBT**" not in text and not sweep.artifact("pbt_lineage.png").exists()  # no PBT
 
 
 def test_interactive_figures_are_one_self_contained_html_page_that_parses(sweep, spec):
@@ -288,3 +289,58 @@ def test_description_stays_under_mlflow_tag_limit_by_dropping_rows(spec):
     text = note(page)
     assert len(text) <= MAX_NOTE
     assert 1 <= len(_table(text)) < 8
+
+
+# -- a PBT sweep ------------------------------------------------------------------------------
+PBT_SPEC = SYNTHETIC.replace("budget: {trials: 4, steps: 4, eval_every: 2, log_every: 1}",
+                             "budget: {trials: 4, steps: 1000, eval_every: 250, log_every: 50}") \
+    + "scheduler: {name: pbt, population: 4, interval: 250}\n"
+# a round every 250 steps, one exploit each: 1 <- 0 at 250, 3 <- 1 at 500, 2 <- 3 at 750
+EXPLOITS = {0: [], 1: [[250, 0]], 2: [[750, 3]], 3: [[500, 1]]}
+FINAL = {0: 3.0, 1: 2.0, 2: 0.5, 3: 1.0}
+BEST_LINE = ("**PBT** population 4, a round every 250 steps: 3 exploits; the best member's "
+             "line: trial 2 <- 3 at 750 <- 1 at 500 <- 0 at 250")
+
+
+def _member(number: int, state=TrialState.COMPLETE, run_id: str | None = None):
+    """Member `number` as its driver leaves it, reporting every 250 steps down to its final
+    value (a running member is at step 750)."""
+    steps = (250, 500, 750, 1000) if state == TrialState.COMPLETE else (250, 500, 750)
+    trial = create_trial(
+        params={"x": number / 10, "y": 0.0}, distributions={k: DISTS[k] for k in ("x", "y")},
+        state=state, value=FINAL[number] if state == TrialState.COMPLETE else None,
+        intermediate_values={s: FINAL[number] * 1000 / s for s in steps},
+        user_attrs={"mlflow_run_id": run_id or f"{number:032x}", PBT_PARAMS_ATTR: {"x": 0.1},
+                    PBT_LINEAGE_ATTR: EXPLOITS[number]})
+    trial.number = number
+    return trial
+
+
+@pytest.mark.parametrize("state", [TrialState.COMPLETE, TrialState.RUNNING])
+def test_a_pbt_sweeps_description_walks_the_best_members_line_back_through_its_donors(state):
+    """The best member ended (or, while all run, leads) with 3's state from step 750, which
+    came from 1 at 500, which came from 0 at 250; no i.i.d. extrapolation for copying members;
+    the lineage figure shown inline."""
+    spec = SweepSpec.parse(PBT_SPEC)
+    trials = [_member(n, state) for n in range(4)]
+    page = Page(spec, "1", "p" * 32, trials, top_trials(trials, spec), has_sheet=False,
+                has_figures=False, has_lineage=True)
+    text = note(page)
+    assert BEST_LINE in text.splitlines()
+    assert "**More trials?**" not in text
+    assert "![PBT lineage: who copied whom](get-artifact?path=pbt_lineage.png&run_uuid=" + \
+        "p" * 32 in text
+    assert "artifacts/pbt_lineage.png" in text  # and a link to it
+
+
+def test_a_pbt_sweeps_page_has_its_lineage_figure_while_it_runs(tmp_path, mlflow_uri):
+    spec = SweepSpec.parse(PBT_SPEC)
+    sweep = Sweep(tmp_path, spec, mlflow_uri)
+    for number in range(4):
+        sweep.study.add_trial(_member(number, TrialState.RUNNING,
+                                      sweep.tracker.create_trial_run(number)))
+    assert SweepPage(sweep.tracker, sweep.study, spec, sweep.storage).update()
+    assert Image.open(sweep.artifact("pbt_lineage.png")).format == "PNG"
+    text = sweep.parent_run().data.tags[TAG_NOTE]
+    assert BEST_LINE in text.splitlines()
+    assert f"get-artifact?path=pbt_lineage.png&run_uuid={sweep.parent}" in text
