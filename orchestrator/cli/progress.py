@@ -46,6 +46,7 @@ class SweepProgress:
     def describe(self, stats: SweepStats) -> str:
         best = "-" if stats.best is None else f"{stats.best:.4g} (#{stats.best_trial})"
         resumed = f"  resumed {stats.resumed}" if stats.resumed else ""
+        resumed += f"  exploits {stats.exploits}" if stats.exploits else ""  # PBT
         why = ", ".join(f"{kind} {n}" for kind, n in stats.pruned_why.most_common())
         pruned = f"{stats.pruned} ({why})" if why else f"{stats.pruned}"
         return (f"done {stats.done}  running {stats.running}  pruned {pruned}  "

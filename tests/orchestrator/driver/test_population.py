@@ -181,3 +181,17 @@ def test_a_pbt_sweep_changes_params_in_the_trainers_and_records_them_in_optuna_a
             assert hp_x[step] == pytest.approx(after["x"])  # the new params, at the exploit
         params = client.get_run(run_id).data.params
         assert float(params["x"]) == pytest.approx(trial.params["x"])  # MLflow: first params
+
+
+def test_the_progress_line_counts_the_exploits(write_spec):
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.cli.progress import SweepProgress
+    from orchestrator.driver.stats import SweepStats
+
+    with SweepProgress(SweepSpec.load(write_spec(PBT)),
+                       Console(file=io.StringIO(), width=160)) as progress:
+        line = progress.describe(SweepStats(budget=4, running=4, exploits=3))
+    assert "running 4  pruned 0  failed 0  exploits 3  best eval/loss=-" in line
