@@ -80,7 +80,8 @@ def best(name, as_json, storage) -> None:
         click.echo(to_json({"sweep": name, "number": found["number"], "value": value,
                           "metric": goal["metric"], "direction": goal["direction"],
                           "params": found["params"], "seed": found["seed"],
-                          "run_id": found["run_id"], "run_url": found["run_url"]}))
+                          "run_id": found["run_id"], "run_url": found["run_url"],
+                          **({"schedule": found["schedule"]} if "schedule" in found else {})}))
         return
     click.echo(f"best trial of {name}: #{found['number']}  {goal['metric']}={value:.6g} "
                f"({goal['direction']})")
@@ -89,6 +90,9 @@ def best(name, as_json, storage) -> None:
         click.echo(f"  open it: {found['run_url']}" + (f"  ({note})" if note else ""))
     for key, param in sorted(found["params"].items()):
         click.echo(f"  {key} = {param}")
+    if "schedule" in found:  # a PBT member: where each change of its state's params began
+        click.echo(f"  schedule ({len(found['schedule'])} segments; `--json` has them): from "
+                   + ", ".join(f"step {step}" for step, _ in found["schedule"]))
 
 
 def _expected_best(study, goals: list[dict[str, str]]) -> None:

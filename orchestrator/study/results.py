@@ -16,6 +16,7 @@ from orchestrator.layout import (
     PBT_LINEAGE_ATTR,
     PBT_PARAMS_ATTR,
     PBT_ROUND_ATTR,
+    PBT_SCHEDULE_ATTR,
     PRUNED_REASON_ATTR,
     REASON_ATTR,
     RUN_ATTR,
@@ -32,6 +33,13 @@ def _values(t: optuna.trial.FrozenTrial, names: list[str]) -> dict[str, float] |
     return None if t.values is None else dict(zip(names, t.values, strict=True))
 
 
+def params_now(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The params a trial trains (trained) with: a PBT member's last ones (its Optuna params
+    are its first), else its params."""
+    current = t.user_attrs.get(PBT_PARAMS_ATTR)
+    return t.params if not current else {k: current.get(k, v) for k, v in t.params.items()}
+
+
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One plain dict per trial, for tables and `--json`."""
     names, rows = metric_names(study), []
@@ -42,7 +50,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         rows.append({
             "number": t.number, "state": t.state.name,
             "value": values[names[0]] if values and len(names) == 1 else None, "values": values,
-            "params": t.params, "seed": t.user_attrs.get(SEED_ATTR),
+            "params": params_now(t), "seed": t.user_attrs.get(SEED_ATTR),
             "run_id": t.user_attrs.get(RUN_ATTR),
             "reason": t.user_attrs.get(REASON_ATTR) or t.user_attrs.get(PRUNED_REASON_ATTR),
             "attempt": t.user_attrs.get(ATTEMPT_ATTR, 1),
@@ -56,8 +64,10 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 def best_trials(study: optuna.Study) -> list[dict[str, Any]]:
     """The best trial, or with several objectives the Pareto front, as plain dicts."""
     names = metric_names(study)
-    return [{"number": t.number, "values": _values(t, names), "params": t.params,
-             "seed": t.user_attrs.get(SEED_ATTR), "run_id": t.user_attrs.get(RUN_ATTR)}
+    return [{"number": t.number, "values": _values(t, names), "params": params_now(t),
+             "seed": t.user_attrs.get(SEED_ATTR), "run_id": t.user_attrs.get(RUN_ATTR),
+             **({"schedule": t.user_attrs[PBT_SCHEDULE_ATTR]}
+                if t.user_attrs.get(PBT_SCHEDULE_ATTR) else {})}
             for t in ranked_best(study)]
 
 

@@ -104,3 +104,17 @@ def test_a_trial_that_is_no_member_has_no_exploits():
     study = optuna.create_study()
     study.add_trial(create_trial(params={"x": 0.5}, distributions=X, value=0.9))
     assert trial_rows(study)[0]["exploits"] is None
+
+
+def test_status_and_best_show_a_members_params_now_and_best_its_schedule():
+    study = optuna.create_study(direction="minimize")
+    schedule = [[0, {"x": 0.9, "fixed_k": 1}], [500, {"x": 0.3, "fixed_k": 1}]]
+    study.add_trial(create_trial(params={"x": 0.5}, distributions=X, value=0.1, user_attrs={
+        "gansweep.pbt.params": schedule[-1][1], "gansweep.pbt.schedule": schedule,
+        "gansweep.pbt.lineage": [[500, 1]]}))
+    study.add_trial(create_trial(params={"x": 0.7}, distributions=X, value=0.2))
+    rows = {r["number"]: r for r in trial_rows(study)}
+    assert rows[0]["params"] == {"x": 0.3}  # its last params, on its own param names
+    assert rows[1]["params"] == {"x": 0.7}  # not a member: as Optuna has them
+    [best] = best_trials(study)
+    assert best["params"] == {"x": 0.3} and best["schedule"] == schedule
