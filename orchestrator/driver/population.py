@@ -99,6 +99,12 @@ class PopulationScheduler(Scheduler):
                     for t in self.study.get_trials(deepcopy=False))
         return self.spec.budget.trials - ended
 
+    def _conclude(self, active: Active, outcome: Outcome) -> None:
+        """A member ended (an error, a lost actor too often): the others may all be at the
+        round now."""
+        super()._conclude(active, outcome)
+        self._resolve_if_all_there()
+
     def _unfinished(self) -> list[Active]:
         return super()._unfinished() + list(self.at_round.values())
 

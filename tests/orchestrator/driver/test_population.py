@@ -85,6 +85,15 @@ def test_a_member_that_diverges_copies_a_better_one_at_the_round(write_spec, tmp
     assert any("trial 1: diverged at step 4" in n for n in sweep.notices)
 
 
+def test_a_member_that_fails_leaves_the_round_to_the_others(write_spec, tmp_path):
+    # trial 2's first chunk fails after the others reached the round and wait there
+    script = Script(losses=dict(LOSSES), errors={2: "RuntimeError: boom"}, seconds={2: 5.0})
+    sweep = _sweep(write_spec, tmp_path, actors=4, script=script)
+    _scheduler(sweep).run()
+    assert sweep.states() == {0: "COMPLETE", 1: "COMPLETE", 2: "FAIL", 3: "COMPLETE"}
+    assert sweep.pool.copied == [(3, 0, 4)]  # the round went on without it
+
+
 def test_when_every_member_diverges_they_fail(write_spec, tmp_path):
     script = Script(losses=dict(LOSSES), diverges_at={n: 4 for n in range(4)})
     sweep = _sweep(write_spec, tmp_path, script=script)
