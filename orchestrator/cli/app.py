@@ -18,6 +18,7 @@ import threading
 
 import click
 
+from orchestrator.cli.common import fail
 from orchestrator.cli.data import data
 from orchestrator.cli.init import init
 from orchestrator.cli.registry import confirm, promote, sample
@@ -27,7 +28,31 @@ from orchestrator.cli.trainer import check_trainer
 from orchestrator.cli.ui import ui
 
 
-@click.group()
+class OneLineErrors(click.Group):
+    """Click's own refusals (a bad flag value, a missing argument, an unknown option) as one
+    line and exit code 2, like every other bad input, instead of usage, hint and error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `gansweep` alone: its help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "gansweep"
+            fail(f"{command}: {exc.format_message()} (--help says more)")
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="gansweep")
 def main() -> None:
     """Sweep GAN architectures and hyperparameters on Ray, with Optuna and MLflow."""

@@ -6,6 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
 from tests.orchestrator.test_import_graph import ROOT
 
 
@@ -24,3 +28,19 @@ def test_the_command_exits_after_its_threads_and_atexit_handlers_with_its_code()
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stderr
     assert lines[-2:] == ["thread done", "atexit ran"] and "never here" not in lines
+
+
+@pytest.mark.parametrize("args, line", [
+    (["data", "import", "x", "-o", "y", "--size", "100"],
+     "gansweep: error: gansweep data import: Invalid value for '--size': 100 is not in the "
+     "range 8<=x<=64. (--help says more)"),
+    (["launch", "x.yaml", "--trials", "abc"],
+     "gansweep: error: gansweep launch: Invalid value for '--trials': 'abc' is not a valid "
+     "integer. (--help says more)"),
+    (["launch"], "gansweep: error: gansweep launch: Missing argument 'SPEC'. (--help says more)"),
+    (["nosuch"], "gansweep: error: gansweep: No such command 'nosuch'. (--help says more)"),
+])
+def test_a_flag_click_refuses_is_one_line_and_exit_2(args, line):
+    done = CliRunner().invoke(main, args, prog_name="gansweep")
+    assert done.exit_code == 2
+    assert done.output.strip().splitlines() == [line]
