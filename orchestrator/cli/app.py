@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import threading
 
@@ -47,9 +48,10 @@ class OneLineErrors(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except click.Abort as exc:  # Ctrl-C (exit 130, as every command) or end of input
             click.echo("Aborted!", err=True)
-            sys.exit(1)
+            interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+            sys.exit(128 + signal.SIGINT if interrupted else 1)
 
 
 @click.group(cls=OneLineErrors)

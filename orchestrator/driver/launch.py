@@ -25,6 +25,7 @@ from orchestrator.layout import (
     LAUNCH_ATTR,
     ROLE_CONFIRM,
     ROLE_TRIAL,
+    RUN_ATTR,
     TAG_BEST_TRIAL,
 )
 from orchestrator.spec.sweep import SweepSpec
@@ -199,6 +200,13 @@ def check_same_sweep(name: str, storage: str, tracker) -> None:
                         f"{redact_uri(storage)}, but MLflow experiment {tracker.experiment_id} "
                         f"already has trial runs of it: its study lives in another storage. "
                         f"Give that storage (GANSWEEP_STORAGE / --storage), or rename the sweep")
+    for trial in orphaned_trials(study) if started else []:  # to resume in their own runs
+        run_id = trial.user_attrs.get(RUN_ATTR)
+        if run_id and not tracker.has_run(run_id):
+            raise SpecError(f"--tracking-uri: trial {trial.number} of sweep {name!r} is left "
+                            f"running in MLflow run {run_id}, which "
+                            f"{redact_uri(tracker.uri)} does not hold: the sweep ran "
+                            f"with another tracking store; give that one")
 
 
 def _launch(ctx: SweepContext, pool, lease):

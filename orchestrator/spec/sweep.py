@@ -39,6 +39,7 @@ TOP_FIELDS = ("name", "experiment", "dataset", "trainer", "objective", "objectiv
               "sampler", "pruner", "scheduler", "health", "enqueue", "resources", "storage",
               "max_retries", "fixed", "space")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: no trailing newline
+EVALUATED = ("eval/", "model/", "perf/")  # what a chunk's evaluation returns (actor/worker.py)
 MAX_NAME = 100  # a checkpoint folder and MLflow names are built from it
 MAX_SPEC_BYTES = 1 << 20  # the largest shipped spec is 3 KiB
 MAX_DEPTH = 16  # YAML nesting: a spec needs 4 (space.p.when.q)
@@ -345,6 +346,12 @@ def _check_objectives(raw: dict, objectives: tuple[Objective, ...], trainer_name
     from trainers.base import declared_metrics
     from trainers.scoring import scored_metrics
 
+    for i, objective in enumerate(objectives):  # read from each evaluation's metrics
+        if not objective.metric.startswith(EVALUATED):
+            where = "objective.metric" if "objective" in raw else f"objectives[{i}].metric"
+            raise FieldError(where, f"{reprlib.repr(objective.metric)} is not measured at an "
+                                    f"evaluation: an objective is an eval/ metric (or model/, "
+                                    f"perf/); train/ metrics are logged between evaluations")
     declared = declared_metrics(trainer_cls)
     if declared is None:  # a plug-in that does not say: found at the first evaluation
         return

@@ -144,6 +144,16 @@ class SweepTracker:
             order_by=["attributes.start_time ASC"])
         return runs[0].info.run_id if runs else None
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether this tracking store holds run `run_id` (of any experiment)."""
+        try:
+            self.client.get_run(run_id)
+            return True
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
+
     def resume_trial_run(self, number: int, run_id: str | None,
                          tags: dict[str, str] | None = None) -> str:
         """The run a trial left RUNNING continues in, RUNNING again (same id, same history): its

@@ -44,3 +44,16 @@ def test_a_flag_click_refuses_is_one_line_and_exit_2(args, line):
     done = CliRunner().invoke(main, args, prog_name="gansweep")
     assert done.exit_code == 2
     assert done.output.strip().splitlines() == [line]
+
+
+def test_ctrl_c_in_any_command_exits_130(monkeypatch):
+    import orchestrator.study.results as results
+
+    def interrupted(study):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(results, "trial_rows", interrupted)
+    monkeypatch.setattr("orchestrator.cli.results.load_sweep_study", lambda name, storage: None,
+                        raising=False)
+    done = CliRunner().invoke(main, ["status", "x", "--storage", "sqlite:///:memory:"],
+                              prog_name="gansweep")
+    assert done.exit_code == 130, done.output

@@ -100,6 +100,9 @@ CASES = [  # (id, spec bytes, what the one line must start with after "gansweep:
     ("an objective the trainer does not report", _swap("eval/loss", "eval/fd"),
      "spec.yaml: objective.metric: trainer synthetic does not report 'eval/fd' (it reports "
      "eval/loss, eval/x_loss)"),
+    ("an objective logged between evaluations", _swap("eval/loss", "train/lost"),
+     "spec.yaml: objective.metric: 'train/lost' is not measured at an evaluation: an objective "
+     "is an eval/ metric (or model/, perf/); train/ metrics are logged between evaluations"),
     ("cpus_per_trial no node has", _swap("cpus_per_trial: 1", "cpus_per_trial: 64"),
      "spec.yaml: resources.cpus_per_trial: a trial needs 64 CPUs, and no node of the Ray "
      "cluster has that many (the largest has 2;"),

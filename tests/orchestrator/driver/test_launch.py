@@ -270,7 +270,7 @@ def test_a_sweep_in_which_no_trial_completed_exits_1_and_says_so(ray_local, tmp_
                                                                   monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "synth.yaml").write_text(SYNTHETIC.replace("trials: 4", "trials: 2").replace(
-        "metric: eval/loss", "metric: train/lost"))  # a metric the trainer never emits
+        "resources:", "fixed: {fail_at: 1}\nresources:"))  # every trial fails at step 1
     result = CliRunner().invoke(main, ["launch", "synth.yaml"])
     assert result.exit_code == 1, result.output
     assert result.stderr.strip().splitlines()[-1] == (
@@ -324,3 +324,23 @@ def test_the_first_launch_makes_its_folder_a_project_every_subfolder_sees(ray_lo
     again = CliRunner().invoke(main, ["launch", "../spec.yaml", "--trials", "2"])
     assert again.exit_code == 0 and "the stores are in" not in again.stderr
     assert not (tmp_path / "sub" / "optuna.db").exists()  # the project's, not the subfolder's
+
+
+def test_a_sweep_left_running_relaunched_on_another_tracking_store_is_one_line(tmp_path):
+    import optuna
+
+    from orchestrator.driver.launch import check_same_sweep
+    from orchestrator.layout import RUN_ATTR
+    from orchestrator.spec.sweep import SpecError
+    from orchestrator.tracking.tracker import SweepTracker
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(study_name="synth", storage=storage)
+    trial = study.ask()  # left RUNNING by a driver that stopped, its run in another store
+    trial.set_user_attr(RUN_ATTR, "0123456789abcdef0123456789abcdef")
+    tracker = SweepTracker(f"sqlite:///{tmp_path}/other.db", "synth", "synth")
+    with pytest.raises(SpecError, match=r"^--tracking-uri: trial 0 of sweep 'synth' is left "
+                                        r"running in MLflow run 0123456789abcdef0123456789abcdef"
+                                        r", which sqlite:///.*other.db does not hold: the sweep "
+                                        r"ran with another tracking store; give that one$"):
+        check_same_sweep("synth", storage, tracker)

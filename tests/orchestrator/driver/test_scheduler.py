@@ -452,15 +452,15 @@ def test_a_trial_that_diverges_fails_with_reason_diverged_and_its_step(ray_local
 
 
 def test_a_nan_objective_fails_the_trial_and_says_so(ray_local, settings, write_spec):
-    """A metric no trainer declares (an eval/ one would be refused with the spec) is found
-    missing at the first evaluation: each trial fails saying so."""
-    spec = _spec(write_spec, **{"eval/loss": "train/missing"})
+    """A metric no trainer declares (an eval/ or train/ one would be refused with the spec) is
+    found missing at the first evaluation: each trial fails saying so."""
+    spec = _spec(write_spec, **{"eval/loss": "model/missing"})
     stats = launch(spec, settings, notice=lambda m: None)
     trials = optuna.load_study(study_name="synth", storage=settings.storage).get_trials()
     assert stats.failed == 4 and all(t.state == TrialState.FAIL for t in trials)
-    assert trials[0].user_attrs["fail_reason"] == "objective train/missing is None at step 2"
+    assert trials[0].user_attrs["fail_reason"] == "objective model/missing is None at step 2"
     run = MlflowClient(settings.tracking_uri).get_run(trials[0].user_attrs["mlflow_run_id"])
-    assert run.data.tags["gansweep.reason"] == "objective train/missing is None at step 2"
+    assert run.data.tags["gansweep.reason"] == "objective model/missing is None at step 2"
 
 
 def test_spec_storage_sets_where_checkpoints_go_and_how_many_stay(ray_local, tmp_path,

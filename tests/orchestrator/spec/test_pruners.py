@@ -54,7 +54,7 @@ def test_rung_pruners_prune_nothing_until_their_startup_trials_complete(write_sp
 def test_several_objectives_refuse_a_pruner_with_exit_2(tmp_path, write_spec, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = _load(write_spec, MULTI)
-    assert [o.metric for o in spec.objectives] == ["eval/loss", "train/loss"] and spec.multi
+    assert [o.metric for o in spec.objectives] == ["eval/loss", "eval/x_loss"] and spec.multi
     path = write_spec(MULTI + "pruner: median\n", "multi.yaml")
     result = CliRunner().invoke(main, ["launch", str(path)])
     assert result.exit_code == 2

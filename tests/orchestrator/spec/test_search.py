@@ -9,7 +9,7 @@ from tests.conftest import SYNTHETIC
 
 MULTI = SYNTHETIC.replace("objective: {metric: eval/loss, direction: minimize}",
                           "objectives:\n  - {metric: eval/loss, direction: minimize}\n"
-                          "  - {metric: train/loss, direction: maximize}")
+                          "  - {metric: eval/x_loss, direction: maximize}")
 
 
 def _load(write_spec, text):
