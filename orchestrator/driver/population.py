@@ -171,7 +171,9 @@ class PopulationScheduler(Scheduler):
                 exploited.pop(exploit.recipient)
         for exploit in exploited.values():
             self._record(exploit, self.at_round[exploit.donor].step)
-        members = list(self.at_round.values())
+        # slowest first: the round's chunks pack onto the actors with the least idle at its end
+        members = sorted(self.at_round.values(),
+                         key=lambda a: -self.watch.pace.get(a.trial.number, 0.0))
         scores, self.at_round, self.scores = self.scores, {}, {}
         for active in members:
             number = active.trial.number
