@@ -33,6 +33,7 @@ from orchestrator.stores.checks import (
     check_checkpoint_root,
     check_storage,
     check_tracking_uri,
+    deleted_experiment,
 )
 from orchestrator.stores.redact import mask_secrets, redact_uri
 from orchestrator.stores.settings import Settings
@@ -71,6 +72,9 @@ def launch(spec: SweepSpec, settings: Settings,
     problem = check_tracking_uri(settings.tracking_uri)  # nothing is created before the checks
     if problem:
         raise SpecError(f"--tracking-uri: {problem}")
+    problem = deleted_experiment(settings.tracking_uri, spec.experiment)
+    if problem:
+        raise SpecError(f"{Path(spec.path).name or spec.name}: experiment: {problem}")
     enqueued = None
     if enqueue_from:
         from orchestrator.tracking.runs import params_from_run

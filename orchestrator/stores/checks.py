@@ -4,6 +4,7 @@ imports MLflow while Ray starts."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -47,6 +48,33 @@ def check_tracking_uri(uri: str) -> str | None:
     if problem is None and file is not None and file.is_file() and file.stat().st_size:
         problem = moved_store(file)
     return f"{redact_uri(uri)}: {problem}" if problem else check_server(uri)
+
+
+def deleted_experiment_text(name: str, experiment_id: str) -> str:
+    """Why runs cannot be made in MLflow experiment `name`, and what to do."""
+    return (f"MLflow experiment {name!r} (id {experiment_id}) is deleted: restore it (mlflow "
+            f"experiments restore --experiment-id {experiment_id}), purge it (mlflow gc "
+            f"--experiment-ids {experiment_id}), or name another experiment")
+
+
+def deleted_experiment(uri: str, name: str) -> str | None:
+    """Why a local sqlite store cannot take the sweep's runs: its experiment `name` is in the
+    deleted state. Read without MLflow and before Ray starts (MLflow's `experiments` table; a
+    file MLflow cannot read is left to MLflow to say so); a server's is found once it is
+    opened (tracking/tracker.py)."""
+    import sqlite3
+
+    file = sqlite_file(uri)
+    if file is None or not file.is_file() or not file.stat().st_size:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro",
+                                                uri=True)) as db:
+            found = db.execute("SELECT experiment_id FROM experiments WHERE name = ? AND "
+                               "lifecycle_stage = 'deleted'", (name,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if found is None else deleted_experiment_text(name, str(found[0]))
 
 
 def moved_store(db: Path) -> str | None:

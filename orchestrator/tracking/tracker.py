@@ -33,6 +33,7 @@ from orchestrator.layout import (
     role_metric,
     trial_run_name,
 )
+from orchestrator.stores.checks import deleted_experiment_text
 from orchestrator.stores.uris import sqlite_file
 from orchestrator.tracking.runs import end_tags, params_of
 
@@ -79,10 +80,7 @@ class SweepTracker:
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None and found.lifecycle_stage == "deleted":
-            raise DeletedExperiment(
-                f"MLflow experiment {name!r} (id {found.experiment_id}) is deleted: restore it "
-                f"(mlflow experiments restore --experiment-id {found.experiment_id}), purge it "
-                f"(mlflow gc --experiment-ids {found.experiment_id}), or name another experiment")
+            raise DeletedExperiment(deleted_experiment_text(name, found.experiment_id))
         if found is not None:
             return found.experiment_id
         try:
