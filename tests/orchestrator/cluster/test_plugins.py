@@ -259,6 +259,26 @@ def test_a_chunk_that_never_returns_is_stopped_and_the_sweep_goes_on(ray_local, 
     assert steps == [10, 20]  # its first chunk, kept
 
 
+@pytest.mark.cluster  # a sweep whose only trial hangs, ended by budget.time (~25 s)
+def test_budget_time_ends_a_sweep_whose_chunk_hangs_on_time(ray_local, project, tmp_path):
+    text = spec_text(name="hangs-timed", trainer="broken_gans:Hangs").replace(
+        "trials: 3", "trials: 1, time: 8s").replace(
+        "space:", "enqueue: [{lr_g: 1.0e-3, loss: ns}]\nspace:")
+    settings = Settings.resolve(f"sqlite:///{tmp_path}/optuna.db",
+                                f"sqlite:///{tmp_path}/mlflow.db",
+                                checkpoint_root=str(tmp_path / "checkpoints"))
+    notices: list[str] = []
+    started: list[float] = []
+    stats = launch(SweepSpec.parse(text), settings, notice=notices.append,
+                   on_started=lambda: started.append(time.time()))
+    took = time.time() - started[0]  # budget.time counts from the first actor ready
+    [trial] = optuna.load_study(study_name="hangs-timed", storage=settings.storage).get_trials()
+    assert trial.state == TrialState.FAIL and stats.failed == 1
+    assert trial.user_attrs["fail_reason"] == "timeout"
+    assert any("still training after budget.time; its actor is stopped" in n for n in notices)
+    assert took < 8 + 5 + 20  # the budget, the grace, and the actor's start and the page
+
+
 # -- resume ----------------------------------------------------------------------------------------
 @pytest.mark.cluster  # an actor killed mid-trial (~20 s): make test-cluster
 def test_a_killed_actor_resumes_a_plugin_trial_bitwise_from_its_checkpoint(ray_local, project,
