@@ -75,6 +75,13 @@ class TrialCheckpoints:
         with fs.open_input_file(f"{folder}/step-{step:08d}.pt") as src:
             return torch.load(io.BytesIO(src.read()), weights_only=True)
 
+    def drop_after(self, step: int) -> None:
+        """Remove the checkpoints newer than `step` (PBT: a recipient's own, past the state it
+        copied, would otherwise be the newest)."""
+        fs, folder = self._dir()
+        for newer in (s for s in self.steps() if s > step):
+            fs.delete_file(f"{folder}/step-{newer:08d}.pt")
+
     def clear(self) -> None:
         """Remove what an earlier sweep of the same name left for this trial number."""
         fs, folder = self._dir()

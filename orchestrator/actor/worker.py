@@ -147,8 +147,9 @@ class TrialWorker:
             elif not resuming:
                 self.checkpoints.clear()  # files an earlier sweep of this name left behind
             self.trainer = trainer
-            if built != spec.params:
-                self._reconfigure(spec.params)
+            due = self._due()  # a replayed schedule's params at this step, else the spec's
+            if built != due:
+                self._reconfigure(due)
             if resuming:  # metrics continue after what the run already has
                 from orchestrator.tracking.runs import logged_steps
 
@@ -157,7 +158,6 @@ class TrialWorker:
                     self._log(_rows(payload["unwritten"]))
             tags[TAG_STARTED_AT] = f"{time.time():.3f}"
             self.logger.log_start(self.run_id, spec.run_params, tags, wait=resuming)
-            self._follow_schedule()
             self._log_hparams()
             self._since = time.perf_counter()
         except Exception as exc:
@@ -174,12 +174,17 @@ class TrialWorker:
         trainer.reconfigure(build_config(type(trainer), params))
         self.spec = dataclasses.replace(self.spec, params=dict(params))
 
-    def _follow_schedule(self) -> None:
-        """A replayed schedule (a PBT member's, retrained by confirm): the params in force at
-        the trainer's step."""
+    def _due(self) -> dict[str, Any]:
+        """The params in force at the trainer's step: a replayed schedule's (a PBT member's,
+        retrained by confirm), else the spec's."""
         due = [params for step, params in self.spec.schedule if step <= self.trainer.step]
-        if due and due[-1] != self.spec.params:
-            self._reconfigure(due[-1])
+        return due[-1] if due else self.spec.params
+
+    def _follow_schedule(self) -> None:
+        """A replayed schedule reaches a step where its params change."""
+        due = self._due()
+        if due != self.spec.params:
+            self._reconfigure(due)
             self._log_hparams()
 
     def _log_hparams(self) -> None:
@@ -319,7 +324,7 @@ class TrialWorker:
             title += f" · {spec.objective}={value:.4g}"
         with contextlib.suppress(Exception):  # one Pillow cannot read: shown as it was made
             png = titled_png(png, title)
-        if spec.attempt == 1 and self.last_image is None:
+        if spec.attempt == 1 and not spec.resume and self.last_image is None:
             self.logger.log_image(self.run_id, png, key=SAMPLES_KEY, step=0)
         self.logger.log_image(self.run_id, png, key=SAMPLES_KEY, step=step)
         self.logger.log_bytes(self.run_id, png, SAMPLES_PNG)
@@ -390,8 +395,10 @@ def copy_state(recipient: TrialSpec, donor: int, step: int) -> str | None:
         spec.update(number=recipient.number, run_id=recipient.run_id)
         payload.update(spec=spec, run_id=recipient.run_id, best=None, unwritten=[],
                        attempt=recipient.attempt, donor=donor)
-        TrialCheckpoints(recipient.checkpoint_root, recipient.sweep, recipient.number,
-                         recipient.keep_checkpoints).save(payload, step)
+        mine = TrialCheckpoints(recipient.checkpoint_root, recipient.sweep, recipient.number,
+                                recipient.keep_checkpoints)
+        mine.save(payload, step)
+        mine.drop_after(step)  # its own, a chunk past the round: not what it resumes from
         return None
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"

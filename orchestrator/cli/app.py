@@ -28,6 +28,9 @@ from orchestrator.cli.sweep import launch, resume, submit
 from orchestrator.cli.trainer import check_trainer
 from orchestrator.cli.ui import ui
 
+# click >= 8.2 raises this for a group called with no arguments (8.1 printed the help itself)
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 
 class OneLineErrors(click.Group):
     """Click's own refusals (a bad flag value, a missing argument, an unknown option) as one
@@ -39,7 +42,7 @@ class OneLineErrors(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             return super().main(args, prog_name, complete_var, False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:  # `gansweep` alone: its help
+        except NO_ARGS_IS_HELP as exc:  # `gansweep` alone: its help
             exc.show()
             sys.exit(exc.exit_code)
         except click.UsageError as exc:

@@ -27,7 +27,6 @@ finished is applied as it was planned.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from optuna.trial import TrialState
 
@@ -105,6 +104,19 @@ class PopulationScheduler(Scheduler):
         super()._conclude(active, outcome)
         self._resolve_if_all_there()
 
+    def _requeue(self, active: Active, what: str) -> None:
+        """A member whose actor died waits to resume: it takes the actor of a member waiting
+        at the round, if one holds one, instead of one that may never be placed."""
+        super()._requeue(active, what)
+        holder = next((a for a in self.at_round.values() if a.worker is not None), None)
+        if holder is not None:
+            worker, holder.worker = holder.worker, None
+            self.stats.running -= 1
+            self._release(worker)
+            ready, replacement = self.pool.new_actor()  # the pool keeps its size, if it can
+            self.workers.append(replacement)
+            self.starting[ready] = replacement
+
     def _unfinished(self) -> list[Active]:
         return super()._unfinished() + list(self.at_round.values())
 
@@ -112,13 +124,17 @@ class PopulationScheduler(Scheduler):
         self._resolve_if_all_there()  # every member was at the round when the driver stopped
         try:
             return super().run()
-        finally:
+        finally:  # those holding an actor at the round were counted as running
+            self.stats.running -= sum(a.worker is not None for a in self.at_round.values())
             self.at_round.clear()
 
     # -- a chunk came back ----------------------------------------------------------------------
     def _apply(self, active: Active, outcome: Outcome) -> None:
         step = outcome.step
-        if outcome.action is Action.FAIL and outcome.reason == DIVERGED and not self.stop_requested:
+        if outcome.action is Action.FAIL and outcome.reason == DIVERGED and \
+                self.round_done + self.interval < self.spec.budget.steps:  # a round is to come
+            if self.stop_requested:  # resumed from before it diverged, it copies one then
+                return super()._apply(active, Outcome(Action.SUSPEND))
             self.notice(f"trial {active.trial.number}: diverged at step {outcome.diverged_step}; "
                         f"it copies a better member at the next round")
             self.stats.running -= 1
@@ -159,18 +175,20 @@ class PopulationScheduler(Scheduler):
         if not self.at_round or self.stop_requested or len(self.at_round) < self._live():
             return
         step = self.round_done + self.interval
-        plan = self._plan(step)
-        exploited = {e.recipient: e for e in plan}
-        for exploit in plan:
+        exploited: dict[int, tuple[Exploit, int]] = {}  # recipient -> (exploit, donor's step)
+        for exploit in self._plan(step):
             at = self.at_round[exploit.donor].step  # the round's step, or a chunk past it
             problem = self.pool.get(self.pool.copy_state(
                 self.at_round[exploit.recipient].spec, exploit.donor, at))
             if problem:
                 self.notice(f"trial {exploit.recipient}: could not copy trial {exploit.donor}'s "
                             f"state at step {at} ({problem}); it goes on with its own")
-                exploited.pop(exploit.recipient)
-        for exploit in exploited.values():
-            self._record(exploit, self.at_round[exploit.donor].step)
+            else:
+                exploited[exploit.recipient] = exploit, at
+        for exploit, at in exploited.values():
+            self._record(exploit, at)
+        self.study.set_user_attr(PBT_ROUND_ATTR, step)  # before any member goes on
+        self.round_done = step
         # slowest first: the round's chunks pack onto the actors with the least idle at its end
         members = sorted(self.at_round.values(),
                          key=lambda a: -self.watch.pace.get(a.trial.number, 0.0))
@@ -181,15 +199,12 @@ class PopulationScheduler(Scheduler):
                 self._close(active, FAIL, DIVERGED)
                 self._conclude(active, Outcome(Action.FAIL, reason=DIVERGED))
                 continue
-            exploit = exploited.get(number)
-            self._go_on(active, exploit, active.step if exploit is None else
-                        members_step(members, exploit.donor))
-        self.study.set_user_attr(PBT_ROUND_ATTR, step)
-        self.round_done = step
+            exploit, at = exploited.get(number, (None, active.step))
+            self._go_on(active, exploit, at)
         if exploited:
             self.notice(f"round at step {step}: " + ", ".join(
-                f"trial {e.recipient} <- {e.donor} ({_how(e)})" for e in exploited.values()))
-        while self.idle and self.waiting:
+                f"trial {e.recipient} <- {e.donor} ({_how(e)})" for e, _ in exploited.values()))
+        while self.idle and self.waiting and self._work_left():
             self._release(self.idle.pop())
         self.on_update(self.stats)
 
@@ -197,9 +212,10 @@ class PopulationScheduler(Scheduler):
         """The round's exploits: as kept on the study by a driver that died applying them,
         else decided now (and kept before anything is copied)."""
         kept = self.study.user_attrs.get(PBT_PLAN_ATTR) or {}
-        if kept.get("step") == step and step > self.round_done:
+        if kept.get("step") == step:  # both members still at the round, neither ended since
             return [Exploit(e["recipient"], e["donor"], e["params"], e.get("how", {}))
-                    for e in kept["exploits"]]
+                    for e in kept["exploits"]
+                    if e["recipient"] in self.at_round and e["donor"] in self.at_round]
         members = [Member(n, self.scores[n], dict(a.spec.params))
                    for n, a in sorted(self.at_round.items())]
         pbt = self.pbt
@@ -218,7 +234,10 @@ class PopulationScheduler(Scheduler):
         schedule = [entry for entry in donor.user_attrs.get(PBT_SCHEDULE_ATTR, [])
                     if entry[0] <= step] + [[step, exploit.params]]
         trial = recipient.trial
-        lineage = list(trial.user_attrs.get(PBT_LINEAGE_ATTR, [])) + [[step, exploit.donor]]
+        lineage = list(trial.user_attrs.get(PBT_LINEAGE_ATTR, []))
+        if lineage and lineage[-1] == [step, exploit.donor]:  # recorded before its driver died
+            return
+        lineage.append([step, exploit.donor])
         trial.set_user_attr(PBT_PARAMS_ATTR, exploit.params)
         trial.set_user_attr(PBT_SCHEDULE_ATTR, schedule)
         trial.set_user_attr(PBT_LINEAGE_ATTR, lineage)
@@ -244,15 +263,6 @@ class PopulationScheduler(Scheduler):
 
 
 
-def members_step(members: list[Active], number: int) -> int:
-    return next(a.step for a in members if a.trial.number == number)
-
-
 def _how(exploit: Exploit) -> str:
     return ", ".join(f"{name} {how}" for name, how in exploit.how.items()) or "same params"
 
-
-def member_schedule(trial: Any) -> tuple[tuple[int, dict], ...]:
-    """A PBT member's schedule as a confirm run replays it: ((from step, params), ...)."""
-    return tuple((int(step), dict(params))
-                 for step, params in trial.user_attrs.get(PBT_SCHEDULE_ATTR, []))

@@ -204,3 +204,32 @@ def test_the_progress_line_counts_the_exploits(write_spec):
                        Console(file=io.StringIO(), width=160)) as progress:
         line = progress.describe(SweepStats(budget=4, running=4, exploits=3))
     assert "running 4  pruned 0  failed 0  exploits 3  best eval/loss=-" in line
+
+
+def test_a_member_that_diverges_after_the_last_round_fails_as_any_trial(write_spec, tmp_path):
+    script = Script(losses=dict(LOSSES), diverges_at={1: 8})
+    sweep = _sweep(write_spec, tmp_path, script=script)
+    _scheduler(sweep).run()
+    assert sweep.states() == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE", 3: "COMPLETE"}
+    assert sweep.study.user_attrs[PBT_ROUND_ATTR] == 4  # no round past the last one
+
+
+def test_the_copied_state_is_the_recipients_newest_even_past_its_own_round_checkpoint(
+        tmp_path):
+    from orchestrator.actor.checkpoints import TrialCheckpoints
+    from orchestrator.actor.worker import copy_state
+    from orchestrator.boundary import TrialSpec
+
+    root = str(tmp_path / "ck")
+    donor, recipient = (TrialCheckpoints(root, "s", n) for n in (0, 1))
+    donor.save({"spec": {"number": 0, "run_id": "r0", "params": {"x": 1.0}}, "run_id": "r0",
+                "step": 4, "best": {"step": 4}, "unwritten": [("eval/loss", 0.1, 1, 4)]}, 4)
+    for step in (4, 6):  # its own: at the round, and a chunk past it (its driver died there)
+        recipient.save({"spec": {"number": 1, "run_id": "r1"}, "run_id": "r1", "step": step}, step)
+    spec = TrialSpec(sweep="s", number=1, trainer="synthetic", params={"x": 0.5}, seed=1,
+                     run_id="r1", checkpoint_root=root, total_steps=8, log_every=1)
+    assert copy_state(spec, donor=0, step=4) is None
+    latest = recipient.load_latest("r1")
+    assert latest["step"] == 4 and latest["donor"] == 0 and recipient.steps() == [4]
+    assert latest["spec"] == {"number": 1, "run_id": "r1", "params": {"x": 1.0}}
+    assert latest["best"] is None and latest["unwritten"] == []  # nothing of the donor's run
