@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import FieldError
+from orchestrator.spec.fields import int_field
 from orchestrator.spec.search import PrunerSpec
 from orchestrator.spec.space import Param
 
@@ -63,7 +64,8 @@ def parse_scheduler(raw: Any, space: tuple[Param, ...], fixed: Mapping[str, Any]
     unknown = sorted(set(map(str, raw)) - set(FIELDS))
     if unknown:
         raise FieldError(f"scheduler.{unknown[0]}", f"unknown field (known: {', '.join(FIELDS)})")
-    population, interval = _int(raw, "population", 2), _int(raw, "interval", 1)
+    population = int_field("scheduler", raw, "population", None, 2)
+    interval = int_field("scheduler", raw, "interval", None, 1)
     quantile = _number(raw, "quantile", PopulationSpec.quantile)
     if not 0 < quantile <= 0.5:
         raise FieldError("scheduler.quantile", f"must be in (0, 0.5], got {quantile}")
@@ -101,17 +103,6 @@ def check_sweep(spec: PopulationSpec, budget: Any, pruner: PrunerSpec) -> None:
     if pruner.name != "none":
         raise FieldError("pruner", "a pbt sweep replaces its worst members by exploit; leave out "
                                    "the pruner")
-
-
-def _int(raw: dict, key: str, minimum: int) -> int:
-    value, label = raw.get(key), f"scheduler.{key}"
-    if value is None:
-        raise FieldError(label, "required")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError(label, f"must be an integer, got {reprlib.repr(value)}")
-    if value < minimum:
-        raise FieldError(label, f"must be >= {minimum}, got {value}")
-    return value
 
 
 def _finite(value: Any) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import FieldError, SpecError
+from orchestrator.spec.fields import int_field as _int
 from orchestrator.spec.health import HealthSpec, parse_health
 from orchestrator.spec.population import PopulationSpec, check_sweep, parse_scheduler
 from orchestrator.spec.search import (
@@ -412,17 +413,6 @@ def _fields(section: str, raw: dict, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
         raise FieldError(f"{section}.{unknown[0]}", f"unknown field (known: {', '.join(allowed)})")
-
-
-def _int(section: str, raw: dict, key: str, default: int | None, minimum: int) -> int:
-    value, label = raw.get(key, default), f"{section}.{key}" if section else key
-    if value is None:
-        raise FieldError(label, "required")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError(label, f"must be an integer, got {reprlib.repr(value)}")
-    if value < minimum:
-        raise FieldError(label, f"must be >= {minimum}, got {value}")
-    return value
 
 
 def _float(section: str, raw: dict, key: str, default: float, minimum: float) -> float:
