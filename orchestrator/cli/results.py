@@ -34,9 +34,11 @@ def status(name, as_json, wide, storage) -> None:
     rows, goals, pbt = trial_rows(study), objectives(study), pbt_summary(study)
     if as_json:  # `direction` for one objective only: Optuna has none for several
         single = {"direction": goals[0]["direction"]} if len(goals) == 1 else {}
+        expected = None if pbt else _expected_json(study, goals)
         click.echo(to_json({"sweep": name, **single, "directions": [
             g["direction"] for g in goals], "objectives": goals,
-            **({"pbt": pbt} if pbt else {}), "trials": rows}))
+            **({"pbt": pbt} if pbt else {}),
+            **({"expected_best": expected} if expected else {}), "trials": rows}))
     else:
         front = best_trials(study) if len(goals) == 1 else []
         trials_table(name, rows, goals, front[0]["number"] if front else None, wide)
@@ -104,6 +106,20 @@ def _expected_best(study, goals: list[dict[str, str]]) -> None:
                   goal["direction"] == "maximize") if len(goals) == 1 else None
     if found is not None:
         click.echo(f"{summary_line(found)}\n  ({ASSUMES})")
+
+
+def _expected_json(study, goals: list[dict[str, str]]) -> dict | None:
+    """The same estimate as the status line, for `--json`: at 2x the complete trials."""
+    from orchestrator.study.expected import ASSUMES, shown
+
+    found = shown(study.get_trials(deepcopy=False), goals[0]["metric"],
+                  goals[0]["direction"] == "maximize") if len(goals) == 1 else None
+    if found is None:
+        return None
+    mean, low, high = found.at_double()
+    return {"complete_trials": found.observed, "best_now": found.best,
+            "trials": 2 * found.observed, "mean": mean, "low": low, "high": high,
+            "assumes": ASSUMES}
 
 
 def _sweeps(storage: str | None, as_json: bool) -> None:

@@ -128,6 +128,10 @@ def test_status_says_what_twice_the_trials_would_find_once_three_are_complete(tm
     assert low <= mean <= high == 0.4  # lower is better: more trials never lose the best 0.4
     output = CliRunner().invoke(main, ["status", "s", "--storage", storage]).output
     assert "(assumes i.i.d. trials, as random search's; TPE's are better" in output
+    found = json.loads(CliRunner().invoke(
+        main, ["status", "s", "--json", "--storage", storage]).output)["expected_best"]
+    assert (found["trials"], found["best_now"], found["high"]) == (6, 0.4, 0.4)
+    assert found["low"] <= found["mean"] <= 0.4 and found["assumes"].startswith("assumes i.i.d.")
     pareto = optuna.create_study(storage=storage, study_name="p", directions=["maximize"] * 2)
     for v in range(4):
         pareto.add_trial(create_trial(values=[v, v]))
