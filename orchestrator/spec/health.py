@@ -4,7 +4,7 @@ reason, whether or not the sweep has an Optuna pruner (orchestrator/driver/healt
     health:                      # on by default, with these values; `health: false` turns all off
       collapse: {below: 0.25, evals: 3, warmup: 0.25}
       d_wins: {accuracy: 0.98, evals: 3, warmup: 0.25}
-      stagnation: {patience: 4, warmup: 0.5, min_delta: 0.0}
+      stagnation: {patience: 4, warmup: 0.5, min_delta: 0.0, pace: 2.0}
 
 Each rule can be tuned field by field or turned off (`stagnation: false`). `warmup` is a fraction
 of budget.steps before which the rule never prunes; `evals` and `patience` count evaluations
@@ -49,13 +49,17 @@ class DWins:
 
 @dataclass(frozen=True)
 class Stagnation:
-    """No gain: the objective has not beaten the trial's own best by more than `min_delta` for
-    `patience` evaluations, and that best is worse than the sweep's best completed trial (a
-    plateau at the top is never pruned)."""
+    """No gain, or too little to matter: the trial's best is worse than the sweep's best
+    completed trial (a plateau at the top is never pruned), and either it has not beaten that
+    best by more than `min_delta` for `patience` evaluations, or it gains so slowly that even
+    at `pace` times the fastest rate its best has ever risen between two evaluations it would
+    end its budget short of the sweep's best, and its samples' diversity is not at a new high
+    (a slow starter still spreading out is left to train). `pace: 0` turns that test off."""
 
     patience: int = 4
     warmup: float = 0.5
     min_delta: float = 0.0
+    pace: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -129,4 +133,4 @@ def _rule(name: str, cls: type, raw: Any):
 
 # the number fields' ranges: fractions of the data's value, of accuracy, of budget.steps
 _RANGES = {"below": (0.0, 1.0), "accuracy": (0.5, 1.0), "warmup": (0.0, 1.0),
-           "min_delta": (0.0, math.inf)}
+           "min_delta": (0.0, math.inf), "pace": (0.0, math.inf)}

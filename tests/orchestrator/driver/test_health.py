@@ -12,7 +12,7 @@ from orchestrator.spec.sweep import SweepSpec
 from tests.conftest import SYNTHETIC
 
 STEPS = 1000  # the trial's budget: warm-ups 250 (collapse, d_wins) and 500 (stagnation)
-RULES = HealthSpec()
+RULES = HealthSpec()  # the defaults
 
 
 def cov(*values: float, start: int = 100, ref: float = 1.0) -> History:
@@ -60,8 +60,10 @@ CASES = [  # (case, history, sweep_best, maximize, rule expected to prune or Non
      0.9, True, None),
     ("flat, no trial completed yet", objective(0.3, 0.5, 0.4, 0.45, 0.4, 0.42, 0.41), None,
      True, None),
-    ("a healthy slow starter: gains late", objective(0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3), 0.9,
+    ("a healthy slow starter: gains late", objective(0.1, 0.1, 0.1, 0.1, 0.1, 0.25, 0.4), 0.9,
      True, None),
+    ("a slow starter gaining too slowly to matter", objective(0.1, 0.1, 0.1, 0.1, 0.1, 0.12,
+                                                             0.14), 0.9, True, "stagnation"),
     ("flat within the warm-up", objective(0.5, 0.4, 0.4, 0.4, 0.4), 0.9, True, None),
     ("minimize: flat since an early low", objective(60, 50, 55, 52, 51, 53, 54), 40.0, False,
      "stagnation"),
@@ -81,6 +83,55 @@ def test_min_delta_small_gains_do_not_count_as_progress():
     assert verdict(creeping, RULES, STEPS, True, 0.9) is None  # min_delta 0: each gain counts
     strict = HealthSpec(None, None, Stagnation(min_delta=0.01))
     assert reason_kind(verdict(creeping, strict, STEPS, True, 0.9)) == "stagnation"
+
+
+PACE = HealthSpec(None, None, Stagnation(patience=2, warmup=0.25, pace=2.0))
+PACE_CASES = [
+    # grid25's failures and late bloomers (benchmarks/spaces/grid25-wide.yaml, seed 0), their
+    # scores every 100 steps of 1,000 here: warm-up 250, twice the fastest gain so far
+    ("blurry all along, creeping: 0.009 at twice its pace cannot reach 0.99",
+     objective(0.001, 0.006, 0.001, 0.009), 0.99, True, "stagnation"),
+    ("a steady climber from 0.17 (ended 0.995, the sweep's best)",
+     objective(0.168, 0.21, 0.374), 0.99, True, None),
+    ("a late climber still far off, but fast enough at twice its pace",
+     objective(0.135, 0.174, 0.319, 0.589), 0.99, True, None),
+    ("gaining, but at the top of the sweep: kept", objective(0.5, 0.9, 0.95, 0.96), 0.95, True,
+     None),
+    ("within the warm-up", objective(0.001, 0.001), 0.99, True, None),
+    ("minimize: FD falling too slowly to reach the best",
+     objective(300, 295, 292, 290), 60.0, False, "stagnation"),
+    ("minimize: FD falling fast enough", objective(300, 250, 200, 150), 60.0, False, None),
+]
+
+
+@pytest.mark.parametrize("history, sweep_best, maximize, expected",
+                         [c[1:] for c in PACE_CASES], ids=[c[0] for c in PACE_CASES])
+def test_pace_prunes_a_trial_gaining_too_slowly_to_reach_the_sweeps_best(
+        history, sweep_best, maximize, expected):
+    reason = verdict(history, PACE, STEPS, maximize, sweep_best)
+    assert (reason and reason_kind(reason)) == expected, reason
+    assert verdict(history, HealthSpec(None, None, Stagnation(patience=2, warmup=0.25, pace=0)),
+                   STEPS, maximize, sweep_best) is None  # pace 0: a gaining trial is kept
+
+
+def test_pace_leaves_a_slow_starter_whose_samples_still_spread_out():
+    """grid25's late bloomer (seed 1, trial 6): a score of 0.001 -> 0.033 while its coverage
+    went 0.04 -> 0.2; it ended at 0.984. Pruned once its coverage stops setting new highs."""
+    def bloomer(*pairs):
+        return History(tuple(Point(100 * (i + 1), v, (("eval/coverage", c, 1.0),))
+                             for i, (v, c) in enumerate(pairs)))
+
+    spreading = bloomer((0.001, 0.04), (0.001, 0.04), (0.033, 0.2), (0.04, 0.3))
+    assert verdict(spreading, PACE, STEPS, True, 0.99) is None
+    stuck = bloomer((0.001, 0.04), (0.001, 0.04), (0.033, 0.2), (0.04, 0.15))
+    assert reason_kind(verdict(stuck, PACE, STEPS, True, 0.99)) == "stagnation"
+
+
+def test_the_pace_reason_says_how_far_it_would_get():
+    reason = verdict(objective(0.001, 0.006, 0.001, 0.009), PACE, STEPS, True, 0.99)
+    assert reason == ("stagnation: even at 2x its fastest gain so far (0.05 per 1000 steps, at "
+                      "step 200) it would reach 0.069 by step 1000, short of the sweep's best "
+                      "0.99")
 
 
 def test_a_rule_turned_off_never_prunes_and_the_reason_names_the_evidence():
