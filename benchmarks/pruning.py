@@ -29,7 +29,13 @@ confirmed best as good, and the off arm's best never pruned.
 
     RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py --compare health
         [--datasets grid25 digits] [--seeds 0 1 2] [--trials 24] [--steps 4000]
-        [--eval-every 500] [--confirm-top 2] [--confirm-seeds 3]
+        [--eval-every 500] [--confirm-top 2] [--confirm-seeds 3] [--space wide]
+        [--health-arms off on]
+
+`--space wide` sweeps benchmarks/spaces/{grid25,digits}-wide.yaml instead: untuned ranges (as a
+user's first sweep), which hold trials that fail. `--health-arms off` then `--health-arms on`
+runs the arms apart; `--merge OFF.json ON.json` prints their table; `--replay OFF.json --health
+YAML` runs other rules over the off sweeps' recorded evaluations, with no sweep.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ from orchestrator.spec.health import HealthSpec, parse_health
 from trainers.mixtures import grid25, score_noise
 from trainers.mlp_gan import N_EVAL
 
+WIDE = Path(__file__).resolve().parent / "spaces"  # the untuned spaces of --space wide
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -101,12 +109,23 @@ def main() -> None:
     parser.add_argument("--health", default="true",
                         help="--replay: the spec's health section as YAML, e.g. "
                              "'{stagnation: {patience: 3}}'")
+    parser.add_argument("--space", choices=["shipped", "wide"], default="shipped",
+                        help="--compare health: the shipped (tuned) spaces, or the wide ones of "
+                             "benchmarks/spaces/ (a user's first sweep, with failures in it)")
+    parser.add_argument("--health-arms", nargs="+", choices=["off", "on"], default=["off", "on"],
+                        help="--compare health: which arms to run (off alone: its replay only)")
+    parser.add_argument("--merge", nargs=2, metavar=("OFF", "ON"),
+                        help="no sweep: the table of an off run and an on run made apart "
+                             "(--health-arms off, then on), the off sweeps replayed through "
+                             "today's default rules")
     parser.add_argument("--confirm-top", type=int, default=2)
     parser.add_argument("--confirm-seeds", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if args.replay:
         return replay_file(args.replay, args.health)
+    if args.merge:
+        return merge_files(*args.merge)
     if args.compare == "health":
         return compare_health(args)
     pruner = hyperband(args.min_resource, args.reduction_factor, args.bootstrap_count,
@@ -181,16 +200,22 @@ def compare_health(args) -> None:
     rows = []
     try:
         for dataset in args.datasets:
-            source = GRID25 if dataset == "grid25" else DIGITS
+            source = (GRID25 if dataset == "grid25" else DIGITS) if args.space == "shipped" \
+                else WIDE / f"{dataset}-wide.yaml"
             for seed in args.seeds:
-                row = {"dataset": dataset, "seed": seed}
+                row = {"dataset": dataset, "seed": seed, "space": args.space}
                 for arm, health in (("off", False), ("on", True)):
+                    if arm not in args.health_arms:
+                        continue
                     spec = grid25_spec(f"{dataset}-health-{arm}-{seed}", args.trials,
                                        args.steps, args.eval_every, "tpe", seed, "none",
                                        health, {"top": args.confirm_top,
                                                 "seeds": args.confirm_seeds}, source)
                     result = run_sweep(spec, analyse=partial(_analyse, replay=not health))
                     row[arm] = {"wall_s": round(result.wall_s, 1), **result.extra}
+                if "off" not in row or "on" not in row:
+                    rows.append(row)
+                    continue
                 off, on = row["off"], row["on"]
                 row["steps_saved"] = round(1 - on["steps"] / off["steps"], 3)
                 row["confirmed_not_worse"] = _not_worse(
@@ -309,7 +334,7 @@ def replay_file(path: str, health: str) -> None:
     rules = parse_health(yaml.safe_load(health))
     rows = json.loads(Path(path).read_text())["rows"]
     out = [{"dataset": r["dataset"], "seed": r["seed"],
-            **replay(r["off"]["replay"]["histories"], rules)} for r in rows]
+            **replay(r["off"]["replay"]["histories"], rules)} for r in rows if "off" in r]
     print(json.dumps({"health": health, "rows": out}, indent=2))
     for r in out:
         print(f"{r['dataset']:>7} seed {r['seed']}: {r['steps_saved']:.0%} of the steps saved, "
@@ -317,21 +342,46 @@ def replay_file(path: str, health: str) -> None:
               f"{r['best_pruned']}", file=sys.stderr)
 
 
+def merge_files(off_path: str, on_path: str) -> None:
+    """One table from arms run apart: rows paired by (dataset, seed), each off sweep replayed
+    through the default rules as they are now."""
+    ons = {(r["dataset"], r["seed"]): r["on"] for r in json.loads(Path(on_path).read_text())[
+        "rows"] if "on" in r}
+    rows = []
+    for row in json.loads(Path(off_path).read_text())["rows"]:
+        on = ons.get((row["dataset"], row["seed"]))
+        if "off" not in row or on is None:
+            continue
+        off = row["off"]
+        recorded = off["replay"]["histories"]
+        off["replay"] = {**replay(recorded, HealthSpec()), "histories": recorded}
+        rows.append({**row, "on": on, "steps_saved": round(1 - on["steps"] / off["steps"], 3),
+                     "confirmed_not_worse": _not_worse(on["confirmed_mean"],
+                                                       off["confirmed_mean"],
+                                                       higher_is_better=recorded["maximize"])})
+    print(json.dumps({"rows": [{k: v for k, v in r.items() if k not in ("off", "on")}
+                               for r in rows]}, indent=2))
+    _health_table(rows)
+
+
 def _health_table(rows: list[dict]) -> None:
     print(f"{'data':>7} {'seed':>4} {'arm':>4} {'steps':>7} {'wall_s':>7} {'best':>8} "
           f"{'confirmed':>10} {'bound':>8}  pruned", file=sys.stderr)
     for row in rows:
-        for arm in ("off", "on"):
+        for arm in (arm for arm in ("off", "on") if arm in row):
             a = row[arm]
             print(f"{row['dataset']:>7} {row['seed']:>4} {arm:>4} {a['steps']:>7} "
                   f"{a['wall_s']:>7} {_fmt(a['best']):>8} {_fmt(a['confirmed_mean']):>10} "
                   f"{_fmt(a['confirmed_bound']):>8}  {a['pruned']}", file=sys.stderr)
+        if "off" not in row:
+            continue
         replay = row["off"]["replay"]
-        print(f"  on saved {row['steps_saved']:.0%} of the steps, confirmed best not worse: "
-              f"{row['confirmed_not_worse']}; replay of the off sweep: "
-              f"{replay['steps_saved']:.0%} saved, {len(replay['would_prune'])} pruned, its "
-              f"best (trial {replay['best_trial']}) pruned: {replay['best_pruned']}",
-              file=sys.stderr)
+        if "on" in row:
+            print(f"  on saved {row['steps_saved']:.0%} of the steps, confirmed best not "
+                  f"worse: {row['confirmed_not_worse']}", file=sys.stderr)
+        print(f"  replay of the off sweep: {replay['steps_saved']:.0%} saved, "
+              f"{len(replay['would_prune'])} pruned, its best (trial {replay['best_trial']}) "
+              f"pruned: {replay['best_pruned']}", file=sys.stderr)
 
 
 if __name__ == "__main__":
