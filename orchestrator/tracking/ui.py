@@ -332,10 +332,14 @@ def last_line(server: UiServer) -> str:
 @contextlib.contextmanager
 def running(server: UiServer) -> Iterator[UiServer]:
     """The server until the block ends: Ctrl-C, SIGTERM and SIGHUP end it too, and the whole
-    process group is stopped either way."""
+    process group is stopped either way. Ctrl-C is caught even where the shell started us with
+    SIGINT ignored (a background job: `gansweep ui &`, as `launch` does); a SIGHUP that nohup
+    ignores stays ignored."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
-    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    caught = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+              if not (s == signal.SIGHUP and signal.getsignal(s) == signal.SIG_IGN)]
+    old = {s: signal.signal(s, interrupt) for s in caught}
     try:
         yield server
     finally:

@@ -152,7 +152,8 @@ def test_ui_serves_the_moved_sweep_links_its_trials_and_ctrl_c_leaves_no_process
          "--port", str(port), "--relocate", "--storage", f"sqlite:///{tmp_path}/moved/optuna.db",
          "--tracking-uri", f"sqlite:///{tmp_path}/moved/mlflow.db"],
         stdout=out.open("w"), stderr=subprocess.STDOUT, cwd=Path(__file__).parents[3],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # SIGINT ignored, as in a background job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         link = wait_for("the sweep's link", lambda: re.search(
             r"trials best first: (\S+)", out.read_text()), timeout=120).group(1)
