@@ -11,8 +11,9 @@ of budget.steps before which the rule never prunes; `evals` and `patience` count
 (one every budget.eval_every steps). The defaults prune only clear failures: a generator whose
 samples reach under a quarter of the data's diversity three times in a row without spreading
 out, a discriminator that tells real from fake almost perfectly for three evaluations while the
-generator's loss climbs, a trial whose objective has not beaten its own best for four
-evaluations and cannot win the sweep.
+generator's loss climbs, a trial below the sweep's best whose objective has not beaten its own
+best for four evaluations, or that would not reach the sweep's best even gaining twice as fast
+as it ever has (measured on untuned spaces: benchmarks/README.md, "--space wide").
 """
 
 from __future__ import annotations
