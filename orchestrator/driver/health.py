@@ -133,7 +133,7 @@ def _stagnation(points, rules: HealthSpec, steps, maximize, sweep_best) -> str |
     if rule is None or sweep_best is None or points[-1].step <= rule.warmup * steps:
         return None
     values = [(p.step, p.value) for p in points if _finite(p.value)]
-    if len(values) < MIN_VALUES:
+    if len(values) < min(MIN_VALUES, rule.patience + 1):
         return None
     sign = 1.0 if maximize else -1.0
     gained_at, best = 0, values[0][1]  # the last evaluation that beat the best by min_delta
@@ -144,11 +144,11 @@ def _stagnation(points, rules: HealthSpec, steps, maximize, sweep_best) -> str |
     top = max(sign * v for _, v in values) * sign  # its best, small gains included
     if sign * (top - sweep_best) >= 0:  # a plateau at the top: kept
         return None
-    if since >= rule.patience:
+    if since >= rule.patience:  # (since < len(values): it needs patience + 1 values)
         return (f"{STAGNATION}: no gain on its best {top:.4g} for {since} evaluations "
                 f"(since step {values[gained_at][0]}); the sweep's best is {sweep_best:.4g}")
-    if _spreading(points):  # a slow starter still reaching new modes: left to train
-        return None
+    if len(values) < MIN_VALUES or _spreading(points):  # a slow starter still reaching new
+        return None                                       # modes is left to train
     return _too_slow(values, rule, steps, sign, top, sweep_best)
 
 
@@ -164,8 +164,10 @@ def _too_slow(values, rule, steps, sign, top, sweep_best) -> str | None:
         if sign * (v - best) > 0 and s1 > s0 and sign * (v - best) / (s1 - s0) > rate:
             rate, fastest = sign * (v - best) / (s1 - s0), s1
         best = v if sign * (v - best) > 0 else best
+    if rate <= 0:  # no gain at all: `patience` alone judges that
+        return None
     reach = top + sign * rule.pace * rate * (steps - now)
-    if sign * (reach - sweep_best) >= 0:
+    if sign * (reach - sweep_best) >= -1e-9 * max(1.0, abs(sweep_best)):  # reaches it (rounding)
         return None
     return (f"{STAGNATION}: even at {rule.pace:g}x its fastest gain so far ({rate * 1000:.3g} "
             f"per 1000 steps, at step {fastest}) it would reach {reach:.4g} by step {steps}, "

@@ -332,9 +332,10 @@ def last_line(server: UiServer) -> str:
 @contextlib.contextmanager
 def running(server: UiServer) -> Iterator[UiServer]:
     """The server until the block ends: Ctrl-C, SIGTERM and SIGHUP end it too, and the whole
-    process group is stopped either way. Ctrl-C is caught even where the shell started us with
-    SIGINT ignored (a background job: `gansweep ui &`, as `launch` does); a SIGHUP that nohup
-    ignores stays ignored."""
+    process group is stopped either way. Ctrl-C (SIGINT) is caught even where the shell started
+    us with it ignored, as a background job is (`launch` catches it the same way); a SIGHUP that
+    nohup ignores stays ignored. While the server stops, these signals are ignored, so a second
+    one cannot cut the stop short and leave its process group behind."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
     caught = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -343,9 +344,13 @@ def running(server: UiServer) -> Iterator[UiServer]:
     try:
         yield server
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        stop_server(server)
+        for s in old:  # a second Ctrl-C while it stops must not leave its processes behind
+            signal.signal(s, signal.SIG_IGN)
+        try:
+            stop_server(server)
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
 
 
 def serve_until_stopped(server: UiServer) -> None:

@@ -60,8 +60,8 @@ CASES = [  # (case, history, sweep_best, maximize, rule expected to prune or Non
      0.9, True, None),
     ("flat, no trial completed yet", objective(0.3, 0.5, 0.4, 0.45, 0.4, 0.42, 0.41), None,
      True, None),
-    ("a healthy slow starter: gains late", objective(0.1, 0.1, 0.1, 0.1, 0.1, 0.25, 0.4), 0.9,
-     True, None),
+    ("a healthy slow starter: gains late", objective(0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3), 0.9,
+     True, None),  # at twice its pace it reaches 0.9 exactly (0.3 - 0.2 rounds below 0.1)
     ("a slow starter gaining too slowly to matter", objective(0.1, 0.1, 0.1, 0.1, 0.1, 0.12,
                                                              0.14), 0.9, True, "stagnation"),
     ("flat within the warm-up", objective(0.5, 0.4, 0.4, 0.4, 0.4), 0.9, True, None),
@@ -125,6 +125,18 @@ def test_pace_leaves_a_slow_starter_whose_samples_still_spread_out():
     assert verdict(spreading, PACE, STEPS, True, 0.99) is None
     stuck = bloomer((0.001, 0.04), (0.001, 0.04), (0.033, 0.2), (0.04, 0.15))
     assert reason_kind(verdict(stuck, PACE, STEPS, True, 0.99)) == "stagnation"
+
+
+def test_pace_leaves_no_gain_at_all_to_patience():
+    """A trial that has not gained since its first evaluation is judged by `patience` (4 here),
+    not by its pace of 0: two flat evaluations are not enough; with patience 1, one is."""
+    flat = History(tuple(Point(s, 0.5) for s in (600, 700, 800)))
+    assert verdict(flat, RULES, STEPS, True, 0.9) is None
+    worse_fd = History(tuple(Point(s, v) for s, v in ((600, 100.0), (700, 110.0), (800, 120.0))))
+    assert verdict(worse_fd, RULES, STEPS, False, 50.0) is None
+    quick = HealthSpec(None, None, Stagnation(patience=1, warmup=0.0, pace=0))
+    assert reason_kind(verdict(History((Point(500, 0.5), Point(600, 0.4))), quick, STEPS, True,
+                               0.9)) == "stagnation"
 
 
 def test_the_pace_reason_says_how_far_it_would_get():
