@@ -41,6 +41,7 @@ budget: {trials: TRIALS, steps: STEPS, eval_every: 10, log_every: 2}
 sampler: {name: random, seed: 0}
 resources: {cpus_per_trial: 1}
 fixed: {sleep_s: SLEEP}
+health: false  # recovery is the subject: every trial must complete, even one stuck at its floor
 space:
   x: {type: float, low: -2.0, high: 2.0}
   y: {type: float, low: -2.0, high: 2.0}
