@@ -97,23 +97,28 @@ def best(name, as_json, storage) -> None:
                    + ", ".join(f"step {step}" for step, _ in found["schedule"]))
 
 
-def _expected_best(study, goals: list[dict[str, str]]) -> None:
-    """Would more trials help? One line, for one objective and enough complete trials."""
-    from orchestrator.study.expected import ASSUMES, shown, summary_line
+def _expected(study, goals: list[dict[str, str]]):
+    """Would more trials help? The estimate, for one objective and enough complete trials."""
+    from orchestrator.study.expected import shown
 
-    goal = goals[0]
-    found = shown(study.get_trials(deepcopy=False), goal["metric"],
-                  goal["direction"] == "maximize") if len(goals) == 1 else None
+    return shown(study.get_trials(deepcopy=False), goals[0]["metric"],
+                 goals[0]["direction"] == "maximize") if len(goals) == 1 else None
+
+
+def _expected_best(study, goals: list[dict[str, str]]) -> None:
+    """The estimate as the status line, with what it assumes."""
+    from orchestrator.study.expected import ASSUMES, summary_line
+
+    found = _expected(study, goals)
     if found is not None:
         click.echo(f"{summary_line(found)}\n  ({ASSUMES})")
 
 
 def _expected_json(study, goals: list[dict[str, str]]) -> dict | None:
-    """The same estimate as the status line, for `--json`: at 2x the complete trials."""
-    from orchestrator.study.expected import ASSUMES, shown
+    """The same estimate for `--json`: at 2x the complete trials."""
+    from orchestrator.study.expected import ASSUMES
 
-    found = shown(study.get_trials(deepcopy=False), goals[0]["metric"],
-                  goals[0]["direction"] == "maximize") if len(goals) == 1 else None
+    found = _expected(study, goals)
     if found is None:
         return None
     mean, low, high = found.at_double()
