@@ -217,10 +217,7 @@ def compare_health(args) -> None:
                     rows.append(row)
                     continue
                 off, on = row["off"], row["on"]
-                row["steps_saved"] = round(1 - on["steps"] / off["steps"], 3)
-                row["confirmed_not_worse"] = _not_worse(
-                    on["confirmed_mean"], off["confirmed_mean"],
-                    higher_is_better=spec.objective.direction == "maximize")
+                row.update(_compared(off, on, spec.objective.direction == "maximize"))
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k not in ("off", "on")}),
                       file=sys.stderr, flush=True)
@@ -357,6 +354,14 @@ def replay_file(path: str, health: str) -> None:
               file=sys.stderr)
 
 
+def _compared(off: dict, on: dict, maximize: bool) -> dict:
+    """The on arm against the off arm: the share of steps it saved, and whether its confirmed
+    best is as good."""
+    return {"steps_saved": round(1 - on["steps"] / off["steps"], 3),
+            "confirmed_not_worse": _not_worse(on["confirmed_mean"], off["confirmed_mean"],
+                                              higher_is_better=maximize)}
+
+
 def merge_files(off_path: str, on_path: str) -> None:
     """One table from arms run apart: rows paired by (dataset, seed), each off sweep replayed
     through the default rules as they are now."""
@@ -370,10 +375,7 @@ def merge_files(off_path: str, on_path: str) -> None:
         off = row["off"]
         recorded = off["replay"]["histories"]
         off["replay"] = {**replay(recorded, HealthSpec()), "histories": recorded}
-        rows.append({**row, "on": on, "steps_saved": round(1 - on["steps"] / off["steps"], 3),
-                     "confirmed_not_worse": _not_worse(on["confirmed_mean"],
-                                                       off["confirmed_mean"],
-                                                       higher_is_better=recorded["maximize"])})
+        rows.append({**row, "on": on, **_compared(off, on, recorded["maximize"])})
     print(json.dumps({"rows": [{k: v for k, v in r.items() if k not in ("off", "on")}
                                for r in rows]}, indent=2))
     _health_table(rows)
