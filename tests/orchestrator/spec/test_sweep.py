@@ -13,12 +13,13 @@ def test_shipped_ring8_spec_loads():
     assert spec.name == spec.experiment == "ring8"
     assert spec.objective.metric == "eval/score" and spec.objective.direction == "maximize"
     assert spec.budget.steps % spec.budget.eval_every == 0
-    assert {p.name for p in spec.space} >= {"lr_g", "lr_d", "loss", "gp_weight", "d_steps"}
+    assert {p.name for p in spec.space} >= {"lr_g", "lr_d", "loss", "r1_weight", "clusters"}
     confirm = spec.budget.confirm  # `make demo` promotes a config confirmed on fresh seeds
     assert (confirm.top, confirm.seeds) == (2, 3)
 
 
-@pytest.mark.parametrize("path", ["search_spaces/grid25.yaml", "search_spaces/digits-dcgan.yaml"])
+@pytest.mark.parametrize("path", ["search_spaces/ring8.yaml", "search_spaces/ring8-pbt.yaml",
+                                  "search_spaces/grid25.yaml", "search_spaces/digits-dcgan.yaml"])
 def test_every_shipped_spec_loads_and_its_params_build_a_trainer_config(path):
     import optuna
 
