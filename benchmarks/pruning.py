@@ -30,12 +30,13 @@ confirmed best as good, and the off arm's best never pruned.
     RAY_AUTH_MODE=disabled .venv/bin/python benchmarks/pruning.py --compare health
         [--datasets grid25 digits] [--seeds 0 1 2] [--trials 24] [--steps 4000]
         [--eval-every 500] [--confirm-top 2] [--confirm-seeds 3] [--space wide]
-        [--health-arms off on]
+        [--health-arms off on] [--sampler random]
 
 `--space wide` sweeps benchmarks/spaces/{grid25,digits}-wide.yaml instead: untuned ranges (as a
 user's first sweep), which hold trials that fail. `--health-arms off` then `--health-arms on`
 runs the arms apart; `--merge OFF.json ON.json` prints their table; `--replay OFF.json --health
-YAML` runs other rules over the off sweeps' recorded evaluations, with no sweep.
+YAML` runs other rules over the off sweeps' recorded evaluations, with no sweep. `--sampler
+random` draws every trial at random (TPE by default), so failing regions stay in the sweep.
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ def main() -> None:
     parser.add_argument("--space", choices=["shipped", "wide"], default="shipped",
                         help="--compare health: the shipped (tuned) spaces, or the wide ones of "
                              "benchmarks/spaces/ (a user's first sweep, with failures in it)")
+    parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe",
+                        help="--compare health: who draws the trials; random keeps drawing "
+                             "where trials fail, as a random sweep (W&B's, Ray Tune's "
+                             "default) does all along")
     parser.add_argument("--health-arms", nargs="+", choices=["off", "on"], default=["off", "on"],
                         help="--compare health: which arms to run (off alone: its replay only)")
     parser.add_argument("--merge", nargs=2, metavar=("OFF", "ON"),
@@ -203,12 +208,14 @@ def compare_health(args) -> None:
             source = (GRID25 if dataset == "grid25" else DIGITS) if args.space == "shipped" \
                 else WIDE / f"{dataset}-wide.yaml"
             for seed in args.seeds:
-                row = {"dataset": dataset, "seed": seed, "space": args.space}
+                row = {"dataset": dataset, "seed": seed, "space": args.space,
+                       "sampler": args.sampler}
                 for arm, health in (("off", False), ("on", True)):
                     if arm not in args.health_arms:
                         continue
                     spec = grid25_spec(f"{dataset}-health-{arm}-{seed}", args.trials,
-                                       args.steps, args.eval_every, "tpe", seed, "none",
+                                       args.steps, args.eval_every, args.sampler, seed,
+                                       "none",
                                        health, {"top": args.confirm_top,
                                                 "seeds": args.confirm_seeds}, source)
                     result = run_sweep(spec, analyse=partial(_analyse, replay=not health))
