@@ -36,7 +36,8 @@ confirmed best as good, and the off arm's best never pruned.
 user's first sweep), which hold trials that fail. `--health-arms off` then `--health-arms on`
 runs the arms apart; `--merge OFF.json ON.json` prints their table; `--replay OFF.json --health
 YAML` runs other rules over the off sweeps' recorded evaluations, with no sweep. `--sampler
-random` draws every trial at random (TPE by default), so failing regions stay in the sweep.
+random` draws the trials at random (TPE by default; a space's `enqueue` points still come first),
+so failing regions stay in the sweep.
 """
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ def main() -> None:
                         help="--compare health: the shipped (tuned) spaces, or the wide ones of "
                              "benchmarks/spaces/ (a user's first sweep, with failures in it)")
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe",
-                        help="--compare health: who draws the trials; random keeps drawing "
-                             "where trials fail, as a random sweep (W&B's, Ray Tune's "
+                        help="who draws the trials; with --compare health, random keeps "
+                             "drawing where trials fail, as a random sweep (W&B's, Ray Tune's "
                              "default) does all along")
     parser.add_argument("--health-arms", nargs="+", choices=["off", "on"], default=["off", "on"],
                         help="--compare health: which arms to run (off alone: its replay only)")
@@ -142,7 +143,7 @@ def main() -> None:
             if name not in args.arms:
                 continue
             spec = grid25_spec(f"grid25-pruning-{name}", args.trials, args.steps,
-                               args.eval_every, "tpe", args.seed, arm_pruner)  # health off
+                               args.eval_every, args.sampler, args.seed, arm_pruner)  # no health
             arms[name] = run_sweep(spec).summary()
     finally:
         ray.shutdown()
@@ -370,13 +371,16 @@ def _compared(off: dict, on: dict, maximize: bool) -> dict:
 
 
 def merge_files(off_path: str, on_path: str) -> None:
-    """One table from arms run apart: rows paired by (dataset, seed), each off sweep replayed
-    through the default rules as they are now."""
-    ons = {(r["dataset"], r["seed"]): r["on"] for r in json.loads(Path(on_path).read_text())[
-        "rows"] if "on" in r}
+    """One table from arms run apart: rows paired by dataset, seed, space and sampler (arms of
+    other sweeps are left out), each off sweep replayed through the default rules as they are
+    now."""
+    def key(row: dict) -> tuple:  # the same sweep: data, sampler seed, space and sampler
+        return row["dataset"], row["seed"], row.get("space", "shipped"), row.get("sampler", "tpe")
+
+    ons = {key(r): r["on"] for r in json.loads(Path(on_path).read_text())["rows"] if "on" in r}
     rows = []
     for row in json.loads(Path(off_path).read_text())["rows"]:
-        on = ons.get((row["dataset"], row["seed"]))
+        on = ons.get(key(row))
         if "off" not in row or on is None:
             continue
         off = row["off"]

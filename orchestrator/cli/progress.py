@@ -62,8 +62,9 @@ class SweepProgress:
 
 # What a good value is, for the objectives of the shipped specs and the built-in metrics
 GOOD_VALUES = {
-    "eval/score": "PacGAN score: modes x high-quality share x exp(-reverse KL); about 0.989 is "
-                  "perfect on ring8",
+    "eval/score": "PacGAN score: modes x high-quality share x exp(-reverse KL); about 0.989 for "
+                  "points spread as the data's, up to 1 for points tighter than the data's "
+                  "(an EMA generator), which the score does not tell apart",
     "eval/reverse_kl": "KL of the data's modes from the generated ones; 0 is perfect",
     "eval/modes": "modes covered (8 on ring8, 25 on grid25)",
     "eval/fd": "Frechet distance in the dataset's classifier features; lower is better, and "
